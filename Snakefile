@@ -1,0 +1,21 @@
+# softdigits: from raw digit corpora to the paper's tables and figures.
+# The stages live in rules/*.smk; all logic lives in the softdigits package.
+
+configfile: "workflow_config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpora.smk"
+include: "rules/dedup.smk"
+include: "rules/generator.smk"
+include: "rules/cartography.smk"
+include: "rules/selection.smk"
+include: "rules/annotation.smk"
+include: "rules/training.smk"
+include: "rules/evaluation.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,5 @@
+# Stage 'annotation': rules land with its issue.
+
+
+def annotation_targets():
+    return []

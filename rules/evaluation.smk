@@ -1,0 +1,5 @@
+# Stage 'evaluation': rules land with its issue.
+
+
+def evaluation_targets():
+    return []

@@ -1,0 +1,5 @@
+# Stage 'selection': rules land with its issue.
+
+
+def selection_targets():
+    return []

@@ -1,0 +1,219 @@
+"""Atomic file output and the Parquet data contracts shared by every stage.
+
+Every writer in the package goes through `atomic_path`: the file is written
+under a temporary name in the same folder and renamed into place only when
+complete, so a killed job never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+N_PIXELS = 784
+N_DIGITS = 10
+N_HUMAN_CLASSES = 11  # ten digits plus the not-a-digit ("NaN") class
+NOT_A_DIGIT = 10
+
+
+class DataContractError(ValueError):
+    """A table does not have the columns, types or shapes its contract requires."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` on success.
+
+    On any exception the temporary file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(obj, path: str | os.PathLike) -> None:
+    write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n", path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_table(
+    table: pa.Table | pd.DataFrame,
+    path: str | os.PathLike,
+    metadata: Mapping[str, object] | None = None,
+) -> None:
+    """Write a Parquet file atomically; `metadata` is stored as JSON under b"softdigits"."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    if metadata:
+        existing = dict(table.schema.metadata or {})
+        existing[b"softdigits"] = json.dumps(metadata, sort_keys=True, default=_json_default).encode()
+        table = table.replace_schema_metadata(existing)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The JSON metadata written by `write_table` (empty dict when none)."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"softdigits")
+    return json.loads(raw) if raw else {}
+
+
+# ---------------------------------------------------------------- images table
+
+IMAGES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("source", pa.string()),
+        ("source_split", pa.string()),
+        ("source_index", pa.int64()),
+        ("pixels", pa.list_(pa.uint8(), N_PIXELS)),
+        ("label", pa.int64()),
+        ("label_dist", pa.list_(pa.float32(), N_DIGITS)),
+        ("sha256", pa.string()),
+    ]
+)
+
+
+def pixel_sha256(pixels: np.ndarray) -> list[str]:
+    """Hex SHA-256 of each image's 784 uint8 pixels (row-major bytes)."""
+    import hashlib
+
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1, N_PIXELS)
+    return [hashlib.sha256(row.tobytes()).hexdigest() for row in pixels]
+
+
+def images_table(
+    *,
+    source: str,
+    source_split: np.ndarray | list[str],
+    source_index: np.ndarray,
+    pixels: np.ndarray,
+    label: np.ndarray,
+    label_dist: np.ndarray | None = None,
+    image_id: list[str] | None = None,
+) -> pa.Table:
+    """Build a table in the images contract from arrays.
+
+    `image_id` defaults to "{source}:{source_split}:{source_index}".
+    `label_dist` defaults to the one-hot of `label` (all zeros where label is -1).
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise DataContractError(f"pixels must be uint8, got {pixels.dtype}")
+    pixels = pixels.reshape(len(pixels), N_PIXELS)
+    n = len(pixels)
+    source_split = np.broadcast_to(np.asarray(source_split, dtype=object), (n,))
+    source_index = np.asarray(source_index, dtype=np.int64)
+    label = np.asarray(label, dtype=np.int64)
+    if label_dist is None:
+        label_dist = np.zeros((n, N_DIGITS), dtype=np.float32)
+        has = label >= 0
+        label_dist[np.flatnonzero(has), label[has]] = 1.0
+    label_dist = np.asarray(label_dist, dtype=np.float32).reshape(n, N_DIGITS)
+    if image_id is None:
+        image_id = [f"{source}:{s}:{i}" for s, i in zip(source_split, source_index)]
+    table = pa.table(
+        {
+            "image_id": pa.array(image_id, pa.string()),
+            "source": pa.array([source] * n, pa.string()),
+            "source_split": pa.array(list(source_split), pa.string()),
+            "source_index": pa.array(source_index, pa.int64()),
+            "pixels": _fixed_list(pixels.reshape(-1), pa.uint8(), N_PIXELS),
+            "label": pa.array(label, pa.int64()),
+            "label_dist": _fixed_list(label_dist.reshape(-1), pa.float32(), N_DIGITS),
+            "sha256": pa.array(pixel_sha256(pixels), pa.string()),
+        },
+        schema=IMAGES_SCHEMA,
+    )
+    validate_images(table)
+    return table
+
+
+def _fixed_list(flat: np.ndarray, value_type: pa.DataType, size: int) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, value_type), size)
+
+
+def validate_images(table: pa.Table, path: str | os.PathLike | None = None) -> None:
+    """Raise DataContractError naming the file and the column when `table` breaks the contract."""
+    where = f"{path}: " if path else ""
+    missing = [f.name for f in IMAGES_SCHEMA if f.name not in table.column_names]
+    if missing:
+        raise DataContractError(f"{where}images table lacks column(s) {missing}")
+    for field in IMAGES_SCHEMA:
+        got = table.schema.field(field.name).type
+        if got != field.type:
+            raise DataContractError(
+                f"{where}column {field.name!r} has type {got}, expected {field.type}"
+            )
+    ids = table.column("image_id").to_pandas()
+    if ids.duplicated().any():
+        dup = ids[ids.duplicated()].iloc[0]
+        raise DataContractError(f"{where}image_id {dup!r} occurs more than once")
+
+
+def read_images(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Read and validate an images table (all contract columns are read)."""
+    table = pq.read_table(path)
+    validate_images(table, path)
+    return table.select(columns) if columns else table
+
+
+def pixels_array(table: pa.Table) -> np.ndarray:
+    """The `pixels` column as an (n, 784) uint8 array, without a Python loop."""
+    col = table.column("pixels").combine_chunks()
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, N_PIXELS)
+
+
+def vectors_array(table: pa.Table, column: str) -> np.ndarray:
+    """A fixed-size list column (e.g. `label_dist`, `soft_label`) as a 2-D float array."""
+    col = table.column(column).combine_chunks()
+    if pa.types.is_fixed_size_list(col.type):
+        width = col.type.list_size
+    else:
+        width = len(col[0].as_py()) if len(col) else 0
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+def vectors_column(values: np.ndarray, value_type: pa.DataType = pa.float32()) -> pa.FixedSizeListArray:
+    """A 2-D array as a fixed-size list column (the inverse of `vectors_array`)."""
+    values = np.asarray(values)
+    return _fixed_list(values.reshape(-1), value_type, values.shape[1])

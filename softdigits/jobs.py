@@ -1,0 +1,39 @@
+"""Plumbing for the `script:` entry points: logging to the rule's log, thread caps."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def start(snakemake) -> logging.Logger:
+    """Send logging and uncaught errors of a job to its `log:` file and cap its threads.
+
+    Every script calls this first. Threads come from the rule's `threads:` so
+    that parallel jobs do not oversubscribe the cores.
+    """
+    log_path = Path(str(snakemake.log[0]))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]
+    root.setLevel(logging.INFO)
+    threads = int(getattr(snakemake, "threads", 1) or 1)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+    def excepthook(kind, value, tb):
+        root.error("job failed", exc_info=(kind, value, tb))
+
+    sys.excepthook = excepthook
+    return logging.getLogger(f"softdigits.{snakemake.rule}")
+
+
+def torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads (import deferred: not every job needs torch)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))

@@ -1,0 +1,64 @@
+"""Shared fixtures: a scratch copy of the workflow and a runner for the Snakemake CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# What a workflow run needs; results and caches are left behind.
+WORKFLOW_PARTS = ["Snakefile", "workflow_config.yaml", "config", "rules", "scripts",
+                  "schemas", "envs", "resources", "report", "softdigits"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow (not its results) into `dest` and return it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "downloads", "*.pyc")
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=ignore, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real Snakemake CLI in `workdir` with the tiny test config."""
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule name -> number of jobs that a dry run would execute."""
+    proc = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    jobs: dict[str, int] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.fixture
+def workflow_copy(tmp_path: Path) -> Path:
+    return copy_workflow(tmp_path / "workflow")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole tiny-config workflow, run once per test session; returns its folder."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny") / "workflow")
+    snakemake(workdir, "--cores", "2")
+    return workdir
