@@ -217,3 +217,17 @@ def vectors_column(values: np.ndarray, value_type: pa.DataType = pa.float32()) -
     """A 2-D array as a fixed-size list column (the inverse of `vectors_array`)."""
     values = np.asarray(values)
     return _fixed_list(values.reshape(-1), value_type, values.shape[1])
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+    """A GitHub-flavoured Markdown table of `df` (index dropped; floats formatted)."""
+
+    def cell(v) -> str:
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else floatfmt.format(v)
+        return str(v)
+
+    header = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
