@@ -4,6 +4,9 @@
 configfile: "workflow_config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/corpora.smk"
 include: "rules/dedup.smk"

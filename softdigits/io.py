@@ -42,6 +42,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp creates 0600; outputs are ordinary files others may read.
+        if tmp.exists():
+            tmp.chmod(0o644)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -73,8 +76,12 @@ def write_table(
     table: pa.Table | pd.DataFrame,
     path: str | os.PathLike,
     metadata: Mapping[str, object] | None = None,
+    **parquet_options,
 ) -> None:
-    """Write a Parquet file atomically; `metadata` is stored as JSON under b"softdigits"."""
+    """Write a Parquet file atomically; `metadata` is stored as JSON under b"softdigits".
+
+    `parquet_options` go to `pyarrow.parquet.write_table` (e.g. compression).
+    """
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
     if metadata:
@@ -82,7 +89,7 @@ def write_table(
         existing[b"softdigits"] = json.dumps(metadata, sort_keys=True, default=_json_default).encode()
         table = table.replace_schema_metadata(existing)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **parquet_options)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

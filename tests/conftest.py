@@ -29,7 +29,11 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real Snakemake CLI in `workdir` with the tiny test config."""
+    """Run the real Snakemake CLI in `workdir` with the tiny test config.
+
+    `--configfile` takes every following word as a file, so targets must come
+    after another option (callers put options first, targets last).
+    """
     cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", *args]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     if check and proc.returncode != 0:
@@ -49,6 +53,16 @@ def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Unit tests train tiny models: one thread avoids oversubscribing CI's 2 cores."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
