@@ -1,5 +1,142 @@
-# Stage 'corpora': rules land with its issue.
+# Stage 'corpora': each source corpus, downloaded (checksum-verified) or taken from
+# an offline copy, becomes results/corpora/{corpus}.parquet in the images contract.
+from softdigits.download import download_plan
+
+DOWNLOADS = "resources/downloads"
+# Trust-on-first-use sums for files the config gives no checksum (see softdigits/download.py).
+CHECKSUM_LOCKS = "resources/checksums"
+CORPORA_CONFIG = config["corpora"]
+# corpus -> config file name -> local path, for the corpora whose origin is download.
+DOWNLOAD_PATHS = download_plan(CORPORA_CONFIG, DOWNLOADS)
+# local path -> {url, checksum}
+DOWNLOAD_SPECS = {
+    path: CORPORA_CONFIG[corpus]["files"][name]
+    for corpus, paths in DOWNLOAD_PATHS.items()
+    for name, path in paths.items()
+}
+MUKHOTI_INPUTS = (
+    {"generated": f"{RESULTS}/generator/mukhoti_corpus.parquet"}
+    if CORPORA_CONFIG["mukhoti"]["origin"] == "generate"
+    else DOWNLOAD_PATHS.get("mukhoti", {})
+)
 
 
 def corpora_targets():
-    return []
+    return [f"{RESULTS}/corpora/{corpus}.parquet" for corpus in CORPORA]
+
+
+# The file is fixed by its URL and verified checksum, so an edit of the package code
+# must not fetch it again (nor fail offline): its code input is marked ancient.
+rule download_file:
+    output:
+        f"{DOWNLOADS}/{{corpus}}/{{filename}}",
+    input:
+        code=ancient(code("download")),
+    params:
+        url=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["url"],
+        checksum=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["checksum"],
+        lock=lambda wc: f"{CHECKSUM_LOCKS}/{wc.corpus}/{wc.filename}.sha256",
+    wildcard_constraints:
+        filename=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    log:
+        f"{LOGS}/download_file/{{corpus}}/{{filename}}.log",
+    benchmark:
+        f"{BENCHMARKS}/download_file/{{corpus}}/{{filename}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=256,
+    localrule: True
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/download_file.py"
+
+
+rule corpus_mnist:
+    input:
+        **DOWNLOAD_PATHS.get("mnist", {}),
+        code=code("sources", "download"),
+    output:
+        f"{RESULTS}/corpora/mnist.parquet",
+    params:
+        origin=CORPORA_CONFIG["mnist"]["origin"],
+        limit_per_split=CORPORA_CONFIG["mnist"]["limit_per_split"],
+        idx_checksums=CORPORA_CONFIG["mnist"]["idx_checksums"],
+    log:
+        f"{LOGS}/corpus_mnist.log",
+    benchmark:
+        f"{BENCHMARKS}/corpus_mnist.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/corpus_mnist.py"
+
+
+rule corpus_mukhoti:
+    input:
+        **MUKHOTI_INPUTS,
+        code=code("sources", "download"),
+    output:
+        f"{RESULTS}/corpora/mukhoti.parquet",
+    params:
+        origin=CORPORA_CONFIG["mukhoti"]["origin"],
+        limit_per_split=CORPORA_CONFIG["mukhoti"]["limit_per_split"],
+    log:
+        f"{LOGS}/corpus_mukhoti.log",
+    benchmark:
+        f"{BENCHMARKS}/corpus_mukhoti.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/corpus_mukhoti.py"
+
+
+rule corpus_ardis:
+    input:
+        **DOWNLOAD_PATHS.get("ardis", {}),
+        code=code("sources", "download"),
+    output:
+        f"{RESULTS}/corpora/ardis.parquet",
+    params:
+        origin=CORPORA_CONFIG["ardis"]["origin"],
+        limit_per_split=CORPORA_CONFIG["ardis"]["limit_per_split"],
+    log:
+        f"{LOGS}/corpus_ardis.log",
+    benchmark:
+        f"{BENCHMARKS}/corpus_ardis.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/corpus_ardis.py"
+
+
+rule corpus_weiss:
+    input:
+        **DOWNLOAD_PATHS.get("weiss", {}),
+        code=code("sources", "download"),
+    output:
+        f"{RESULTS}/corpora/weiss.parquet",
+    params:
+        origin=CORPORA_CONFIG["weiss"]["origin"],
+        limit_per_split=CORPORA_CONFIG["weiss"]["limit_per_split"],
+        keep_splits=CORPORA_CONFIG["weiss"]["keep_splits"],
+    log:
+        f"{LOGS}/corpus_weiss.log",
+    benchmark:
+        f"{BENCHMARKS}/corpus_weiss.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/corpus_weiss.py"

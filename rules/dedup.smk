@@ -1,5 +1,42 @@
-# Stage 'dedup': rules land with its issue.
+# Stage 'dedup': exact (and optionally near-) duplicates removed within and across
+# the enabled corpora, with a duplicates table and a train-test leakage report.
+# Every de-duplicated corpus depends on all enabled corpora: one job does them all.
 
 
 def dedup_targets():
-    return []
+    return list(rules.dedup.output)
+
+
+rule dedup:
+    input:
+        corpora=expand(f"{RESULTS}/corpora/{{corpus}}.parquet", corpus=CORPORA),
+        code=code("dedup"),
+    output:
+        corpora=expand(f"{RESULTS}/dedup/{{corpus}}.parquet", corpus=CORPORA),
+        duplicates=f"{RESULTS}/dedup/duplicates.parquet",
+        duplicates_csv=report(
+            f"{RESULTS}/dedup/duplicates.csv",
+            caption="../report/dedup_duplicates.rst",
+            category="Corpora",
+        ),
+        leakage_csv=report(
+            f"{RESULTS}/dedup/leakage.csv",
+            caption="../report/dedup_leakage.rst",
+            category="Corpora",
+        ),
+        leakage_md=f"{RESULTS}/dedup/leakage.md",
+    params:
+        corpora=CORPORA,
+        priority=config["dedup"]["corpus_priority"],
+        near_duplicates=config["dedup"]["near_duplicates"],
+    log:
+        f"{LOGS}/dedup.log",
+    benchmark:
+        f"{BENCHMARKS}/dedup.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/dedup.py"

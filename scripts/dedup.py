@@ -1,0 +1,15 @@
+"""Rule dedup: remove duplicate images within and across corpora; report leakage."""
+from softdigits import dedup, jobs
+
+log = jobs.start(snakemake)
+params = snakemake.params
+dedup.run(
+    inputs=dict(zip(params.corpora, snakemake.input.corpora)),
+    outputs=dict(zip(params.corpora, snakemake.output.corpora)),
+    duplicates=snakemake.output.duplicates,
+    duplicates_csv=snakemake.output.duplicates_csv,
+    leakage_csv=snakemake.output.leakage_csv,
+    leakage_md=snakemake.output.leakage_md,
+    priority=list(params.priority),
+    near=dedup.NearDuplicates(**params.near_duplicates),
+)

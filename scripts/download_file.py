@@ -1,0 +1,11 @@
+"""Rule download_file: fetch one source file, verified by its checksum (or checksum lock)."""
+from softdigits import jobs
+from softdigits.download import download
+
+jobs.start(snakemake)
+download(
+    snakemake.params.url,
+    snakemake.output[0],
+    checksum=snakemake.params.checksum,
+    lock=snakemake.params.lock,
+)

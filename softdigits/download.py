@@ -1,0 +1,180 @@
+"""Checksum-verified downloads.
+
+A file is fetched under a temporary name beside its destination and moved into
+place only once its checksum matches, so a failed or corrupted download never
+leaves a file behind. Checksums are written `"md5:<hex>"` or `"sha256:<hex>"`.
+
+Some sources publish no checksum (Weiss's CSV, the ARDIS archive). For those the
+config holds `null`, and verification falls back to trust-on-first-use: the
+first download records its sha256 in a lock file, and every later download of
+the same file must match it. The lock is never skipped silently: recording one
+is logged as a warning that says how to pin the sum in the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from softdigits.io import atomic_path, write_text
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = {"md5": 32, "sha256": 64}  # name -> hex digest length
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+class DownloadError(RuntimeError):
+    """A download failed: the message names the URL and why."""
+
+
+class ChecksumError(DownloadError):
+    """Content does not match its expected checksum: the message gives both sums."""
+
+
+def parse_checksum(spec: str) -> tuple[str, str]:
+    """Split `"md5:<hex>"` into ("md5", "<hex>"), checking the algorithm and length."""
+    algorithm, _, digest = str(spec).partition(":")
+    digest = digest.lower()
+    if algorithm not in ALGORITHMS or not re.fullmatch(f"[0-9a-f]{{{ALGORITHMS[algorithm]}}}", digest):
+        raise ValueError(
+            f"bad checksum {spec!r}: expected 'md5:<32 hex>' or 'sha256:<64 hex>'"
+        )
+    return algorithm, digest
+
+
+def digest_bytes(data: bytes, algorithm: str) -> str:
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+def digest_file(path: str | os.PathLike, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_bytes(data: bytes, expected: str, what: str) -> None:
+    """Raise ChecksumError naming `what` and both sums when `data` does not match."""
+    algorithm, want = parse_checksum(expected)
+    got = digest_bytes(data, algorithm)
+    if got != want:
+        raise ChecksumError(f"{what}: {algorithm} is {got}, expected {want}")
+
+
+def verify_file(path: str | os.PathLike, expected: str, what: str) -> None:
+    algorithm, want = parse_checksum(expected)
+    got = digest_file(path, algorithm)
+    if got != want:
+        raise ChecksumError(f"{what}: {algorithm} is {got}, expected {want}")
+
+
+def url_filename(url: str) -> str:
+    """The file name a URL is saved under (last path segment, query ignored)."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if not FILENAME.fullmatch(name):
+        raise ValueError(f"cannot derive a plain file name from URL {url!r} (got {name!r})")
+    return name
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    checksum: str | None,
+    lock: str | os.PathLike | None = None,
+    timeout: float = TIMEOUT_S,
+) -> str:
+    """Fetch `url` to `dest`, verified by `checksum` (or by the lock when it is None).
+
+    Returns the file's sha256. With `checksum=None`, `lock` is required: if it
+    exists, the file must match the sha256 it records for this URL; if not, the
+    sha256 of this first download is recorded there.
+    """
+    dest = Path(dest)
+    if checksum is not None:
+        parse_checksum(checksum)  # fail on a malformed sum before any traffic
+        expected = checksum
+    else:
+        if lock is None:
+            raise ValueError(f"{url}: no checksum given and no lock file to record one in")
+        expected = _read_lock(Path(lock), url)
+
+    with atomic_path(dest) as tmp:
+        _fetch(url, tmp, timeout)
+        sha256 = digest_file(tmp, "sha256")
+        if expected is not None:
+            verify_file(tmp, expected, f"download of {url}")
+    log.info("downloaded %s -> %s (sha256:%s)", url, dest, sha256)
+
+    if checksum is None and expected is None:
+        write_text(f"sha256:{sha256} {url}\n", lock)
+        log.warning(
+            "%s has no pinned checksum: recorded sha256:%s in %s; later downloads must "
+            "match it. Pin it by putting checksum: 'sha256:%s' in the config.",
+            url, sha256, lock, sha256,
+        )
+    return sha256
+
+
+def _read_lock(lock: Path, url: str) -> str | None:
+    """The checksum a lock file pins for `url`, or None when there is no lock yet."""
+    if not lock.exists():
+        return None
+    parts = lock.read_text().split()
+    if len(parts) != 2:
+        raise DownloadError(f"{lock}: malformed checksum lock (expected 'sha256:<hex> <url>')")
+    recorded, locked_url = parts
+    parse_checksum(recorded)
+    if locked_url != url:
+        raise DownloadError(
+            f"{lock} pins the file from {locked_url}, but the config now asks for {url}: "
+            "put the new file's checksum in the config, or delete the lock to record it anew"
+        )
+    return recorded
+
+
+def _fetch(url: str, path: Path, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "softdigits"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as out:
+            expected_size = response.headers.get("Content-Length")
+            size = 0
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                size += len(chunk)
+    except urllib.error.HTTPError as err:
+        raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+    except urllib.error.URLError as err:
+        raise DownloadError(f"download of {url} failed: cannot connect ({err.reason})") from None
+    except (socket.timeout, TimeoutError, ConnectionError) as err:
+        raise DownloadError(f"download of {url} failed: {type(err).__name__}: {err}") from None
+    if expected_size is not None and int(expected_size) != size:
+        raise DownloadError(
+            f"download of {url} is truncated: got {size} bytes, server announced {expected_size}"
+        )
+
+
+def download_plan(corpora: dict, root: str) -> dict[str, dict[str, str]]:
+    """corpus -> config file name -> local path, for each corpus whose origin is download.
+
+    `corpora` is the config's `corpora` section; files go to `{root}/{corpus}/{file name}`.
+    """
+    plan = {}
+    for corpus, spec in corpora.items():
+        if spec["origin"] != "download":
+            continue
+        paths = {name: f"{root}/{corpus}/{url_filename(f['url'])}" for name, f in spec["files"].items()}
+        if len(set(paths.values())) != len(paths):
+            raise ValueError(f"config corpora.{corpus}.files: two URLs end in the same file name")
+        plan[corpus] = paths
+    return plan

@@ -1,0 +1,171 @@
+"""Hash de-duplication and the leakage report, on small tables and on the real MNIST."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import yaml
+
+from softdigits import dedup, io, sources
+from softdigits.dedup import NearDuplicates
+
+REPO = Path(__file__).resolve().parents[1]
+PRIORITY = ["mnist", "mukhoti", "ardis", "weiss"]
+
+
+def image(value: int, *changes: tuple[int, int]) -> np.ndarray:
+    """A 784-pixel image: a plain stripe pattern `value`, with (pixel, new value) changes."""
+    pixels = np.zeros(784, dtype=np.uint8)
+    pixels[(value * 37) % 700:(value * 37) % 700 + 60] = 200
+    pixels[value % 28::28] = 90  # a column per value keeps the pooled keys apart
+    for index, new in changes:
+        pixels[index] = new
+    return pixels
+
+
+def corpus(name: str, rows: list[tuple[str, int, np.ndarray]]):
+    """An images table from (split, source_index, pixels) rows; label = index % 10."""
+    return io.images_table(
+        source=name,
+        source_split=[r[0] for r in rows],
+        source_index=np.array([r[1] for r in rows]),
+        pixels=np.stack([r[2] for r in rows]),
+        label=np.array([r[1] % 10 for r in rows]),
+    )
+
+
+@pytest.fixture
+def tables():
+    return {
+        # test:1 leaks train:0; train:3 copies train:2; test:0 is unique.
+        "ardis": corpus("ardis", [("test", 1, image(1)), ("train", 0, image(1)), ("train", 2, image(2)),
+                                  ("train", 3, image(2)), ("test", 0, image(3))]),
+        # train:5 also occurs in ardis; train:6 occurs in ardis (as test:0).
+        "mnist": corpus("mnist", [("train", 5, image(2)), ("train", 6, image(3)), ("test", 0, image(4))]),
+    }
+
+
+def test_exact_duplicates_keep_the_first_by_corpus_split_and_index(tables):
+    result = dedup.deduplicate(tables, PRIORITY)
+    dup = result.duplicates.set_index("dropped_image_id")
+    assert dup["kept_image_id"].to_dict() == {
+        "ardis:test:1": "ardis:train:0",
+        "ardis:train:2": "mnist:train:5",
+        "ardis:train:3": "mnist:train:5",
+        "ardis:test:0": "mnist:train:6",
+    }
+    assert "ardis:train:0" not in dup.index  # the training copy of a leak is kept
+    assert dup["reason"].to_dict() == {
+        "ardis:test:1": "within_corpus_exact",
+        "ardis:train:2": "cross_corpus_exact",
+        "ardis:train:3": "cross_corpus_exact",
+        "ardis:test:0": "cross_corpus_exact",
+    }
+    assert result.kept["ardis"].column("image_id").to_pylist() == ["ardis:train:0"]
+    assert result.kept["mnist"].equals(tables["mnist"])
+    assert list(result.duplicates.columns) == dedup.DUPLICATE_COLUMNS
+    assert (result.duplicates["mean_abs_diff"] == 0).all()
+
+
+def test_priority_decides_which_corpus_keeps_a_shared_image(tables):
+    result = dedup.deduplicate(tables, ["ardis", "mnist"])
+    dup = result.duplicates.set_index("dropped_image_id")
+    assert dup.loc["mnist:train:5", "kept_image_id"] == "ardis:train:2"
+    assert dup.loc["ardis:train:3", "reason"] == "within_corpus_exact"
+    assert dup.loc["ardis:test:1", "kept_image_id"] == "ardis:train:0"
+    assert result.kept["ardis"].column("image_id").to_pylist() == ["ardis:train:0", "ardis:train:2", "ardis:test:0"]
+
+
+def test_leakage_counts(tables):
+    leak = dedup.deduplicate(tables, PRIORITY).leakage.set_index("corpus")
+    assert leak.loc["ardis"].dropna().to_dict() == {  # shared_with_ardis is blank for ardis itself
+        "n_images": 5, "n_train": 3, "n_test": 2, "n_distinct": 3, "test_in_train": 1,
+        "dropped_within_corpus_exact": 1, "dropped_cross_corpus_exact": 3,
+        "dropped_within_corpus_near": 0, "dropped_cross_corpus_near": 0,
+        "n_kept": 1, "shared_with_mnist": 3,
+    }
+    assert leak.loc["mnist", "shared_with_ardis"] == 2
+    assert leak.loc["mnist", "test_in_train"] == 0 and leak.loc["mnist", "n_kept"] == 3
+
+
+def test_a_corpus_missing_from_the_priority_is_an_error(tables):
+    with pytest.raises(ValueError, match=r"corpora \['ardis'\] are missing from the dedup priority"):
+        dedup.deduplicate(tables, ["mnist"])
+
+
+def test_near_duplicates_only_when_enabled():
+    base = image(5)
+    t = {"weiss": corpus("weiss", [
+        ("train", 0, base),
+        ("train", 1, image(5, (3, 4))),        # 1 pixel off by 4: mean diff 4/784
+        ("train", 2, image(5, *[(i, 20) for i in range(0, 28 * 8, 28)])),  # 8 pixels off by 20: 160/784
+        ("train", 3, image(9)),
+    ])}
+    assert dedup.deduplicate(t, PRIORITY).duplicates.empty
+    near = NearDuplicates(enabled=True, max_mean_abs_diff=0.1)
+    result = dedup.deduplicate(t, PRIORITY, near)
+    dup = result.duplicates.set_index("dropped_image_id")
+    assert list(dup.index) == ["weiss:train:1"]
+    assert dup.loc["weiss:train:1", "reason"] == "within_corpus_near"
+    assert dup.loc["weiss:train:1", "kept_image_id"] == "weiss:train:0"
+    assert dup.loc["weiss:train:1", "mean_abs_diff"] == pytest.approx(4 / 784)
+    loose = dedup.deduplicate(t, PRIORITY, NearDuplicates(enabled=True, max_mean_abs_diff=5.0))
+    assert set(loose.duplicates["dropped_image_id"]) >= {"weiss:train:1"}
+    assert "weiss:train:3" not in set(loose.duplicates["dropped_image_id"])
+
+
+def test_near_duplicates_across_corpora_come_after_exact_ones(tables):
+    tables["weiss"] = corpus("weiss", [("train", 0, image(4, (700, 3)))])  # near mnist:test:0
+    result = dedup.deduplicate(tables, PRIORITY, NearDuplicates(enabled=True, max_mean_abs_diff=0.5))
+    dup = result.duplicates.set_index("dropped_image_id")
+    assert dup.loc["weiss:train:0", "reason"] == "cross_corpus_near"
+    assert dup.loc["weiss:train:0", "kept_image_id"] == "mnist:test:0"
+    assert result.leakage.set_index("corpus").loc["weiss", "dropped_cross_corpus_near"] == 1
+
+
+def test_a_stored_hash_that_does_not_match_the_pixels_is_an_error(tables):
+    bad = tables["mnist"].set_column(7, "sha256", pa.array(["0" * 64] * 3))
+    with pytest.raises(io.DataContractError, match="corpus mnist: sha256 of mnist:train:5 does not match"):
+        dedup.deduplicate({"mnist": bad}, PRIORITY)
+
+
+def test_near_duplicate_settings_are_checked():
+    with pytest.raises(ValueError, match="pool 5 does not divide 28"):
+        NearDuplicates(pool=5)
+
+
+def test_run_writes_every_output_deterministically(tables, tmp_path):
+    inputs = {}
+    for name, table in tables.items():
+        inputs[name] = tmp_path / f"in_{name}.parquet"
+        io.write_table(table, inputs[name], metadata={"corpus": name})
+
+    def run(folder: Path):
+        out = {name: folder / f"{name}.parquet" for name in tables}
+        dedup.run(inputs, out, folder / "duplicates.parquet", folder / "duplicates.csv",
+                  folder / "leakage.csv", folder / "leakage.md", PRIORITY, NearDuplicates())
+        return out
+
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    for name in tables:
+        assert io.read_images(first[name]).equals(io.read_images(second[name]))
+        meta = io.read_metadata(first[name])
+        assert meta["corpus"] == name and meta["dedup"]["n_before"] == tables[name].num_rows
+    for f in ("duplicates.csv", "leakage.csv", "leakage.md"):
+        assert (tmp_path / "a" / f).read_text() == (tmp_path / "b" / f).read_text()
+    assert len(pd.read_parquet(tmp_path / "a" / "duplicates.parquet")) == 4
+    md = (tmp_path / "a" / "leakage.md").read_text()
+    assert "| ardis | 5 | 3 | 2 | 3 | 1 |" in md and "4 images dropped in total" in md
+
+
+def test_mnist_has_no_duplicates():
+    checksums = yaml.safe_load((REPO / "workflow_config.yaml").read_text())["corpora"]["mnist"]["idx_checksums"]
+    mnist = sources.mnist_from_package(checksums)
+    result = dedup.deduplicate({"mnist": mnist}, PRIORITY)
+    assert result.duplicates.empty
+    leak = result.leakage.iloc[0]
+    assert (leak["n_images"], leak["n_distinct"], leak["test_in_train"], leak["n_kept"]) == (70_000, 70_000, 0, 70_000)
