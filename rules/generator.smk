@@ -1,5 +1,177 @@
-# Stage 'generator': rules land with its issue.
+# Stage 'generator': Ambiguous-MNIST regenerated offline with the DDU recipe
+# (Mukhoti et al.): VAE -> labelling ensemble -> scored candidate pool -> entropy-
+# stratified selection. Active when config corpora.mukhoti.origin is "generate";
+# corpus_mukhoti then reads results/generator/mukhoti_corpus.parquet.
+
+GENERATOR = config["generator"]
+GENERATOR_OUT = f"{RESULTS}/generator"
+MNIST_CORPUS = f"{RESULTS}/corpora/mnist.parquet"  # raw MNIST: the dedup stage reads our output
+ENSEMBLE_MEMBERS = expand(
+    f"{GENERATOR_OUT}/ensemble/member{{member}}.pt", member=range(GENERATOR["ensemble"]["members"])
+)
 
 
 def generator_targets():
-    return []
+    if config["corpora"]["mukhoti"]["origin"] != "generate":
+        return []
+    return [
+        f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
+        f"{GENERATOR_OUT}/mukhoti_records.parquet",
+        f"{GENERATOR_OUT}/ensemble_accuracy.csv",
+        f"{GENERATOR_OUT}/figures/samples_by_entropy.png",
+        f"{GENERATOR_OUT}/figures/entropy_histogram.png",
+    ]
+
+
+rule generator_vae:
+    input:
+        mnist=MNIST_CORPUS,
+        code=code("generator", "training"),
+    output:
+        vae=f"{GENERATOR_OUT}/vae.pt",
+        history=f"{GENERATOR_OUT}/vae_history.csv",
+    params:
+        vae=GENERATOR["vae"],
+        seed=GENERATOR["seed"],
+    log:
+        f"{LOGS}/generator_vae.log",
+    benchmark:
+        f"{BENCHMARKS}/generator_vae.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/generator_vae.py"
+
+
+# One job per member: on a few cores the members train side by side.
+rule generator_ensemble_member:
+    input:
+        mnist=MNIST_CORPUS,
+        code=code("generator", "training", "models"),
+    output:
+        checkpoint=f"{GENERATOR_OUT}/ensemble/member{{member}}.pt",
+        summary=f"{GENERATOR_OUT}/ensemble/member{{member}}.json",
+    params:
+        member=lambda wc: int(wc.member),
+        settings={k: v for k, v in GENERATOR["ensemble"].items() if k != "members"},
+        seed=GENERATOR["seed"],
+    wildcard_constraints:
+        member=r"\d+",
+    log:
+        f"{LOGS}/generator_ensemble_member/member{{member}}.log",
+    benchmark:
+        f"{BENCHMARKS}/generator_ensemble_member/member{{member}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/generator_ensemble_member.py"
+
+
+rule generator_ensemble:
+    input:
+        mnist=MNIST_CORPUS,
+        members=ENSEMBLE_MEMBERS,
+        summaries=[p.replace(".pt", ".json") for p in ENSEMBLE_MEMBERS],
+        code=code("generator", "training", "models"),
+    output:
+        accuracy=f"{GENERATOR_OUT}/ensemble_accuracy.csv",
+    log:
+        f"{LOGS}/generator_ensemble.log",
+    benchmark:
+        f"{BENCHMARKS}/generator_ensemble.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/generator_ensemble.py"
+
+
+rule generator_pool:
+    input:
+        mnist=MNIST_CORPUS,
+        vae=rules.generator_vae.output.vae,
+        members=ENSEMBLE_MEMBERS,
+        code=code("generator", "training", "models"),
+    output:
+        pool=f"{GENERATOR_OUT}/pool.parquet",
+        summary=f"{GENERATOR_OUT}/pool_summary.json",
+    params:
+        mixing=GENERATOR["mixing"],
+        filter=GENERATOR["filter"],
+        seed=GENERATOR["seed"],
+    log:
+        f"{LOGS}/generator_pool.log",
+    benchmark:
+        f"{BENCHMARKS}/generator_pool.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/generator_pool.py"
+
+
+rule generator_select:
+    input:
+        mnist=MNIST_CORPUS,
+        pool=rules.generator_pool.output.pool,
+        code=code("generator", "training", "models"),
+    output:
+        corpus=f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
+        records=f"{GENERATOR_OUT}/mukhoti_records.parquet",
+        bins=f"{GENERATOR_OUT}/selection_bins.csv",
+    params:
+        stratify=GENERATOR["stratify"],
+        seed=GENERATOR["seed"],
+    log:
+        f"{LOGS}/generator_select.log",
+    benchmark:
+        f"{BENCHMARKS}/generator_select.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/generator_select.py"
+
+
+rule generator_figures:
+    input:
+        corpus=rules.generator_select.output.corpus,
+        bins=rules.generator_select.output.bins,
+        code=code("generator_plots"),
+    output:
+        samples=report(
+            f"{GENERATOR_OUT}/figures/samples_by_entropy.png",
+            caption="../report/generator_samples_by_entropy.rst",
+            category="Corpora",
+        ),
+        histogram=report(
+            f"{GENERATOR_OUT}/figures/entropy_histogram.png",
+            caption="../report/generator_entropy_histogram.rst",
+            category="Corpora",
+        ),
+    params:
+        stratify=GENERATOR["stratify"],
+        seed=GENERATOR["seed"],
+    log:
+        f"{LOGS}/generator_figures.log",
+    benchmark:
+        f"{BENCHMARKS}/generator_figures.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/generator_figures.py"
