@@ -1,5 +1,96 @@
-# Stage 'cartography': rules land with its issue.
+# Stage 'cartography': training dynamics of a small network on every enabled corpus,
+# then the data map (confidence, variability, correctness, region) and its figure.
+# Training and region assignment are separate jobs, so a threshold change reruns the
+# (cheap) regions and what follows, never the training.
+CARTOGRAPHY = config["cartography"]
+CARTOGRAPHY_DIR = f"{RESULTS}/cartography"
+
+
+def cartography_corpus(wildcards):
+    return CARTOGRAPHY["corpora"][wildcards.corpus]
 
 
 def cartography_targets():
-    return []
+    return [
+        f"{CARTOGRAPHY_DIR}/{corpus}/{name}"
+        for corpus in CORPORA
+        for name in ("dynamics.parquet", "data_map.parquet", "regions.csv", "data_map.png")
+    ]
+
+
+rule cartography_train:
+    input:
+        images=f"{RESULTS}/dedup/{{corpus}}.parquet",
+        code=code("cartography", "models", "training"),
+    output:
+        dynamics=f"{CARTOGRAPHY_DIR}/{{corpus}}/dynamics.parquet",
+    params:
+        model=CARTOGRAPHY["model"],
+        target=CARTOGRAPHY["target"],
+        seeds=CARTOGRAPHY["seeds"],
+        batch_size=CARTOGRAPHY["batch_size"],
+        lr=CARTOGRAPHY["lr"],
+        epochs=lambda wc: cartography_corpus(wc)["epochs"],
+    log:
+        f"{LOGS}/cartography_train/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/cartography_train/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/cartography_train.py"
+
+
+rule cartography_regions:
+    input:
+        dynamics=rules.cartography_train.output.dynamics,
+        code=code("cartography"),
+    output:
+        data_map=f"{CARTOGRAPHY_DIR}/{{corpus}}/data_map.parquet",
+        regions=f"{CARTOGRAPHY_DIR}/{{corpus}}/regions.csv",
+    params:
+        thresholds=lambda wc: cartography_corpus(wc)["thresholds"],
+    log:
+        f"{LOGS}/cartography_regions/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/cartography_regions/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/cartography_regions.py"
+
+
+rule cartography_plot:
+    input:
+        data_map=rules.cartography_regions.output.data_map,
+        code=code("cartography", "plots"),
+    output:
+        report(
+            f"{CARTOGRAPHY_DIR}/{{corpus}}/data_map.png",
+            caption="../report/cartography_data_map.rst",
+            category="Cartography",
+            labels={"corpus": "{corpus}"},
+        ),
+    params:
+        thresholds=lambda wc: cartography_corpus(wc)["thresholds"],
+        epochs=lambda wc: cartography_corpus(wc)["epochs"],
+        seeds=CARTOGRAPHY["seeds"],
+        model=CARTOGRAPHY["model"],
+        target=CARTOGRAPHY["target"],
+    log:
+        f"{LOGS}/cartography_plot/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/cartography_plot/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/cartography_plot.py"

@@ -1,5 +1,118 @@
-# Stage 'selection': rules land with its issue.
+# Stage 'selection': which images of each study corpus are annotated and their split,
+# as an integer program over (digit, region, split) counts (PuLP + CBC); and the
+# corpus-size sensitivity of the paper's Appendix A.1 (Table 5), which justifies the
+# 150-easy-images-per-digit minimum of the selection.
+SELECTION = config["selection"]
+CORPUS_SIZE = config["corpus_size"]
+
+_no_budget = [c for c in STUDY_CORPORA if c not in SELECTION["corpora"]]
+if _no_budget:
+    raise ValueError(f"config selection.corpora lacks an entry (budget, min_easy_per_digit_train) for {_no_budget}")
+
+
+def corpus_size_images(wildcards):
+    if "mnist" not in CORPORA:
+        raise ValueError("the corpus-size analysis (config corpus_size, Table 5) needs corpora.mnist enabled")
+    return f"{RESULTS}/dedup/mnist.parquet"
 
 
 def selection_targets():
-    return []
+    return (
+        [f"{RESULTS}/selection/{corpus}{suffix}" for corpus in STUDY_CORPORA
+         for suffix in (".parquet", "_strata.csv", "_strata.md")]
+        + corpus_size_targets()
+    )
+
+
+def corpus_size_targets():
+    if "mnist" not in CORPORA:  # Table 5 is an MNIST analysis
+        return []
+    return [f"{RESULTS}/corpus_size/runs.parquet"] + [f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv", "parquet")]
+
+
+rule selection_solve:
+    input:
+        data_map=f"{RESULTS}/cartography/{{corpus}}/data_map.parquet",
+        images=f"{RESULTS}/dedup/{{corpus}}.parquet",
+        code=code("cartography", "selection"),
+    output:
+        selection=f"{RESULTS}/selection/{{corpus}}.parquet",
+        strata_csv=report(
+            f"{RESULTS}/selection/{{corpus}}_strata.csv",
+            caption="../report/selection_strata.rst",
+            category="Selection",
+            labels={"corpus": "{corpus}"},
+        ),
+        strata_md=f"{RESULTS}/selection/{{corpus}}_strata.md",
+    params:
+        budget=lambda wc: SELECTION["corpora"][wc.corpus]["budget"],
+        min_easy_per_digit_train=lambda wc: SELECTION["corpora"][wc.corpus]["min_easy_per_digit_train"],
+        region_weights=SELECTION["region_weights"],
+        seed=SELECTION["seed"],
+        time_limit_s=SELECTION["time_limit_s"],
+    log:
+        f"{LOGS}/selection_solve/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/selection_solve/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/selection.yaml"
+    script:
+        "../scripts/selection_solve.py"
+
+
+# One job per size with all its repetitions: torch start-up (~2 s) stays small
+# against even the smallest size's training, and sizes run in parallel.
+rule corpus_size_run:
+    input:
+        images=corpus_size_images,
+        code=code("corpus_size", "models", "training"),
+    output:
+        runs=f"{RESULTS}/corpus_size/runs/k{{size}}.parquet",
+    params:
+        repetitions=CORPUS_SIZE["repetitions"],
+        seed=CORPUS_SIZE["seed"],
+        model=CORPUS_SIZE["model"],
+        epochs=CORPUS_SIZE["epochs"],
+        batch_size=CORPUS_SIZE["batch_size"],
+        lr=CORPUS_SIZE["lr"],
+    wildcard_constraints:
+        size=r"\d+",
+    log:
+        f"{LOGS}/corpus_size_run/k{{size}}.log",
+    benchmark:
+        f"{BENCHMARKS}/corpus_size_run/k{{size}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/corpus_size_run.py"
+
+
+rule corpus_size_table:
+    input:
+        runs=expand(f"{RESULTS}/corpus_size/runs/k{{size}}.parquet", size=CORPUS_SIZE["samples_per_digit"]),
+        code=code("corpus_size"),
+    output:
+        runs=f"{RESULTS}/corpus_size/runs.parquet",
+        md=f"{RESULTS}/tables/table5.md",
+        csv=report(f"{RESULTS}/tables/table5.csv", caption="../report/corpus_size_table5.rst",
+                   category="Corpus size (Table 5)"),
+        parquet=f"{RESULTS}/tables/table5.parquet",
+    params:
+        repetitions=CORPUS_SIZE["repetitions"],  # for the caption
+    log:
+        f"{LOGS}/corpus_size_table.log",
+    benchmark:
+        f"{BENCHMARKS}/corpus_size_table.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/corpus_size_table.py"

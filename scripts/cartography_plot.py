@@ -1,0 +1,20 @@
+"""Cartography, step 3: the data map figure, coloured by correctness, with the regions drawn."""
+from softdigits.jobs import start
+
+log = start(snakemake)
+
+import pandas as pd  # noqa: E402
+
+from softdigits.plots import plot_data_map  # noqa: E402
+
+p = snakemake.params
+plot_data_map(
+    pd.read_parquet(snakemake.input.data_map, columns=["confidence", "variability", "correctness", "region"]),
+    snakemake.output[0],
+    color="correctness",
+    color_label="correctness (fraction of epochs right)",
+    thresholds=dict(p.thresholds),
+    title=f"Data map: {snakemake.wildcards.corpus}",
+    footer=f"{p.model} trained on {p.target}, {p.epochs} epochs x seeds {list(p.seeds)}, pooled. "
+    "Gold = the corpus label; no human labels involved.",
+)

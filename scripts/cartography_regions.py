@@ -1,0 +1,19 @@
+"""Cartography, step 2: the data map (confidence, variability, correctness, region) per image."""
+from softdigits.jobs import start
+
+log = start(snakemake)
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from softdigits.cartography import Thresholds, data_map, data_map_table, region_counts  # noqa: E402
+from softdigits.io import read_metadata, write_csv, write_table  # noqa: E402
+
+thresholds = Thresholds(**snakemake.params.thresholds)
+dynamics = pq.read_table(snakemake.input.dynamics)
+df = data_map(dynamics, thresholds, where=f"{snakemake.input.dynamics}: ")
+counts = region_counts(df)
+log.info("images per digit and region:\n%s", counts.to_string())
+meta = read_metadata(snakemake.input.dynamics)
+meta.update(thresholds=dict(snakemake.params.thresholds), variability="population std (ddof=0)")
+write_table(data_map_table(df), snakemake.output.data_map, metadata=meta)
+write_csv(counts.reset_index(), snakemake.output.regions)

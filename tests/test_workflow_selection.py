@@ -1,0 +1,117 @@
+"""Cartography, selection and Table 5 through the real Snakemake CLI on the tiny config.
+
+An overlay switches Ambiguous-MNIST off (its generator is another stage), so the
+run needs only the MNIST package copy. After one real run, dry runs show what a
+config change reruns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import copy_workflow, dry_run_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TARGETS = [
+    "results/cartography/mnist/data_map.png", "results/cartography/mnist/regions.csv",
+    "results/selection/mnist.parquet", "results/selection/mnist_strata.csv", "results/selection/mnist_strata.md",
+    "results/corpus_size/runs.parquet", "results/tables/table5.md", "results/tables/table5.csv",
+    "results/tables/table5.parquet",
+]
+OVERLAY = {"study": {"corpora": ["mnist"]}, "corpora": {"mukhoti": {"origin": "off"}}}
+
+
+def overlay(workdir: Path, name: str, **changes) -> list[str]:
+    """CLI arguments: the tiny config plus OVERLAY updated with `changes` (one level deep)."""
+    config = {key: dict(value) for key, value in OVERLAY.items()}
+    for key, value in changes.items():
+        config.setdefault(key, {}).update(value)
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return ["--configfile", "config/test.yaml", name]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("selection") / "workflow")
+    snakemake(workdir, *overlay(workdir, "base.yaml"), "--cores", "2", *TARGETS)
+    return workdir
+
+
+def test_outputs_follow_their_contracts(run):
+    dynamics = pq.read_table(run / "results/cartography/mnist/dynamics.parquet")
+    assert dynamics.column_names == ["seed", "epoch", "image_id", "gold", "p_gold", "correct", "probs"]
+    assert dynamics.num_rows == 1000 * 10  # 1 seed x 10 epochs x 1,000 images (tiny config)
+
+    data_map = pd.read_parquet(run / "results/cartography/mnist/data_map.parquet")
+    assert list(data_map.columns) == ["image_id", "digit", "confidence", "variability", "correctness",
+                                      "region", "mean_probs"]
+    assert len(data_map) == 1000 and data_map["image_id"].is_unique
+    assert set(data_map["region"]) <= {"easy", "ambiguous", "hard", "other"}
+    assert np.stack(data_map["mean_probs"]).shape == (1000, 10)
+
+    selection = pd.read_parquet(run / "results/selection/mnist.parquet")
+    assert list(selection.columns) == ["image_id", "digit", "region", "split"]
+    assert selection["split"].value_counts().to_dict() == {"train": 60, "val": 20, "test": 20}
+    assert selection["image_id"].is_unique and selection["image_id"].isin(data_map["image_id"]).all()
+    easy_train = selection.query("split == 'train' and region == 'easy'")["digit"].value_counts()
+    assert (easy_train.reindex(range(10), fill_value=0) >= 3).all()
+    strata = pd.read_csv(run / "results/selection/mnist_strata.csv")
+    assert strata.groupby("split")["count"].sum().to_dict() == {"test": 20, "train": 60, "val": 20}
+    log = (run / "results/logs/selection_solve/mnist.log").read_text()
+    assert "solver status: Optimal" in log and "objective" in log
+
+    runs = pd.read_parquet(run / "results/corpus_size/runs.parquet")
+    assert sorted(runs["samples_per_digit"].unique()) == [5, 10] and len(runs) == 4
+    table5 = pd.read_csv(run / "results/tables/table5.csv")
+    assert list(table5.columns) == ["Samples per digit (class):", "5", "10"]
+    assert (run / "results/cartography/mnist/data_map.png").stat().st_size > 0
+
+
+def test_nothing_to_do_after_the_run(run):
+    assert dry_run_jobs(run, *overlay(run, "same.yaml"), "--cores", "1", *TARGETS) == {}
+
+
+def test_a_threshold_change_reruns_regions_and_selection_not_the_training(run):
+    changed = {"corpora": {"mnist": {"epochs": 10, "thresholds": {
+        "confidence_high": 0.55, "confidence_low": 0.3, "variability_low": 0.25, "variability_high": 0.3}}}}
+    jobs = dry_run_jobs(run, *overlay(run, "threshold.yaml", cartography=changed), "--cores", "1", *TARGETS)
+    assert jobs.get("cartography_regions") == 1 and jobs.get("selection_solve") == 1
+    assert jobs.get("cartography_plot") == 1
+    assert "cartography_train" not in jobs and "corpus_size_run" not in jobs
+
+
+def test_a_budget_change_reruns_only_the_selection(run):
+    changed = {"corpora": {"mnist": {"budget": {"train": 50, "val": 20, "test": 20}, "min_easy_per_digit_train": 3}}}
+    jobs = dry_run_jobs(run, *overlay(run, "budget.yaml", selection=changed), "--cores", "1", *TARGETS)
+    assert jobs == {"selection_solve": 1}
+
+
+def test_more_repetitions_rerun_only_the_corpus_size_jobs(run):
+    jobs = dry_run_jobs(run, *overlay(run, "reps.yaml", corpus_size={"repetitions": 3}), "--cores", "1", *TARGETS)
+    assert set(jobs) == {"corpus_size_run", "corpus_size_table"} and jobs["corpus_size_run"] == 2
+
+
+def test_an_infeasible_budget_fails_with_the_reason_and_no_output(run, tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    for part in ("results/dedup", "results/cartography"):
+        src = run / part
+        for path in src.rglob("*"):
+            if path.is_file():
+                dest = workdir / path.relative_to(run)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(path.read_bytes())
+    changed = {"corpora": {"mnist": {"budget": {"train": 60, "val": 20, "test": 20}, "min_easy_per_digit_train": 7}}}
+    args = overlay(workdir, "infeasible.yaml", selection=changed)
+    proc = snakemake(workdir, *args, "--cores", "1", "--touch", "results/cartography/mnist/data_map.parquet")
+    proc = snakemake(workdir, *args, "--cores", "1", "results/selection/mnist.parquet", check=False)
+    assert proc.returncode != 0
+    log = (workdir / "results/logs/selection_solve/mnist.log").read_text()
+    assert "over by 10" in log and "min_easy" in log  # 10 digits x 7 easy = 70 > 60 train images
+    assert not (workdir / "results/selection/mnist.parquet").exists()
