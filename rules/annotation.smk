@@ -1,5 +1,234 @@
-# Stage 'annotation': rules land with its issue.
+# Stage 'annotation': campaign export, answers (simulated panel | real campaign |
+# released aggregates), QC + aggregation, the study table and the dataset statistics.
+# config annotation.origin picks where the answers come from; only its rules exist.
+
+ANNOTATION = config["annotation"]
+LABELS_ORIGIN = ANNOTATION["origin"]
+GOLD_CORPUS = ANNOTATION["campaign"]["gold_corpus"]
+LABELS_NOTE = {
+    "simulated": "SIMULATED annotators (a generative model, not human data)",
+    "campaign": "a real annotation campaign (human annotators)",
+    "released": "the released soft-digits aggregates (human annotators; no per-annotator data)",
+}[LABELS_ORIGIN]
+
+if LABELS_ORIGIN != "released" and GOLD_CORPUS not in STUDY_CORPORA:
+    raise ValueError(
+        f"config annotation.campaign.gold_corpus={GOLD_CORPUS!r} must be one of study.corpora "
+        f"{STUDY_CORPORA} (its cartography data map picks the gold attention checks)"
+    )
+if LABELS_ORIGIN == "released" and ANNOTATION["released_download"]["url"]:
+    # Fetched by the checksum-verified download_file rule of the corpora stage.
+    _released = Path(ANNOTATION["released_file"])
+    if _released.parent.parent != Path(DOWNLOADS):
+        raise ValueError(
+            f"config annotation.released_file={str(_released)!r} must be {DOWNLOADS}/<folder>/<name> "
+            "when annotation.released_download.url is set"
+        )
+    DOWNLOAD_SPECS[str(_released)] = ANNOTATION["released_download"]
+if LABELS_ORIGIN == "campaign":
+    _missing = [c for c in STUDY_CORPORA if c not in ANNOTATION["answers"]]
+    if _missing:
+        raise ValueError(f"config annotation.answers lacks an answers file for {_missing}")
 
 
 def annotation_targets():
-    return []
+    targets = expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA)
+    targets += [
+        f"{RESULTS}/tables/table1.md",
+        f"{RESULTS}/tables/table1_vs_paper.md",
+        f"{RESULTS}/tables/annotations_per_image.md",
+        f"{RESULTS}/tables/appendix_b_correlations.md",
+    ]
+    if LABELS_ORIGIN != "released":
+        targets += expand(f"{RESULTS}/annotation/{{corpus}}/labels.parquet", corpus=STUDY_CORPORA)
+    return targets
+
+
+def generation_records(wildcards):
+    """The generator's records when this corpus was generated offline (else nothing)."""
+    if config["corpora"].get(wildcards.corpus, {}).get("origin") == "generate":
+        return {"records": f"{RESULTS}/generator/{wildcards.corpus}_records.parquet"}
+    return {}
+
+
+def raw_annotations(corpus):
+    return f"{RESULTS}/annotation/{corpus}/raw_annotations.parquet"
+
+
+rule annotation_export:
+    input:
+        selection=f"{RESULTS}/selection/{{corpus}}.parquet",
+        images=f"{RESULTS}/dedup/{{corpus}}.parquet",
+        gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
+        gold_data_map=f"{RESULTS}/cartography/{GOLD_CORPUS}/data_map.parquet",
+        code=code("annotation", "aggregation"),
+    output:
+        campaign=directory(f"{RESULTS}/annotation/{{corpus}}/campaign"),
+    params:
+        campaign=ANNOTATION["campaign"],
+        seed=ANNOTATION["seed"],
+    log:
+        f"{LOGS}/annotation_export/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/annotation_export/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/annotation_export.py"
+
+
+if LABELS_ORIGIN == "simulated":
+
+    rule annotation_simulate:
+        input:
+            unpack(generation_records),
+            campaign=f"{RESULTS}/annotation/{{corpus}}/campaign",
+            images=f"{RESULTS}/dedup/{{corpus}}.parquet",
+            gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
+            code=code("annotation", "aggregation", "annotator_simulation"),
+        output:
+            raw=raw_annotations("{corpus}"),
+        params:
+            simulation=ANNOTATION["simulation"],
+            seed=ANNOTATION["seed"],
+        log:
+            f"{LOGS}/annotation_simulate/{{corpus}}.log",
+        benchmark:
+            f"{BENCHMARKS}/annotation_simulate/{{corpus}}.tsv"
+        threads: 2
+        resources:
+            mem_mb=6000,
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/annotation_simulate.py"
+
+
+if LABELS_ORIGIN == "campaign":
+
+    rule annotation_import:
+        input:
+            answers=lambda wc: ANNOTATION["answers"][wc.corpus],
+            campaign=f"{RESULTS}/annotation/{{corpus}}/campaign",
+            code=code("annotation", "aggregation"),
+        output:
+            raw=raw_annotations("{corpus}"),
+            report=f"{RESULTS}/annotation/{{corpus}}/import_report.json",
+        params:
+            on_bad_rows=ANNOTATION["on_bad_rows"],
+        log:
+            f"{LOGS}/annotation_import/{{corpus}}.log",
+        benchmark:
+            f"{BENCHMARKS}/annotation_import/{{corpus}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=3000,
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/annotation_import.py"
+
+
+if LABELS_ORIGIN != "released":
+
+    rule aggregate_labels:
+        input:
+            raw=raw_annotations("{corpus}"),
+            code=code("annotation", "aggregation", "cli"),
+        output:
+            labels=f"{RESULTS}/annotation/{{corpus}}/labels.parquet",
+            qc=f"{RESULTS}/annotation/{{corpus}}/qc.json",
+        log:
+            f"{LOGS}/aggregate_labels/{{corpus}}.log",
+        benchmark:
+            f"{BENCHMARKS}/aggregate_labels/{{corpus}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=3000,
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/aggregate_labels.py"
+
+
+def study_inputs(wildcards):
+    corpus = wildcards.corpus
+    inputs = {
+        "images": f"{RESULTS}/dedup/{corpus}.parquet",
+        "data_map": f"{RESULTS}/cartography/{corpus}/data_map.parquet",
+    }
+    if LABELS_ORIGIN == "released":
+        inputs["released"] = ANNOTATION["released_file"]
+    else:
+        inputs["selection"] = f"{RESULTS}/selection/{corpus}.parquet"
+        inputs["labels"] = f"{RESULTS}/annotation/{corpus}/labels.parquet"
+    return inputs
+
+
+rule study_table:
+    input:
+        unpack(study_inputs),
+        code=code("annotation", "aggregation"),
+    output:
+        study=f"{RESULTS}/study/{{corpus}}.parquet",
+    params:
+        origin=LABELS_ORIGIN,
+    log:
+        f"{LOGS}/study_table/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/study_table/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/study_table.py"
+
+
+rule dataset_stats:
+    input:
+        study=expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA),
+        raw=(
+            expand(raw_annotations("{corpus}"), corpus=STUDY_CORPORA)
+            if LABELS_ORIGIN != "released"
+            else []
+        ),
+        paper_table1="resources/annotation/paper_table1.csv",
+        code=code("dataset_stats", "aggregation"),
+    output:
+        table1_md=report(f"{RESULTS}/tables/table1.md", caption="../report/annotation_table1.rst",
+                         category="Annotation"),
+        table1_csv=f"{RESULTS}/tables/table1.csv",
+        table1_parquet=f"{RESULTS}/tables/table1.parquet",
+        compare_md=report(f"{RESULTS}/tables/table1_vs_paper.md",
+                          caption="../report/annotation_table1_vs_paper.rst", category="Annotation"),
+        compare_csv=f"{RESULTS}/tables/table1_vs_paper.csv",
+        compare_parquet=f"{RESULTS}/tables/table1_vs_paper.parquet",
+        per_image_md=f"{RESULTS}/tables/annotations_per_image.md",
+        per_image_csv=f"{RESULTS}/tables/annotations_per_image.csv",
+        per_image_parquet=f"{RESULTS}/tables/annotations_per_image.parquet",
+        per_image_png=report(f"{RESULTS}/tables/annotations_per_image.png",
+                             caption="../report/annotation_per_image.rst", category="Annotation"),
+        corr_md=report(f"{RESULTS}/tables/appendix_b_correlations.md",
+                       caption="../report/annotation_correlations.rst", category="Annotation"),
+        corr_csv=f"{RESULTS}/tables/appendix_b_correlations.csv",
+        corr_parquet=f"{RESULTS}/tables/appendix_b_correlations.parquet",
+    params:
+        corpora=STUDY_CORPORA,
+        origin=LABELS_ORIGIN,
+        labels_note=LABELS_NOTE,
+    log:
+        f"{LOGS}/dataset_stats.log",
+    benchmark:
+        f"{BENCHMARKS}/dataset_stats.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/dataset_stats.py"

@@ -1,0 +1,14 @@
+"""Rule annotation_simulate: a SIMULATED annotator panel answers the exported campaign."""
+from softdigits import annotator_simulation, jobs
+
+jobs.start(snakemake)
+annotator_simulation.run(
+    corpus=snakemake.wildcards.corpus,
+    campaign_dir=snakemake.input.campaign,
+    images_path=snakemake.input.images,
+    gold_images_path=snakemake.input.gold_images,
+    records_path=snakemake.input.get("records"),
+    raw_out=snakemake.output.raw,
+    simulation=dict(snakemake.params.simulation),
+    seed=snakemake.params.seed,
+)
