@@ -1,5 +1,53 @@
-# Stage 'training': rules land with its issue.
+# Stage 'training': the grid {corpus} x {model} x {target} x {seed}; each job trains
+# both regimes of one cell (test-set performance, then training dynamics), so the
+# Python + torch start-up is paid once per two trainings, and a new seed, model or
+# target adds only its own jobs. Threads 1: `--cores N` trains N cells at a time.
+
+import json
+
+RUNS = f"{RESULTS}/training/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
+TRAINING_GRID_KEYS = ("models", "targets", "seeds")
+
+
+def training_settings():
+    """The training section minus the grid lists: the params every cell's outputs depend on.
+
+    The lists stay out so that adding a seed (model, target) does not rerun the other cells;
+    keys are sorted so that reordering the config file does not rerun anything either.
+    """
+    settings = {k: v for k, v in config["training"].items() if k not in TRAINING_GRID_KEYS}
+    return json.loads(json.dumps(settings, sort_keys=True))
 
 
 def training_targets():
-    return []
+    t = config["training"]
+    return expand(
+        f"{RUNS}/{{name}}",
+        corpus=STUDY_CORPORA, model=t["models"], target=t["targets"], seed=t["seeds"],
+        name=[Path(f).name for f in rules.train_run.output],
+    )
+
+
+rule train_run:
+    input:
+        study=f"{RESULTS}/study/{{corpus}}.parquet",
+        code=code("models", "training", "grid"),
+    output:
+        test_performance_history=f"{RUNS}/test_performance_history.parquet",
+        test_performance_predictions=f"{RUNS}/test_performance_predictions.parquet",
+        dynamics_history=f"{RUNS}/dynamics_history.parquet",
+        dynamics_predictions=f"{RUNS}/dynamics_predictions.parquet",
+        manifest=f"{RUNS}/manifest.json",
+    params:
+        settings=training_settings(),
+    log:
+        f"{LOGS}/train_run/{{corpus}}/{{model}}/{{target}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_run/{{corpus}}/{{model}}/{{target}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_run.py"

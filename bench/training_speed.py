@@ -1,0 +1,256 @@
+"""How fast is the training grid? Prints ratios and an honest extrapolation.
+
+1. The same runs trained two ways in this process: the pipeline's loop
+   (softdigits.grid/training: in-memory batches, fused Adam, dynamics from the
+   training pass, validation loss only) versus a plain reference loop written the
+   way such code usually is (DataLoader over a TensorDataset, torch.optim.Adam,
+   a full evaluation pass over train and val every epoch, textbook LeNet layer
+   order, one run at a time).
+2. Per-job start-up: a subprocess that only imports what a training job imports
+   (Snakemake's script support, torch, the package) versus a whole measured job.
+3. The full default grid (corpora x models x targets x seeds, both regimes per
+   job) extrapolated from the measured cells: total CPU time, the start-up share,
+   and the wall time on --cores N, against the 15-minute goal.
+
+Times are CPU seconds (one thread per run: the wall time of an idle machine;
+a busy machine distorts them far less than wall times). The study tables are synthetic (the paper's split sizes, random digit templates):
+training cost depends on the sizes, not on the labels. The early-stopping epoch
+count does depend on the data, so regime 1 is an estimate; the measured epoch
+counts are printed. Run: .venv/bin/python bench/training_speed.py [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from softdigits import grid  # noqa: E402
+from softdigits.models import build_model  # noqa: E402
+from study_fixture import write_study  # noqa: E402
+
+# The paper's split sizes (section 2.3).
+PAPER_SIZES = {"mnist": {"train": 2131, "val": 457, "test": 457}, "mukhoti": {"train": 1738, "val": 373, "test": 373}}
+GOAL_S = 15 * 60
+
+
+def default_config() -> tuple[list[str], dict, dict]:
+    """(study corpora, training section, its settings without the grid lists) of the default run."""
+    config = yaml.safe_load((REPO / "workflow_config.yaml").read_text())
+    training = config["training"]
+    settings = {k: v for k, v in training.items() if k not in ("models", "targets", "seeds")}
+    return config["study"]["corpora"], training, settings
+
+
+# ------------------------------------------------------------ the reference loop
+
+
+class TextbookLeNet(nn.Module):
+    """LeNet-5 as usually written: conv, ReLU, pool; default memory format."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                                        nn.Linear(84, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x.view(-1, 1, 28, 28)).flatten(1))
+
+
+def reference_model(name: str, seed: int) -> nn.Module:
+    if name == "lenet":
+        torch.manual_seed(seed)
+        return TextbookLeNet()
+    return build_model(name, seed)
+
+
+def reference_fit(name, cell, settings, seed, track_dynamics):
+    """A plain loop: DataLoader, per-epoch evaluation of train and val, deepcopy of the best state."""
+    model = reference_model(name, seed)
+    loader = DataLoader(TensorDataset(cell.x_train, cell.y_train), batch_size=settings.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    scheduler = None
+    if settings.plateau_factor is not None:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=settings.plateau_factor,
+                                                               patience=settings.plateau_patience)
+
+    def evaluate(x, y):
+        model.eval()
+        losses, probs = [], []
+        with torch.no_grad():
+            for xb, yb in DataLoader(TensorDataset(x, y), batch_size=256):
+                logits = model(xb)
+                losses.append(float(-(yb * torch.log_softmax(logits, 1)).sum(1).mean()) * len(xb))
+                probs.append(torch.softmax(logits, 1))
+        return sum(losses) / len(x), torch.cat(probs)
+
+    best, best_state, stale, epochs, dynamics = float("inf"), None, 0, 0, []
+    for epoch in range(settings.max_epochs):
+        model.train()
+        for xb, yb in loader:
+            optimiser.zero_grad()
+            loss = -(yb * torch.log_softmax(model(xb), 1)).sum(1).mean()
+            loss.backward()
+            optimiser.step()
+            loss.item()  # the usual running-loss bookkeeping
+        epochs += 1
+        _, train_probs = evaluate(cell.x_train, cell.y_train)
+        val_loss, _ = evaluate(cell.x_val, cell.y_val)
+        if track_dynamics:
+            dynamics.append(train_probs.numpy())
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        if settings.early_stopping_patience is not None:
+            if val_loss < best:
+                best, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= settings.early_stopping_patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return epochs
+
+
+# ---------------------------------------------------------------------- timing
+
+
+# CPU seconds, not wall seconds: with one thread per run they are the same on an
+# idle machine, and far less distorted by whatever else the machine is running.
+
+
+def time_ours(cell, model, regime, settings_config, seed=0):
+    started = time.process_time()
+    _, entry = grid.train_regime(cell, regime, model=model, seed=seed, config=settings_config)
+    return time.process_time() - started, entry["epochs_trained"]
+
+
+def time_reference(cell, model, regime, settings_config, seed=0):
+    settings = grid.regime_settings(settings_config, regime)
+    started = time.process_time()
+    epochs = reference_fit(model, cell, settings, seed, track_dynamics=regime == "dynamics")
+    return time.process_time() - started, epochs
+
+
+def child_cpu_seconds(cmd: list[str]) -> float:
+    """User + system CPU seconds of a subprocess."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def startup_seconds(repeats: int = 3) -> float:
+    """Median CPU time of a process that imports what a training job imports, and stops."""
+    code = "import snakemake.script, torch, softdigits.grid"
+    return statistics.median(child_cpu_seconds([sys.executable, "-c", code]) for _ in range(repeats))
+
+
+def job_seconds(study: Path, settings: dict, model: str, out: Path) -> float:
+    """CPU time of one whole training job (both regimes) in a fresh process."""
+    code = (
+        "import sys, json, snakemake.script\n"
+        "from softdigits import grid\n"
+        "names = {n: sys.argv[2] + '/' + n + ('.json' if n == 'manifest' else '.parquet') for n in grid.OUTPUTS}\n"
+        "grid.run(study_path=sys.argv[1], outputs=names, model=sys.argv[3], target='human_uncertainty', seed=0,"
+        " config=json.loads(sys.argv[4]), threads=1, code_files=[])\n"
+    )
+    import json
+
+    return child_cpu_seconds([sys.executable, "-c", code, str(study), str(out), model, json.dumps(settings)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cores", type=int, default=2, help="cores of the extrapolated grid run")
+    parser.add_argument("--skip-reference", action="store_true", help="only time the pipeline's loop")
+    args = parser.parse_args()
+
+    grid.configure_torch(1)
+    corpora, training, settings = default_config()
+    settings = {**settings, "device": "cpu"}
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other processes slow every number)")
+    print(f"torch {torch.__version__}, 1 thread per run; synthetic study tables of the paper's split sizes\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        studies = {c: write_study(tmp / f"{c}.parquet", seed=1, sizes=s) for c, s in PAPER_SIZES.items()}
+        cells = {c: grid.prepare_cell(grid.read_study(p), "human_uncertainty", "renormalise", torch.device("cpu"))
+                 for c, p in studies.items()}
+
+        # 1. our loop vs the reference loop, same runs, MNIST size.
+        print("1. Training loop, MNIST-size runs (2131 train images), target human_uncertainty, seed 0")
+        print(f"   {'model':<11} {'regime':<17} {'ours s':>7} {'ep':>3} {'ref s':>7} {'ep':>3} {'s/epoch ratio':>13}"
+              "   (CPU seconds)")
+        cell_seconds: dict[tuple[str, str], float] = {}
+        ratios = []
+        for model in training["models"]:
+            for regime in grid.REGIMES:
+                ours, ours_epochs = time_ours(cells["mnist"], model, regime, settings)
+                cell_seconds["mnist", model] = cell_seconds.get(("mnist", model), 0.0) + ours
+                line = f"   {model:<11} {regime:<17} {ours:7.2f} {ours_epochs:3d}"
+                if not args.skip_reference:
+                    ref, ref_epochs = time_reference(cells["mnist"], model, regime, settings)
+                    ratio = (ref / ref_epochs) / (ours / ours_epochs)
+                    ratios.append(ratio)
+                    line += f" {ref:7.2f} {ref_epochs:3d} {ratio:12.1f}x"
+                print(line)
+        if ratios:
+            print(f"   per-epoch speed-up of our loop, geometric mean: {statistics.geometric_mean(ratios):.1f}x")
+
+        for model in training["models"]:  # the second corpus: its own sizes
+            cell_seconds["mukhoti", model] = sum(time_ours(cells["mukhoti"], model, r, settings)[0] for r in grid.REGIMES)
+
+        # 2. start-up per job.
+        print("\n2. Per-job start-up (Python + Snakemake script support + torch + package)")
+        startup = startup_seconds()
+        job = job_seconds(studies["mnist"], settings, "simple_ffn", tmp / "job")
+        print(f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job (both regimes): {job:.2f} s "
+              f"(start-up {startup / job:.0%} of it)")
+
+        # 3. the full default grid.
+        n_runs_per_cell = len(training["targets"]) * len(training["seeds"])
+        n_jobs = len(corpora) * len(training["models"]) * n_runs_per_cell
+        train_total = sum(cell_seconds[c, m] * n_runs_per_cell for c in corpora for m in training["models"])
+        startup_total = startup * n_jobs
+        total = train_total + startup_total
+        wall = total / args.cores
+        print(f"\n3. Full default grid: {len(corpora)} corpora x {len(training['models'])} models x "
+              f"{len(training['targets'])} targets x {len(training['seeds'])} seeds = {n_jobs} jobs "
+              f"({2 * n_jobs} runs, both regimes per job)")
+        for c in corpora:
+            print("   " + ", ".join(f"{c}/{m}: {cell_seconds[c, m]:.1f} s per job" for m in training["models"]))
+        print(f"   extrapolated CPU time: training {train_total / 60:.1f} min + start-up {startup_total / 60:.1f} min "
+              f"= {total / 60:.1f} min (start-up share {startup_total / total:.0%})")
+        print(f"   wall time on {args.cores} idle cores (CPU time / cores; the jobs are short and many): {wall / 60:.1f} min; "
+              f"goal 15 min: {'met' if wall <= GOAL_S else 'missed'} by {abs(GOAL_S - wall) / 60:.1f} min")
+        print("   job granularity, same training, start-up measured above:")
+        per_seed_jobs = n_jobs // len(training["targets"])
+        for label, jobs in ((f"one job per run and regime: {2 * n_jobs} jobs", 2 * n_jobs),
+                            (f"one job per cell, both regimes (ours): {n_jobs} jobs", n_jobs),
+                            (f"one job per corpus/model/seed, all targets: {per_seed_jobs} jobs", per_seed_jobs)):
+            print(f"     {label:<52} start-up {startup * jobs / 60:5.1f} min CPU, "
+                  f"wall {(train_total + startup * jobs) / args.cores / 60:5.1f} min")
+        print("   caveats: one target and seed measured per model (early stopping varies with the labels);"
+              " two parallel jobs on two cores run somewhat slower than one alone.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""One grid cell: reading the study table, targets per regime, both regimes, outputs, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from softdigits import grid, io
+from softdigits.io import DataContractError
+from softdigits.training import pixel_stats
+from study_fixture import study_frame, write_study
+
+SMALL = {"train": 96, "val": 40, "test": 30}
+CONFIG = {
+    "not_a_digit": "renormalise",
+    "device": "cpu",
+    "lr": 1e-3,
+    "batch_size": 32,
+    "test_performance": {"max_epochs": 6, "early_stopping_patience": 2, "plateau_factor": 0.5,
+                         "plateau_patience": 1, "min_delta": 0.0},
+    "dynamics": {"epochs": 3},
+}
+CODE = [str(Path(grid.__file__).with_name(f"{m}.py")) for m in ("io", "models", "training", "grid")]
+
+
+@pytest.fixture(scope="module")
+def study_path(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("study") / "mnist.parquet", sizes=SMALL)
+
+
+def outputs(folder: Path) -> dict[str, str]:
+    return {name: str(folder / (f"{name}.json" if name == "manifest" else f"{name}.parquet"))
+            for name in grid.OUTPUTS}
+
+
+def run(study_path, folder, model="simple_ffn", target="human_uncertainty", seed=0, config=CONFIG):
+    paths = outputs(folder)
+    grid.run(study_path=study_path, outputs=paths, model=model, target=target, seed=seed, config=config,
+             threads=1, code_files=CODE)
+    return paths
+
+
+# ------------------------------------------------------------------ reading
+
+
+def test_read_study_arrays(study_path):
+    study = grid.read_study(study_path)
+    n = sum(SMALL.values())
+    assert study.pixels.shape == (n, 784) and study.pixels.dtype == np.uint8
+    assert study.vectors["soft_label"].shape == (n, 11)
+    assert study.vectors["label_dist"].shape == (n, 10)
+    assert study.labels_origin == "simulated"
+    assert study.rows("val").sum() == SMALL["val"]
+
+
+def small_frame():
+    return study_frame(0, {"train": 5, "val": 2, "test": 2})
+
+
+def test_read_study_names_a_missing_column(tmp_path):
+    from softdigits import annotation
+
+    path = tmp_path / "bad.parquet"
+    io.write_table(annotation.study_arrow(small_frame()).drop_columns(["soft_label"]), path)
+    with pytest.raises(DataContractError, match=rf"{path}: study table lacks column\(s\) \['soft_label'\]"):
+        grid.read_study(path)
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("split", "holdout", r"\(synthetic:train:3\): split 'holdout'"),
+        ("soft_label_argmax", 11, r"\(synthetic:train:3\): soft_label_argmax 11 not in 0-10"),
+        ("soft_label_yes_unc_equal", np.array([-0.1] + [0.1] * 10),
+         r"\(synthetic:train:3\): soft_label_yes_unc_equal has a negative"),
+        ("soft_label", np.array([np.nan] + [0.1] * 10), r"\(synthetic:train:3\): soft_label has a negative or non-finite"),
+    ],
+)
+def test_read_study_errors_name_file_row_and_image(tmp_path, column, value, message):
+    frame = small_frame()
+    row = int(np.flatnonzero(frame["image_id"] == "synthetic:train:3")[0])
+    frame.at[row, column] = value
+    path = write_study(tmp_path / "bad.parquet", frame=frame)
+    with pytest.raises(DataContractError, match=rf"bad.parquet: row \d+ {message}"):
+        grid.read_study(path)
+
+
+# ------------------------------------------------------------------ targets
+
+
+def tiny_study(tmp_path):
+    """Four images with hand-set labels: a soft digit label, a part not-a-digit, all not-a-digit, a tie."""
+    frame = study_frame(0, {"train": 4, "val": 0, "test": 0})
+    soft = [
+        [0.0, 0.6, 0.4] + [0.0] * 8,
+        [0.5, 0.0, 0.0, 0.25] + [0.0] * 6 + [0.25],
+        [0.0] * 10 + [1.0],
+        [0.0, 0.2] + [0.0] * 8 + [0.8],  # majority not-a-digit, some digit mass
+    ]
+    frame["soft_label"] = [np.array(s) for s in soft]
+    frame["soft_label_yes_unc_equal"] = [np.array(s) for s in soft]
+    frame["soft_label_argmax"] = [1, 0, 10, 10]
+    return grid.read_study(write_study(tmp_path / "tiny.parquet", frame=frame))
+
+
+def test_targets_renormalise_drop_not_a_digit_mass(tmp_path):
+    study = tiny_study(tmp_path)
+    y, usable = grid.target_distributions(study, "human_uncertainty", "renormalise")
+    assert usable.tolist() == [True, True, False, True]
+    np.testing.assert_allclose(y[0][:3], [0.0, 0.6, 0.4])
+    np.testing.assert_allclose(y[1][[0, 3]], [2 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(y[3][1], 1.0)
+    np.testing.assert_allclose(y[usable].sum(axis=1), 1.0, rtol=1e-6)
+    y, usable = grid.target_distributions(study, "human_majority", "renormalise")
+    assert usable.tolist() == [True, True, False, False]  # a not-a-digit majority has no digit one-hot
+    assert y[0].argmax() == 1 and y[0].max() == 1.0
+
+
+def test_targets_exclude_drop_not_a_digit_majorities_for_every_human_target(tmp_path):
+    study = tiny_study(tmp_path)
+    for target in grid.HUMAN_TARGETS:
+        _, usable = grid.target_distributions(study, target, "exclude")
+        assert usable.tolist() == [True, True, False, False], target
+    y, usable = grid.target_distributions(study, "original", "exclude")
+    assert usable.all()
+    np.testing.assert_array_equal(y, study.vectors["label_dist"].astype(np.float32))
+
+
+def test_unknown_target_and_mode_are_named(tmp_path):
+    study = tiny_study(tmp_path)
+    with pytest.raises(ValueError, match="'smoothed'"):
+        grid.target_distributions(study, "smoothed", "renormalise")
+    with pytest.raises(ValueError, match="'drop'"):
+        grid.target_distributions(study, "original", "drop")
+
+
+def test_regime_settings_follow_the_config():
+    tp = grid.regime_settings(CONFIG, "test_performance")
+    assert (tp.max_epochs, tp.early_stopping_patience, tp.plateau_factor, tp.plateau_patience) == (6, 2, 0.5, 1)
+    dyn = grid.regime_settings(CONFIG, "dynamics")
+    assert (dyn.max_epochs, dyn.early_stopping_patience, dyn.plateau_factor) == (3, None, None)
+    assert dyn.batch_size == tp.batch_size == 32
+
+
+# ------------------------------------------------------------------ one run
+
+
+def test_run_writes_every_output_in_its_contract(study_path, tmp_path):
+    paths = run(study_path, tmp_path / "run")
+    study = grid.read_study(study_path)
+    y, usable = grid.target_distributions(study, "human_uncertainty", "renormalise")
+    train = study.rows("train") & usable
+
+    for regime in grid.REGIMES:
+        history = pq.read_table(paths[f"{regime}_history"]).to_pandas()
+        assert list(history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
+        assert history[["train_loss", "val_loss"]].notna().all().all()
+    assert len(pq.read_table(paths["dynamics_history"])) == CONFIG["dynamics"]["epochs"]
+
+    predictions = pq.read_table(paths["test_performance_predictions"])
+    assert predictions.column_names == ["image_id", "split", "probs"]
+    scored = ~study.rows("train")
+    assert sorted(predictions.column("image_id").to_pylist()) == sorted(study.image_id[scored])
+    assert set(predictions.column("split").to_pylist()) == {"val", "test"}
+    probs = io.vectors_array(predictions, "probs")
+    assert probs.dtype == np.float32 and probs.shape[1] == 10
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+    dynamics = pq.read_table(paths["dynamics_predictions"])
+    assert dynamics.column_names == ["epoch", "image_id", "probs"]
+    assert len(dynamics) == CONFIG["dynamics"]["epochs"] * train.sum()
+    assert sorted(set(dynamics.column("image_id").to_pylist())) == sorted(study.image_id[train])
+    probs_chunk = pq.ParquetFile(paths["dynamics_predictions"]).metadata.row_group(0).column(2)
+    assert probs_chunk.compression == "ZSTD" and "BYTE_STREAM_SPLIT" in probs_chunk.encodings
+    assert dynamics.schema.field("probs").type == predictions.schema.field("probs").type  # 10 float32
+
+    manifest = json.loads(Path(paths["manifest"]).read_text())
+    assert manifest["model"] == "simple_ffn" and manifest["seed"] == 0
+    assert manifest["config"] == CONFIG
+    assert manifest["data"]["n_train"] == train.sum()
+    assert manifest["data"]["n_left_out"]["train"] == (study.rows("train") & ~usable).sum() > 0
+    assert manifest["data"]["labels_origin"] == "simulated"
+    mean, std = pixel_stats(study.pixels[train])
+    assert manifest["data"]["normalisation"] == {"mean": mean, "std": std}
+    tp = manifest["regimes"]["test_performance"]
+    assert 1 <= tp["best_epoch"] <= tp["epochs_trained"] <= 6
+    assert manifest["regimes"]["dynamics"]["epochs_trained"] == 3
+    assert manifest["device"] == "cpu" and manifest["threads"] == 1
+    assert set(manifest["code_fingerprint"]["files"]) == {"io.py", "models.py", "training.py", "grid.py"}
+    assert "torch" in manifest["libraries"]
+
+
+def test_same_config_and_seed_give_byte_identical_predictions(study_path, tmp_path):
+    names = ["test_performance_predictions", "dynamics_predictions", "test_performance_history"]
+    a = run(study_path, tmp_path / "a", model="lenet", seed=3)
+    b = run(study_path, tmp_path / "b", model="lenet", seed=3)
+    c = run(study_path, tmp_path / "c", model="lenet", seed=4)
+    for name in names:
+        assert Path(a[name]).read_bytes() == Path(b[name]).read_bytes(), name
+    for name in ("test_performance_predictions", "dynamics_predictions"):
+        pa_, pc = (io.vectors_array(pq.read_table(p[name]), "probs") for p in (a, c))
+        assert not np.allclose(pa_, pc), name
+
+
+def test_exclude_mode_trains_on_fewer_images(study_path, tmp_path):
+    paths = run(study_path, tmp_path / "ex", target="human_equal", config={**CONFIG, "not_a_digit": "exclude"})
+    study = grid.read_study(study_path)
+    expected = study.rows("train") & (study.soft_label_argmax != 10)
+    manifest = json.loads(Path(paths["manifest"]).read_text())
+    assert manifest["data"]["n_train"] == expected.sum()
+    predictions = pq.read_table(paths["test_performance_predictions"])
+    assert len(predictions) == (~study.rows("train")).sum()  # every val and test image is still scored
+
+
+def test_a_target_with_no_usable_validation_image_is_an_error(tmp_path):
+    frame = study_frame(0, {"train": 10, "val": 3, "test": 2})
+    val = frame["split"] == "val"
+    frame.loc[val, "soft_label_argmax"] = 10
+    path = write_study(tmp_path / "noval.parquet", frame=frame)
+    with pytest.raises(DataContractError, match=r"noval.parquet.*'human_majority' leaves \d+ train and 0 val"):
+        run(path, tmp_path / "out", target="human_majority")
+    assert not any((tmp_path / "out").glob("*"))  # nothing written
+
+
+def test_code_fingerprint_changes_with_the_code(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    first = grid.code_fingerprint([str(a), str(b)])
+    assert first == grid.code_fingerprint([str(b), str(a)])  # order does not matter
+    a.write_text("x = 2\n")
+    assert grid.code_fingerprint([str(a), str(b)])["sha256"] != first["sha256"]
