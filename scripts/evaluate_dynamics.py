@@ -1,0 +1,20 @@
+"""Successive-epoch JSD, model data maps and Spearman tests of one (corpus, model)."""
+from softdigits.jobs import start
+
+log = start(snakemake)
+
+from softdigits.dynamics import evaluate_dynamics  # noqa: E402
+from softdigits.io import write_table  # noqa: E402
+from softdigits.metrics import labels_origin, read_study  # noqa: E402
+
+runs = {(t, int(s)): path for (t, s), path in zip(snakemake.params.runs, snakemake.input.dynamics)}
+jsd, maps, spearman = evaluate_dynamics(
+    read_study(snakemake.input.study), runs, last_epochs=snakemake.params.last_epochs,
+    n_permutations=snakemake.params.permutations, seed=snakemake.params.seed,
+)
+keys = {"corpus": snakemake.wildcards.corpus, "model": snakemake.wildcards.model}
+meta = {"labels_origin": labels_origin(snakemake.input.study)}
+write_table(jsd.assign(**keys), snakemake.output.jsd, metadata=meta)
+write_table(maps.assign(**keys), snakemake.output.data_map, metadata=meta)
+write_table(spearman.assign(**keys), snakemake.output.spearman, metadata=meta)
+log.info("%d data-map points, %d Spearman tests", len(maps), len(spearman))

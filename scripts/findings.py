@@ -1,0 +1,13 @@
+"""The findings check: the paper's section 3 claims against this run."""
+from softdigits.jobs import start
+
+log = start(snakemake)
+
+from softdigits.findings import write_findings  # noqa: E402
+
+write_findings(
+    metrics=snakemake.input.metrics, summary=snakemake.input.summary, tests=snakemake.input.tests,
+    spearman=snakemake.input.spearman, studies=dict(zip(snakemake.params.corpora, snakemake.input.study)),
+    alpha=snakemake.params.alpha, modest_pp=snakemake.params.modest_gain_pp,
+    md=snakemake.output.md, json_path=snakemake.output.json,
+)

@@ -1,0 +1,111 @@
+"""Training dynamics: successive-epoch JSD, data maps, Spearman with ties."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from scipy import stats as sps
+
+from softdigits import dynamics as D
+from softdigits.io import vectors_column, write_table
+
+
+def write_dynamics(path, epochs, ids, probs):
+    """probs: (E, n, 10)."""
+    e, n, _ = probs.shape
+    table = pa.table({
+        "epoch": pa.array(np.repeat(epochs, n), pa.int64()),
+        "image_id": pa.array(np.tile(ids, e)),
+        "probs": vectors_column(probs.reshape(-1, 10).astype(np.float32)),
+    })
+    write_table(table, path)
+
+
+def test_successive_jsd_is_zero_for_constant_and_one_for_flip():
+    probs = np.zeros((3, 2, 10))
+    probs[:, 0, 0] = 1.0            # image 0 never changes
+    probs[0, 1, 1] = probs[1, 1, 2] = probs[2, 1, 2] = 1.0  # image 1 flips once
+    jsd = D.successive_jsd(probs)
+    assert jsd.shape == (2, 2)
+    assert jsd[:, 0] == pytest.approx([0, 0])
+    assert jsd[:, 1] == pytest.approx([1, 0])
+    table = D.jsd_by_stratum(np.array([1, 2, 3]), jsd, {"all": np.array([True, True]), "HLV": np.array([False, True])})
+    assert table.query("stratum == 'all' and epoch == 2")["jsd"].item() == pytest.approx(0.5)
+    assert table.query("stratum == 'HLV' and epoch == 2")["jsd"].item() == pytest.approx(1.0)
+
+
+def test_data_map_pools_last_epochs_over_seeds_with_population_std():
+    seed_a = np.array([[0.2], [0.4]])
+    seed_b = np.array([[0.6], [0.8]])
+    conf, var, n = D.data_map([seed_a, seed_b])
+    assert n == 4 and conf[0] == pytest.approx(0.5)
+    assert var[0] == pytest.approx(np.std([0.2, 0.4, 0.6, 0.8]))  # ddof 0
+    p = np.arange(60, dtype=float).reshape(6, 1, 10) / 100
+    assert D.gold_probabilities(p, np.array([3]), 5)[:, 0] == pytest.approx(p[1:, 0, 3])
+
+
+def test_spearman_with_ties_matches_scipy_and_permutation_is_valid():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 4, 200).astype(float)          # heavily tied, like u_prop
+    y = -x + rng.normal(0, 1.0, 200)
+    res = D.spearman(x, {"confidence": y, "noise": rng.normal(size=200)}, n_permutations=999, seed=0)
+    by = res.set_index("variable")
+    assert by.loc["confidence", "rho"] == pytest.approx(sps.spearmanr(x, y).statistic)
+    assert by.loc["confidence", "p_permutation"] == pytest.approx(1 / 1000)
+    assert by.loc["noise", "p_permutation"] > 0.01
+    assert by.loc["confidence", "tie_share_x"] == pytest.approx(1 - 4 / 200)
+    # deterministic for a seed
+    noise = rng.normal(size=200)
+    first = D.spearman(x, {"n": noise}, n_permutations=199, seed=3)
+    again = D.spearman(x, {"n": noise}, n_permutations=199, seed=3)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_spearman_constant_or_nan_input_gives_nan():
+    x = np.array([0.0, 0.0, 0.0, 0.0])
+    res = D.spearman(x, {"c": np.array([1.0, 2, 3, 4])}, n_permutations=10, seed=0)
+    assert np.isnan(res["rho"].item())
+    x = np.array([np.nan, 1, 2, 3, 4])
+    res = D.spearman(x, {"c": np.array([9.0, 1, 2, 3, 4])}, n_permutations=10, seed=0)
+    assert res["n"].item() == 4 and res["rho"].item() == pytest.approx(1.0)
+
+
+def study(ids, gold, hlv):
+    n = len(ids)
+    return pd.DataFrame({"image_id": ids, "soft_label_argmax": gold, "hlv": hlv,
+                         "human_uncert_mean": np.linspace(0, 0.3, n), "pct_ann_unsure": np.linspace(0, 1, n)})
+
+
+def test_evaluate_dynamics_end_to_end(tmp_path):
+    ids = np.array([f"m:train:{i}" for i in range(8)])
+    gold = np.array([0, 1, 2, 3, 4, 5, 6, 10])  # the last is not a digit: no data-map point
+    rng = np.random.default_rng(0)
+    runs = {}
+    for target in ("human_majority", "human_uncertainty"):
+        for seed in (0, 1):
+            probs = rng.dirichlet(np.ones(10), size=(7, 8))
+            path = tmp_path / f"{target}{seed}.parquet"
+            write_dynamics(path, np.arange(1, 8), ids, probs)
+            runs[(target, seed)] = path
+    jsd, maps, rho = D.evaluate_dynamics(study(ids, gold, np.arange(8) % 2 == 0), runs,
+                                         last_epochs=5, n_permutations=99, seed=0)
+    assert set(jsd["epoch"]) == set(range(2, 8))
+    assert jsd["jsd"].between(0, 1).all()
+    assert len(maps) == 2 * 7 and (maps["n_values"] == 10).all()
+    assert set(rho["uncertainty"]) == {"u_mean", "u_prop"}
+    assert set(rho["stratum"]) == {"all", "HLV", "NoHLV"}
+    # reading back a seed gives the same confidence as computing it by hand
+    _, _, p0 = D.read_dynamics(runs[("human_majority", 0)])
+    _, _, p1 = D.read_dynamics(runs[("human_majority", 1)])
+    hand = np.concatenate([p0[-5:, 2, 2], p1[-5:, 2, 2]]).mean()
+    got = maps.query("target == 'human_majority' and image_id == 'm:train:2'")["confidence"].item()
+    assert got == pytest.approx(hand, rel=1e-6)
+
+
+def test_read_dynamics_rejects_ragged_epochs(tmp_path):
+    path = tmp_path / "d.parquet"
+    table = pa.table({"epoch": pa.array([1, 1, 2], pa.int64()), "image_id": pa.array(["a", "b", "a"]),
+                      "probs": vectors_column(np.full((3, 10), 0.1, np.float32))})
+    write_table(table, path)
+    with pytest.raises(ValueError, match="d.parquet: the epochs do not all hold the same images"):
+        D.read_dynamics(path)

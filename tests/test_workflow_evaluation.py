@@ -1,0 +1,142 @@
+"""The evaluation stage through the Snakemake CLI.
+
+`test_evaluation_stage_on_fabricated_runs` feeds the stage study tables and
+training outputs made here (so it runs whatever the upstream stages do) and
+builds the HTML report; `test_tiny_run_produces_every_table_and_figure` checks
+the real tiny-config workflow end to end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import yaml
+
+from conftest import dry_run_jobs, snakemake
+from softdigits.io import vectors_column, write_json, write_table
+
+GRID = {"models": ["simple_ffn", "lenet"], "targets": ["original", "human_majority", "human_equal",
+                                                      "human_uncertainty"], "seeds": [0, 1, 2],
+        "not_a_digit": "renormalise"}
+EVAL_RULES = ["evaluate_runs", "evaluate_dynamics", "evaluate_summary", "table_results", "plot_data_maps",
+              "plot_jsd", "plot_reliability", "plot_corpus_size", "findings"]
+TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests"]
+
+
+def study_table(corpus: str, rng, n: int = 60) -> pd.DataFrame:
+    split = np.array(["train"] * (n // 2) + ["val"] * (n // 4) + ["test"] * (n - n // 2 - n // 4))
+    label = rng.integers(0, 10, n)
+    if corpus == "mukhoti":
+        label_dist = rng.dirichlet(np.ones(10) * 0.3, n)
+        label = label_dist.argmax(axis=1)
+    else:
+        label_dist = np.eye(10)[label]
+    soft = np.zeros((n, 11))
+    soft[np.arange(n), label] = 1.0
+    hlv = rng.random(n) < 0.5
+    other = (label + 1 + rng.integers(0, 9, n)) % 10
+    soft[hlv, label[hlv]] = 0.6
+    soft[hlv, other[hlv]] = 0.4
+    soft[0] = 0.0
+    soft[0, 10] = 1.0  # one pure not-a-digit image
+    hlv[0] = False
+    return pd.DataFrame({
+        "image_id": [f"{corpus}:x:{i}" for i in range(n)], "source": corpus, "split": split,
+        "label": label, "label_dist": list(label_dist.astype(np.float32)),
+        "soft_label": list(soft.astype(np.float32)), "soft_label_yes_unc_equal": list(soft.astype(np.float32)),
+        "soft_label_yes_only": list(soft.astype(np.float32)), "soft_label_argmax": soft.argmax(axis=1),
+        "human_uncert_mean": np.where(hlv, rng.uniform(0.05, 0.3, n), 0.0),
+        "pct_ann_unsure": np.where(hlv, rng.choice([1 / 6, 1 / 3, 1 / 2], n), 0.0),
+        "n_annotators": 6, "hlv": hlv, "simulated": True,
+    })
+
+
+def fake_probs(reference: np.ndarray, rng, sharpness: float) -> np.ndarray:
+    logits = sharpness * np.log(np.clip(reference, 1e-3, None)) + rng.normal(0, 0.5, reference.shape)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fabricate(workdir, corpora=("mnist", "mukhoti")) -> None:
+    """Study tables and training outputs in the contracts of docs/DEVELOPING.md."""
+    rng = np.random.default_rng(0)
+    for corpus in corpora:
+        study = study_table(corpus, rng)
+        write_table(study, workdir / f"results/study/{corpus}.parquet", metadata={"labels_origin": "simulated"})
+        soft = np.stack(study["soft_label"])[:, :10] + 1e-3
+        references = {"original": np.stack(study["label_dist"]), "human_majority": np.eye(10)[study["soft_label"].map(np.argmax).clip(0, 9)],
+                      "human_equal": soft, "human_uncertainty": soft}
+        evaluated = study["split"].isin(["val", "test"]).to_numpy()
+        train = (study["split"] == "train").to_numpy()
+        for model, target, seed in itertools.product(GRID["models"], GRID["targets"], GRID["seeds"]):
+            run = workdir / f"results/training/{corpus}/{model}/{target}/seed{seed}"
+            ref = references[target]
+            write_table(pa.table({
+                "image_id": study.loc[evaluated, "image_id"].to_numpy(), "split": study.loc[evaluated, "split"].to_numpy(),
+                "probs": vectors_column(fake_probs(ref[evaluated], rng, 1.0))}), run / "test_performance_predictions.parquet")
+            epochs = np.arange(1, 8)
+            probs = np.concatenate([fake_probs(ref[train], rng, e / 7) for e in epochs])
+            write_table(pa.table({
+                "epoch": np.repeat(epochs, train.sum()), "image_id": np.tile(study.loc[train, "image_id"].to_numpy(), len(epochs)),
+                "probs": vectors_column(probs)}), run / "dynamics_predictions.parquet")
+            history = pd.DataFrame({"epoch": epochs, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0,
+                                    "val_acc": 0.5, "lr": 1e-3})
+            write_table(history, run / "test_performance_history.parquet")
+            write_table(history, run / "dynamics_history.parquet")
+            write_json({"seed": seed}, run / "manifest.json")
+    runs = pd.DataFrame([{"samples_per_digit": n, "repetition": r, "test_accuracy": 0.9 + 0.01 * np.log(n / 50) + 0.002 * r}
+                         for n in (50, 100, 150) for r in range(3)])
+    write_table(runs, workdir / "results/corpus_size/runs.parquet")
+
+
+def with_fabricated_grid(workdir) -> None:
+    """Make the test config's training grid the one `fabricate` writes runs for."""
+    overlay_path = workdir / "config/test.yaml"
+    overlay = yaml.safe_load(overlay_path.read_text())
+    overlay["training"] = {**(overlay.get("training") or {}), **GRID}
+    overlay_path.write_text(yaml.safe_dump(overlay))
+
+
+@pytest.mark.workflow
+def test_evaluation_stage_on_fabricated_runs(workflow_copy):
+    with_fabricated_grid(workflow_copy)
+    fabricate(workflow_copy)
+    targets = ["results/findings.md", "results/findings.json"] + [f"results/tables/{t}.csv" for t in TABLES] + [
+        "results/figures/table5_curve.png", "results/figures/jsd_mnist.png", "results/figures/reliability_mukhoti.png",
+        "results/figures/data_maps/mukhoti/lenet.png"]
+    snakemake(workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets)
+    for path in targets:
+        assert (workflow_copy / path).stat().st_size > 0, path
+    metrics = pd.read_parquet(workflow_copy / "results/evaluation/metrics.parquet")
+    assert set(metrics["corpus"]) == {"mnist", "mukhoti"} and set(metrics["seed"]) == {0, 1, 2}
+    assert set(metrics["stratum"]) == {"all", "HLV", "NoHLV"}
+    table3 = pd.read_csv(workflow_copy / "results/tables/table3.csv")
+    assert len(table3) == 2 * 4 and "LeNet · HLV" in table3.columns
+    findings = json.loads((workflow_copy / "results/findings.json").read_text())
+    assert "SIMULATED" in findings["preface"] and len(findings["findings"]) == 4
+    assert "SIMULATED" in (workflow_copy / "results/tables/table2.md").read_text()
+    # the labels sentence is a derived param: it must not make finished jobs rerun
+    assert dry_run_jobs(workflow_copy, "--allowed-rules", *EVAL_RULES, "--", *targets) == {}
+    # the report: one self-contained HTML file whose captions say the labels are simulated
+    snakemake(workflow_copy, "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime",
+              "--report", "results/report.html", "--", *targets)
+    html = (workflow_copy / "results/report.html").read_text()
+    assert "SIMULATED" in html and "Table 3" in html
+
+
+@pytest.mark.workflow
+def test_tiny_run_produces_every_table_and_figure(tiny_run):
+    tables = tiny_run / "results/tables"
+    for name in TABLES:
+        for ext in ("md", "csv", "parquet"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0
+    figures = tiny_run / "results/figures"
+    assert (figures / "table5_curve.png").exists()
+    assert list((figures / "data_maps").glob("*/*.png"))
+    assert list(figures.glob("jsd_*.png")) and list(figures.glob("reliability_*.png"))
+    assert (tiny_run / "results/findings.md").read_text().startswith("# Findings check")
