@@ -8,6 +8,15 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    corpus="[a-z_]+",
+    model="[a-z_]+",
+    target="[a-z_]+",
+    seed=r"\d+",
+
+
 include: "rules/corpora.smk"
 include: "rules/dedup.smk"
 include: "rules/generator.smk"

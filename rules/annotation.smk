@@ -31,30 +31,6 @@ if LABELS_ORIGIN == "campaign":
         raise ValueError(f"config annotation.answers lacks an answers file for {_missing}")
 
 
-def annotation_targets():
-    targets = expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA)
-    targets += [
-        f"{RESULTS}/tables/table1.md",
-        f"{RESULTS}/tables/table1_vs_paper.md",
-        f"{RESULTS}/tables/annotations_per_image.md",
-        f"{RESULTS}/tables/appendix_b_correlations.md",
-    ]
-    if LABELS_ORIGIN != "released":
-        targets += expand(f"{RESULTS}/annotation/{{corpus}}/labels.parquet", corpus=STUDY_CORPORA)
-    return targets
-
-
-def generation_records(wildcards):
-    """The generator's records when this corpus was generated offline (else nothing)."""
-    if config["corpora"].get(wildcards.corpus, {}).get("origin") == "generate":
-        return {"records": f"{RESULTS}/generator/{wildcards.corpus}_records.parquet"}
-    return {}
-
-
-def raw_annotations(corpus):
-    return f"{RESULTS}/annotation/{corpus}/raw_annotations.parquet"
-
-
 rule annotation_export:
     input:
         selection=f"{RESULTS}/selection/{{corpus}}.parquet",
@@ -152,20 +128,6 @@ if LABELS_ORIGIN != "released":
             "../envs/data.yaml"
         script:
             "../scripts/aggregate_labels.py"
-
-
-def study_inputs(wildcards):
-    corpus = wildcards.corpus
-    inputs = {
-        "images": f"{RESULTS}/dedup/{corpus}.parquet",
-        "data_map": f"{RESULTS}/cartography/{corpus}/data_map.parquet",
-    }
-    if LABELS_ORIGIN == "released":
-        inputs["released"] = ANNOTATION["released_file"]
-    else:
-        inputs["selection"] = f"{RESULTS}/selection/{corpus}.parquet"
-        inputs["labels"] = f"{RESULTS}/annotation/{corpus}/labels.parquet"
-    return inputs
 
 
 rule study_table:

@@ -6,18 +6,6 @@ CARTOGRAPHY = config["cartography"]
 CARTOGRAPHY_DIR = f"{RESULTS}/cartography"
 
 
-def cartography_corpus(wildcards):
-    return CARTOGRAPHY["corpora"][wildcards.corpus]
-
-
-def cartography_targets():
-    return [
-        f"{CARTOGRAPHY_DIR}/{corpus}/{name}"
-        for corpus in CORPORA
-        for name in ("dynamics.parquet", "data_map.parquet", "regions.csv", "data_map.png")
-    ]
-
-
 rule cartography_train:
     input:
         images=f"{RESULTS}/dedup/{{corpus}}.parquet",

@@ -1,4 +1,5 @@
 # Shared by every stage: config validation, code fingerprints, target lists.
+import json
 import os
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ from softdigits.config import validate_config
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 # Scripts import the package from the repository (also inside per-rule conda envs).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+# (We set PYTHONPATH for the jobs; no user environment variable is required.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
 )
 
 PACKAGE = Path(workflow.basedir) / "softdigits"
@@ -22,15 +24,8 @@ STUDY_CORPORA = config["study"]["corpora"]
 CORPORA = [name for name, spec in config["corpora"].items() if spec["origin"] != "off"]
 
 
-wildcard_constraints:
-    corpus="[a-z_]+",
-    model="[a-z_]+",
-    target="[a-z_]+",
-    seed=r"\d+",
-
-
 def code(*modules):
-    """The package modules a rule runs, as inputs: editing one reruns its jobs.
+    """The package modules behind a rule's script, as inputs (editing one reruns its jobs).
 
     Snakemake tracks a `script:` by its own mtime only, so every rule lists the
     modules behind it (plus the shared io/jobs plumbing) here.
@@ -50,3 +45,194 @@ def all_targets():
         + training_targets()
         + evaluation_targets()
     )
+
+
+# ---------------------------------------------------------------- corpora
+
+
+def corpora_targets():
+    return [f"{RESULTS}/corpora/{corpus}.parquet" for corpus in CORPORA]
+
+
+# ---------------------------------------------------------------- dedup
+
+
+def dedup_targets():
+    return list(rules.dedup.output)
+
+
+# ---------------------------------------------------------------- generator
+
+
+def generator_targets():
+    if config["corpora"]["mukhoti"]["origin"] != "generate":
+        return []
+    return [
+        f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
+        f"{GENERATOR_OUT}/mukhoti_records.parquet",
+        f"{GENERATOR_OUT}/ensemble_accuracy.csv",
+        f"{GENERATOR_OUT}/figures/samples_by_entropy.png",
+        f"{GENERATOR_OUT}/figures/entropy_histogram.png",
+    ]
+
+
+# ---------------------------------------------------------------- cartography
+
+
+def cartography_corpus(wildcards):
+    return CARTOGRAPHY["corpora"][wildcards.corpus]
+
+
+def cartography_targets():
+    return [
+        f"{CARTOGRAPHY_DIR}/{corpus}/{name}"
+        for corpus in CORPORA
+        for name in ("dynamics.parquet", "data_map.parquet", "regions.csv", "data_map.png")
+    ]
+
+
+# ---------------------------------------------------------------- selection
+
+
+def corpus_size_images(wildcards):
+    if "mnist" not in CORPORA:
+        raise ValueError("the corpus-size analysis (config corpus_size, Table 5) needs corpora.mnist enabled")
+    return f"{RESULTS}/dedup/mnist.parquet"
+
+
+def selection_targets():
+    return (
+        [f"{RESULTS}/selection/{corpus}{suffix}" for corpus in STUDY_CORPORA
+         for suffix in (".parquet", "_strata.csv", "_strata.md")]
+        + corpus_size_targets()
+    )
+
+
+def corpus_size_targets():
+    if "mnist" not in CORPORA:  # Table 5 is an MNIST analysis
+        return []
+    return [f"{RESULTS}/corpus_size/runs.parquet"] + [f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv", "parquet")]
+
+
+# ---------------------------------------------------------------- annotation
+
+
+def annotation_targets():
+    targets = expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA)
+    targets += [
+        f"{RESULTS}/tables/table1.md",
+        f"{RESULTS}/tables/table1_vs_paper.md",
+        f"{RESULTS}/tables/annotations_per_image.md",
+        f"{RESULTS}/tables/appendix_b_correlations.md",
+    ]
+    if LABELS_ORIGIN != "released":
+        targets += expand(f"{RESULTS}/annotation/{{corpus}}/labels.parquet", corpus=STUDY_CORPORA)
+    return targets
+
+
+def generation_records(wildcards):
+    """The generator's records when this corpus was generated offline (else nothing)."""
+    if config["corpora"].get(wildcards.corpus, {}).get("origin") == "generate":
+        return {"records": f"{RESULTS}/generator/{wildcards.corpus}_records.parquet"}
+    return {}
+
+
+def raw_annotations(corpus):
+    return f"{RESULTS}/annotation/{corpus}/raw_annotations.parquet"
+
+
+def study_inputs(wildcards):
+    corpus = wildcards.corpus
+    inputs = {
+        "images": f"{RESULTS}/dedup/{corpus}.parquet",
+        "data_map": f"{RESULTS}/cartography/{corpus}/data_map.parquet",
+    }
+    if LABELS_ORIGIN == "released":
+        inputs["released"] = ANNOTATION["released_file"]
+    else:
+        inputs["selection"] = f"{RESULTS}/selection/{corpus}.parquet"
+        inputs["labels"] = f"{RESULTS}/annotation/{corpus}/labels.parquet"
+    return inputs
+
+
+# ---------------------------------------------------------------- training
+
+
+def training_settings():
+    """The training section minus the grid lists: the params every cell's outputs depend on.
+
+    The lists stay out so that adding a seed (model, target) does not rerun the other cells;
+    keys are sorted so that reordering the config file does not rerun anything either.
+    """
+    settings = {k: v for k, v in config["training"].items() if k not in TRAINING_GRID_KEYS}
+    return json.loads(json.dumps(settings, sort_keys=True))
+
+
+def training_targets():
+    t = config["training"]
+    return expand(
+        f"{RUNS}/{{name}}",
+        corpus=STUDY_CORPORA, model=t["models"], target=t["targets"], seed=t["seeds"],
+        name=[Path(f).name for f in rules.train_run.output],
+    )
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def training_grid(key):
+    """models / targets / seeds / not_a_digit of the training stage (its config section)."""
+    try:
+        return config["training"][key]
+    except KeyError:
+        raise WorkflowError(f"config key 'training.{key}' is missing: evaluation reads the training grid")
+
+
+def study_table(corpus):
+    return f"{RESULTS}/study/{corpus}.parquet"
+
+
+def run_dir(corpus, model, target, seed):
+    return f"{RESULTS}/training/{corpus}/{model}/{target}/seed{seed}"
+
+
+def run_grid():
+    return [(m, t, s) for m in training_grid("models") for t in training_grid("targets")
+            for s in training_grid("seeds")]
+
+
+def human_labels(wildcards, input):
+    """The report caption's sentence on real vs simulated human labels.
+
+    Read from the study tables' metadata, so it is a derived param: Snakemake
+    does not rerun a job when it changes (it only reads what the job's inputs say).
+    """
+    from softdigits.metrics import labels_sentence, study_origins
+
+    paths = [input.study] if isinstance(input.study, str) else list(input.study)
+    return labels_sentence(study_origins({Path(p).stem: p for p in paths}))
+
+
+def per_model(name):
+    return lambda wc: [f"{EVAL}/{c}/{m}/{name}.parquet" for c in STUDY_CORPORA for m in training_grid("models")]
+
+
+def table_report(name, ext):
+    path = f"{TABLES}/{name}.{ext}"
+    if ext != "csv":
+        return path
+    return report(path, caption=f"../report/evaluation/{name}.rst", category="Evaluation tables",
+                  subcategory="Paired tests" if name == "paired_tests" else "Paper tables",
+                  labels={"table": name})
+
+
+def evaluation_targets():
+    return (
+        [f"{EVAL}/{name}.parquet" for name in ("metrics", "reliability", "jsd", "data_maps", "spearman",
+                                                 "summary", "paired_tests")]
+        + [f"{TABLES}/{name}.{ext}" for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")]
+        + [f"{FIGURES}/data_maps/{c}/{m}.png" for c in STUDY_CORPORA for m in training_grid("models")]
+        + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability") for c in STUDY_CORPORA]
+        + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]
+    )
+

@@ -21,10 +21,6 @@ MUKHOTI_INPUTS = (
 )
 
 
-def corpora_targets():
-    return [f"{RESULTS}/corpora/{corpus}.parquet" for corpus in CORPORA]
-
-
 # The file is fixed by its URL and verified checksum, so an edit of the package code
 # must not fetch it again (nor fail offline): its code input is marked ancient.
 rule download_file:

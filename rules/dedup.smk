@@ -3,10 +3,6 @@
 # Every de-duplicated corpus depends on all enabled corpora: one job does them all.
 
 
-def dedup_targets():
-    return list(rules.dedup.output)
-
-
 rule dedup:
     input:
         corpora=expand(f"{RESULTS}/corpora/{{corpus}}.parquet", corpus=CORPORA),

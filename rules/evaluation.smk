@@ -1,5 +1,254 @@
-# Stage 'evaluation': rules land with its issue.
+# Stage 'evaluation': metrics, training dynamics, statistics, the paper's tables and
+# figures, the findings check. Jobs are per corpus (test metrics of every run) and per
+# (corpus, model) (training dynamics), not per run: evaluating one run takes
+# milliseconds, so one job per run would be all start-up.
+
+EVAL = f"{RESULTS}/evaluation"
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
+EVALUATION_TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests"]
 
 
-def evaluation_targets():
-    return []
+rule evaluate_runs:
+    input:
+        study=study_table("{corpus}"),
+        predictions=lambda wc: [f"{run_dir(wc.corpus, m, t, s)}/test_performance_predictions.parquet"
+                                for m, t, s in run_grid()],
+        code=code("metrics"),
+    output:
+        metrics=f"{EVAL}/{{corpus}}/metrics.parquet",
+        reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
+    params:
+        runs=lambda wc: [list(r) for r in run_grid()],
+        not_a_digit=lambda wc: training_grid("not_a_digit"),
+        human_soft_label=config["evaluation"]["human_soft_label"],
+        splits=config["evaluation"]["splits"],
+        ece_bins=config["evaluation"]["ece_bins"],
+        kl_epsilon=config["evaluation"]["kl_epsilon"],
+    log:
+        f"{LOGS}/evaluate_runs/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_runs/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/evaluate_runs.py"
+
+
+rule evaluate_dynamics:
+    input:
+        study=study_table("{corpus}"),
+        dynamics=lambda wc: [f"{run_dir(wc.corpus, wc.model, t, s)}/dynamics_predictions.parquet"
+                             for t in training_grid("targets") for s in training_grid("seeds")],
+        code=code("metrics", "dynamics"),
+    output:
+        jsd=f"{EVAL}/{{corpus}}/{{model}}/jsd.parquet",
+        data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
+        spearman=f"{EVAL}/{{corpus}}/{{model}}/spearman.parquet",
+    params:
+        runs=lambda wc: [[t, s] for t in training_grid("targets") for s in training_grid("seeds")],
+        last_epochs=config["evaluation"]["data_map_last_epochs"],
+        permutations=config["evaluation"]["spearman_permutations"],
+        seed=config["evaluation"]["permutation_seed"],
+    log:
+        f"{LOGS}/evaluate_dynamics/{{corpus}}_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_dynamics/{{corpus}}_{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/evaluate_dynamics.py"
+
+
+rule evaluate_summary:
+    input:
+        metrics=expand(f"{EVAL}/{{corpus}}/metrics.parquet", corpus=STUDY_CORPORA),
+        reliability=expand(f"{EVAL}/{{corpus}}/reliability.parquet", corpus=STUDY_CORPORA),
+        jsd=per_model("jsd"),
+        data_map=per_model("data_map"),
+        spearman=per_model("spearman"),
+        code=code("stats"),
+    output:
+        metrics=f"{EVAL}/metrics.parquet",
+        reliability=f"{EVAL}/reliability.parquet",
+        jsd=f"{EVAL}/jsd.parquet",
+        data_maps=f"{EVAL}/data_maps.parquet",
+        spearman=f"{EVAL}/spearman.parquet",
+        summary=f"{EVAL}/summary.parquet",
+        tests=f"{EVAL}/paired_tests.parquet",
+    params:
+        corpora=STUDY_CORPORA,
+        models=lambda wc: training_grid("models"),
+        comparisons=config["evaluation"]["comparisons"],
+        alpha=config["evaluation"]["alpha"],
+    log:
+        f"{LOGS}/evaluate_summary.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/evaluate_summary.py"
+
+
+rule table_results:
+    input:
+        summary=rules.evaluate_summary.output.summary,
+        spearman=rules.evaluate_summary.output.spearman,
+        tests=rules.evaluate_summary.output.tests,
+        study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
+        code=code("metrics", "tables"),
+    output:
+        **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
+    params:
+        corpora=STUDY_CORPORA,
+        models=lambda wc: training_grid("models"),
+        targets=lambda wc: training_grid("targets"),
+        human_labels=human_labels,
+    log:
+        f"{LOGS}/table_results.log",
+    benchmark:
+        f"{BENCHMARKS}/table_results.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/table_results.py"
+
+
+rule plot_data_maps:
+    input:
+        data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
+        study=study_table("{corpus}"),
+        code=code("metrics", "tables", "evaluation_plots"),
+    output:
+        report(f"{FIGURES}/data_maps/{{corpus}}/{{model}}.png", caption="../report/evaluation/data_maps.rst",
+               category="Evaluation figures", subcategory="Model data maps",
+               labels={"corpus": "{corpus}", "model": "{model}"}),
+    params:
+        targets=lambda wc: training_grid("targets"),
+        human_labels=human_labels,
+        last_epochs=config["evaluation"]["data_map_last_epochs"],
+    log:
+        f"{LOGS}/plot_data_maps/{{corpus}}_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_data_maps/{{corpus}}_{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/plot_data_maps.py"
+
+
+rule plot_jsd:
+    input:
+        jsd=lambda wc: [f"{EVAL}/{wc.corpus}/{m}/jsd.parquet" for m in training_grid("models")],
+        study=study_table("{corpus}"),
+        code=code("metrics", "tables", "evaluation_plots"),
+    output:
+        report(f"{FIGURES}/jsd_{{corpus}}.png", caption="../report/evaluation/jsd.rst",
+               category="Evaluation figures", subcategory="Training dynamics (JSD)", labels={"corpus": "{corpus}"}),
+    params:
+        models=lambda wc: training_grid("models"),
+        targets=lambda wc: training_grid("targets"),
+        human_labels=human_labels,
+    log:
+        f"{LOGS}/plot_jsd/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_jsd/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/plot_jsd.py"
+
+
+rule plot_reliability:
+    input:
+        reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
+        study=study_table("{corpus}"),
+        code=code("metrics", "tables", "evaluation_plots"),
+    output:
+        report(f"{FIGURES}/reliability_{{corpus}}.png", caption="../report/evaluation/reliability.rst",
+               category="Evaluation figures", subcategory="Reliability diagrams", labels={"corpus": "{corpus}"}),
+    params:
+        models=lambda wc: training_grid("models"),
+        targets=lambda wc: training_grid("targets"),
+        human_labels=human_labels,
+        ece_bins=config["evaluation"]["ece_bins"],
+    log:
+        f"{LOGS}/plot_reliability/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_reliability/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/plot_reliability.py"
+
+
+rule plot_corpus_size:
+    input:
+        runs=f"{RESULTS}/corpus_size/runs.parquet",
+        code=code("tables", "evaluation_plots"),
+    output:
+        report(f"{FIGURES}/table5_curve.png", caption="../report/evaluation/table5_curve.rst",
+               category="Evaluation figures", subcategory="Corpus size (Table 5)"),
+    log:
+        f"{LOGS}/plot_corpus_size.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_corpus_size.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/plot_corpus_size.py"
+
+
+rule findings:
+    input:
+        metrics=rules.evaluate_summary.output.metrics,
+        summary=rules.evaluate_summary.output.summary,
+        tests=rules.evaluate_summary.output.tests,
+        spearman=rules.evaluate_summary.output.spearman,
+        study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
+        code=code("metrics", "stats", "tables", "findings"),
+    output:
+        md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst",
+                  category="Findings check"),
+        json=f"{RESULTS}/findings.json",
+    params:
+        corpora=STUDY_CORPORA,
+        alpha=config["evaluation"]["alpha"],
+        modest_gain_pp=config["evaluation"]["modest_gain_pp"],
+        human_labels=human_labels,
+    log:
+        f"{LOGS}/findings.log",
+    benchmark:
+        f"{BENCHMARKS}/findings.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/findings.py"

@@ -11,18 +11,6 @@ ENSEMBLE_MEMBERS = expand(
 )
 
 
-def generator_targets():
-    if config["corpora"]["mukhoti"]["origin"] != "generate":
-        return []
-    return [
-        f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
-        f"{GENERATOR_OUT}/mukhoti_records.parquet",
-        f"{GENERATOR_OUT}/ensemble_accuracy.csv",
-        f"{GENERATOR_OUT}/figures/samples_by_entropy.png",
-        f"{GENERATOR_OUT}/figures/entropy_histogram.png",
-    ]
-
-
 rule generator_vae:
     input:
         mnist=MNIST_CORPUS,

@@ -10,26 +10,6 @@ if _no_budget:
     raise ValueError(f"config selection.corpora lacks an entry (budget, min_easy_per_digit_train) for {_no_budget}")
 
 
-def corpus_size_images(wildcards):
-    if "mnist" not in CORPORA:
-        raise ValueError("the corpus-size analysis (config corpus_size, Table 5) needs corpora.mnist enabled")
-    return f"{RESULTS}/dedup/mnist.parquet"
-
-
-def selection_targets():
-    return (
-        [f"{RESULTS}/selection/{corpus}{suffix}" for corpus in STUDY_CORPORA
-         for suffix in (".parquet", "_strata.csv", "_strata.md")]
-        + corpus_size_targets()
-    )
-
-
-def corpus_size_targets():
-    if "mnist" not in CORPORA:  # Table 5 is an MNIST analysis
-        return []
-    return [f"{RESULTS}/corpus_size/runs.parquet"] + [f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv", "parquet")]
-
-
 rule selection_solve:
     input:
         data_map=f"{RESULTS}/cartography/{{corpus}}/data_map.parquet",

@@ -3,29 +3,8 @@
 # Python + torch start-up is paid once per two trainings, and a new seed, model or
 # target adds only its own jobs. Threads 1: `--cores N` trains N cells at a time.
 
-import json
-
 RUNS = f"{RESULTS}/training/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
 TRAINING_GRID_KEYS = ("models", "targets", "seeds")
-
-
-def training_settings():
-    """The training section minus the grid lists: the params every cell's outputs depend on.
-
-    The lists stay out so that adding a seed (model, target) does not rerun the other cells;
-    keys are sorted so that reordering the config file does not rerun anything either.
-    """
-    settings = {k: v for k, v in config["training"].items() if k not in TRAINING_GRID_KEYS}
-    return json.loads(json.dumps(settings, sort_keys=True))
-
-
-def training_targets():
-    t = config["training"]
-    return expand(
-        f"{RUNS}/{{name}}",
-        corpus=STUDY_CORPORA, model=t["models"], target=t["targets"], seed=t["seeds"],
-        name=[Path(f).name for f in rules.train_run.output],
-    )
 
 
 rule train_run:
