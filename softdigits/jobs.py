@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 
 def start(snakemake) -> logging.Logger:
-    """Send logging and uncaught errors of a job to its `log:` file and cap its threads.
+    """Send logging and uncaught errors of a job to its `log:` file.
 
-    Every script calls this first. Threads come from the rule's `threads:` so
-    that parallel jobs do not oversubscribe the cores.
+    Every script calls this first. Thread caps need nothing here: Snakemake
+    starts a script with OMP/OpenBLAS/MKL_NUM_THREADS set to the rule's
+    `threads:`, before numpy loads; torch jobs also call `torch_threads`.
     """
     log_path = Path(str(snakemake.log[0]))
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,9 +21,6 @@ def start(snakemake) -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]
     root.setLevel(logging.INFO)
-    threads = int(getattr(snakemake, "threads", 1) or 1)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
 
     def excepthook(kind, value, tb):
         root.error("job failed", exc_info=(kind, value, tb))
