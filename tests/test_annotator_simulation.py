@@ -45,6 +45,8 @@ def test_record_distribution_weights_parent_classes():
     out = sim.record_class_distribution([[3, 8], [2, 2, 5]], [[0.25, 0.75], [0.2, 0.3, 0.5]])
     np.testing.assert_allclose(out[0][[3, 8]], [0.25, 0.75])
     np.testing.assert_allclose(out[1][[2, 5]], [0.5, 0.5])
+    sharp = sim.record_class_distribution([[3, 8]], [[0.25, 0.75]], sharpness=2.0)
+    np.testing.assert_allclose(sharp[0][[3, 8]], [0.1, 0.9])  # 1/16 : 9/16
 
 
 def test_image_signal_blends_label_or_record_with_knn():
