@@ -12,16 +12,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import struct
-import tempfile
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -132,22 +128,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-@contextlib.contextmanager
-def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty folder beside `path`; it replaces `path` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
 def export_campaign(tasks: pd.DataFrame, gold: pd.DataFrame, images: pa.Table,
                     out_dir: str | os.PathLike, manifest: dict) -> None:
     """Write the campaign folder atomically.
@@ -163,7 +143,7 @@ def export_campaign(tasks: pd.DataFrame, gold: pd.DataFrame, images: pa.Table,
     if missing:
         raise ValueError(f"campaign images missing from the images table: {sorted(missing)[:5]}")
     tasks = tasks.assign(image_file=[f"images/{image_file_name(i)}" for i in tasks["image_id"]])
-    with staged_directory(out_dir) as tmp:
+    with io.atomic_dir(out_dir) as tmp:
         (tmp / "images").mkdir()
         (tmp / "tasks").mkdir()
         for k, image_id in enumerate(ids):

@@ -1,8 +1,9 @@
 """Atomic file output and the Parquet data contracts shared by every stage.
 
-Every writer in the package goes through `atomic_path`: the file is written
-under a temporary name in the same folder and renamed into place only when
-complete, so a killed job never leaves a half-written output behind.
+Every writer in the package goes through `atomic_path` (`atomic_dir` for a
+folder): the output is written under a temporary name in the same folder and
+renamed into place only when complete, so a killed job never leaves a
+half-written output behind.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -49,6 +51,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder beside `path`; it replaces `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes 0700
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
