@@ -5,16 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: several threads only add contention (and are far slower on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 from softdigits import cartography as C
 from softdigits.io import DataContractError, images_table, vectors_column

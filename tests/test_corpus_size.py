@@ -5,16 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: several threads only add contention (and are far slower on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 from softdigits import corpus_size as CS
 from softdigits.io import images_table

@@ -49,7 +49,6 @@ TINY_STRATIFY = StratifySettings(n_images=150, n_bins=10)
 
 def generate(mnist: MnistSplits, tmp: Path, seed: int, mix: MixSettings = TINY_MIX):
     """The whole recipe at tiny scale; returns (corpus, records, summary, pool path)."""
-    torch.set_num_threads(1)
     vae = generator.train_vae(mnist.train_pixels, TINY_VAE, generator.vae_seed(seed))
     members = [generator.train_member(mnist, TINY_MEMBER, generator.member_seed(seed, m))[0] for m in range(2)]
     pool = tmp / f"pool_seed{seed}_chunk{mix.chunk_size}.parquet"
@@ -66,7 +65,6 @@ def tiny(mnist, tmp_path_factory):
 
 
 def test_the_vae_learns_decays_its_lr_at_the_milestones_and_round_trips(mnist, tmp_path):
-    torch.set_num_threads(1)
     settings = replace(TINY_VAE, epochs=4, lr_milestones=(1, 3), lr_decay=0.5)
     vae = generator.train_vae(mnist.train_pixels[:1000], settings, seed=0)
     assert vae.history["lr"].tolist() == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
@@ -88,7 +86,6 @@ def test_one_member_with_the_default_settings_reaches_98_percent(mnist):
     """The default member (LeNet-5 without padding, default epochs/batch/lr) on all of
     MNIST. One member rather than five keeps the suite affordable; the ensemble's mean
     softmax is at least as accurate in practice (see ensemble_accuracy.csv of a run)."""
-    torch.set_num_threads(1)
     settings = DEFAULTS["generator"]["ensemble"]
     member_settings = generator.settings(MemberSettings, {k: v for k, v in settings.items() if k != "members"})
     _, summary = generator.train_member(mnist, member_settings, generator.member_seed(DEFAULTS["generator"]["seed"], 0))
@@ -207,7 +204,6 @@ def test_the_ensemble_scores_the_stored_pixels(tiny, mnist):
     """Re-scoring a pool image's stored pixels gives its stored label distribution."""
     _, _, _, pool_path = tiny
     pool = generator.read_pool(pool_path).slice(0, 50)
-    torch.set_num_threads(1)
     small = subset(mnist, 2000, 500)
     members = [generator.train_member(small, TINY_MEMBER, generator.member_seed(0, m))[0] for m in range(2)]
     mean, entropy, mi = generator.uncertainty(generator.ensemble_probs(members, io.pixels_array(pool)))
