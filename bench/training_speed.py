@@ -11,6 +11,10 @@
 3. The full default grid (corpora x models x targets x seeds, both regimes per
    job) extrapolated from the measured cells: total CPU time, the start-up share,
    and the wall time on --cores N, against the 15-minute goal.
+4. If a finished run's Snakemake benchmarks exist (--results, default results/),
+   the measured wall time of its training jobs beside the extrapolation, and the
+   real early-stopping epoch counts (the study's labels stop later than the synthetic
+   tables of 1-3, so the extrapolation is optimistic).
 
 Times are CPU seconds (one thread per run: the wall time of an idle machine;
 a busy machine distorts them far less than wall times). The study tables are synthetic (the paper's split sizes, random digit templates):
@@ -182,6 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cores", type=int, default=2, help="cores of the extrapolated grid run")
     parser.add_argument("--skip-reference", action="store_true", help="only time the pipeline's loop")
+    parser.add_argument("--results", type=Path, default=REPO / "results",
+                        help="a finished run's results folder, for the measured grid (section 4)")
     args = parser.parse_args()
 
     grid.configure_torch(1)
@@ -250,6 +256,34 @@ def main() -> None:
                   f"wall {(train_total + startup * jobs) / args.cores / 60:5.1f} min")
         print("   caveats: one target and seed measured per model (early stopping varies with the labels);"
               " two parallel jobs on two cores run somewhat slower than one alone.")
+
+    measured_grid(args.results, args.cores)
+
+
+def measured_grid(results: Path, cores: int) -> None:
+    """Section 4: what a real run's train_run jobs took (Snakemake's benchmark files)."""
+    import pandas as pd
+
+    tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*/seed*.tsv"))
+    print(f"\n4. Measured grid: the train_run jobs of {results}")
+    if not tsvs:
+        print("   no benchmarks there; after a run, time it alone with\n"
+              "   time .venv/bin/snakemake --cores 2 --forcerun train_run --until train_run")
+        return
+    seconds = pd.Series({t: pd.read_csv(t, sep="\t")["s"].iloc[-1] for t in tsvs})
+    wall = seconds.sum() / cores
+    print(f"   {len(tsvs)} jobs, sum of job wall times {seconds.sum() / 60:.1f} min, / {cores} cores = "
+          f"{wall / 60:.1f} min; goal 15 min: {'met' if wall <= GOAL_S else 'missed'} by {abs(GOAL_S - wall) / 60:.1f} min")
+    print("   (job wall times from the last run of each job, two at a time on a possibly busy machine)")
+    epochs = {}
+    for t in tsvs:
+        corpus, model = t.parts[-4], t.parts[-3]
+        history = results / "training" / corpus / model / t.parts[-2] / t.stem / "test_performance_history.parquet"
+        if history.exists():
+            epochs.setdefault(f"{corpus}/{model}", []).append(len(pd.read_parquet(history, columns=["epoch"])))
+    if epochs:
+        print("   regime 1 epochs before early stopping, mean (min-max): " + ", ".join(
+            f"{k} {statistics.mean(v):.0f} ({min(v)}-{max(v)})" for k, v in sorted(epochs.items())))
 
 
 if __name__ == "__main__":
