@@ -64,6 +64,8 @@ if LABELS_ORIGIN == "simulated":
             campaign=f"{RESULTS}/annotation/{{corpus}}/campaign",
             images=f"{RESULTS}/dedup/{{corpus}}.parquet",
             gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
+            # the panel's real digits: k-NN over MNIST's training images
+            reference=f"{RESULTS}/dedup/mnist.parquet",
             code=code("annotation", "aggregation", "annotator_simulation"),
         output:
             raw=raw_annotations("{corpus}"),

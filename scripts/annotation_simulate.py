@@ -7,6 +7,7 @@ annotator_simulation.run(
     campaign_dir=snakemake.input.campaign,
     images_path=snakemake.input.images,
     gold_images_path=snakemake.input.gold_images,
+    reference_path=snakemake.input.reference,
     records_path=snakemake.input.get("records"),
     raw_out=snakemake.output.raw,
     simulation=dict(snakemake.params.simulation),

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from softdigits import annotator_simulation as sim
+from softdigits import io
 from softdigits.aggregation import aggregate, attention_failures
 from softdigits.annotation import design_campaign
 
@@ -45,22 +46,35 @@ def test_record_distribution_weights_parent_classes():
     out = sim.record_class_distribution([[3, 8], [2, 2, 5]], [[0.25, 0.75], [0.2, 0.3, 0.5]])
     np.testing.assert_allclose(out[0][[3, 8]], [0.25, 0.75])
     np.testing.assert_allclose(out[1][[2, 5]], [0.5, 0.5])
-    sharp = sim.record_class_distribution([[3, 8]], [[0.25, 0.75]], sharpness=2.0)
-    np.testing.assert_allclose(sharp[0][[3, 8]], [0.1, 0.9])  # 1/16 : 9/16
 
 
-def test_image_signal_blends_label_or_record_with_knn():
+def test_reference_digits_are_labelled_training_images():
+    pixels = np.arange(4 * 784, dtype=np.int64).reshape(4, 784) % 251
+    table = io.images_table(source="mnist", source_split=["train", "test", "train", "train"],
+                            source_index=np.arange(4), pixels=pixels.astype(np.uint8),
+                            label=np.array([1, 2, -1, 3]))
+    meta, ref_pixels = sim.reference_digits(table)
+    assert meta["image_id"].tolist() == ["mnist:train:0", "mnist:train:3"]
+    assert meta["label"].tolist() == [1, 3]
+    np.testing.assert_array_equal(ref_pixels, pixels[[0, 3]])
+
+
+def test_image_signal_blends_label_or_record_with_knn_of_real_digits():
     pixels = np.repeat(np.arange(6, dtype=np.uint8)[:, None] * 40, 784, axis=1)
-    images = pd.DataFrame({"image_id": [f"i{k}" for k in range(6)], "label": [0, 0, 0, 9, 9, 9]})
+    # the reference (real digits) is i0, i1, i3, i4: i2 is a generated image
+    reference = pd.DataFrame({"image_id": ["i0", "i1", "i3", "i4"], "label": [0, 0, 9, 9]})
+    images = pd.DataFrame({"image_id": [f"i{k}" for k in range(6)], "label": [0, 0, 6, 9, 9, 9]})
     records = pd.DataFrame({"image_id": ["i2"], "parent_labels": [[4, 5]],
                             "mix_weights": [[0.5, 0.5]]})
-    signal = sim.image_signal(images, pixels, ["i0", "i2"], k=2, label_weight=0.5,
-                              record_weight=0.8, records=records)
-    np.testing.assert_allclose(signal["i0"], np.eye(10)[0])  # label 0, neighbours i1, i2
-    # i2: 0.8 * (4: .5, 5: .5) + 0.2 * k-NN (i1 -> 0, i3 -> 9)
+    signal = sim.image_signal(images, pixels, ["i0", "i2"], reference, pixels[[0, 1, 3, 4]], k=2,
+                              label_weight=0.5, record_weight=0.2, records=records)
+    # i0: label 0; its neighbours without itself are i1 (0) and i3 (9)
+    np.testing.assert_allclose(signal["i0"], 0.5 * np.eye(10)[0] + 0.5 * (np.eye(10)[0] + np.eye(10)[9]) / 2)
+    # i2: 0.2 * record (4: .5, 5: .5) + 0.8 * k-NN (i1 -> 0, i3 -> 9); its label 6 (the
+    # labelling ensemble's) is not used
     expected = np.zeros(10)
-    expected[[4, 5]] = 0.4
-    expected[[0, 9]] = 0.1
+    expected[[4, 5]] = 0.1
+    expected[[0, 9]] = 0.4
     np.testing.assert_allclose(signal["i2"], expected)
 
 
@@ -115,3 +129,68 @@ def test_params_from_config_requires_every_key():
     del config["lapse_rate"]
     with pytest.raises(KeyError):
         sim.PanelParams.from_config(config)
+
+
+# ------------------------------------------------------------------ the panel looks at the image
+
+NOISY = dataclasses.replace(CLEAN, yes_sd=0.05, unsure_sd=0.1, noise_mean=0.06, noise_sd=0.02,
+                            lapse_rate=0.001)
+
+
+def generated_like(n=400, seed=0):
+    """Real digits (10 noisy prototypes) and generated-like images with records.
+
+    Each generated image has two parents of different classes with Dirichlet mixing
+    weights, but shows one of them picked by a coin that ignores the weights (a latent
+    mixture is not a pixel blend), with a faint trace of the other.
+    """
+    rng = np.random.default_rng(seed)
+    protos = (rng.random((10, 784)) < 0.25) * 220.0
+    ref_labels = np.repeat(np.arange(10), 30)
+    ref_pixels = np.clip(protos[ref_labels] + rng.normal(0, 30, (300, 784)), 0, 255).astype(np.uint8)
+    reference = pd.DataFrame({"image_id": [f"r:{i}" for i in range(300)], "label": ref_labels})
+    parents = np.array([rng.choice(10, 2, replace=False) for _ in range(n)])
+    weights = rng.dirichlet([1.0, 1.0], n)
+    shown = np.where(rng.random(n) < 0.5, parents[:, 0], parents[:, 1])
+    other = np.where(shown == parents[:, 0], parents[:, 1], parents[:, 0])
+    pixels = np.clip(0.8 * protos[shown] + 0.2 * protos[other] + rng.normal(0, 30, (n, 784)), 0, 255)
+    ids = [f"x:{i}" for i in range(n)]
+    images = pd.DataFrame({"image_id": ids, "label": weights.argmax(axis=1)})
+    records = pd.DataFrame({"image_id": ids, "parent_labels": list(parents), "mix_weights": list(weights)})
+    return images, pixels.astype(np.uint8), records, reference, ref_pixels
+
+
+def panel_majority(record_weight, k=4):
+    images, pixels, records, reference, ref_pixels = generated_like()
+    ids = images["image_id"].tolist()
+    gold = pd.DataFrame({"image_id": [f"g:{d}" for d in range(10)], "gold_label": range(10)})
+    tasks = design_campaign(ids, gold, annotators_per_image=k, images_per_task=23,
+                            checks_per_task=3, seed=0)
+    signal = sim.image_signal(images, pixels, ids, reference, ref_pixels, k=10, label_weight=0.0,
+                              record_weight=record_weight, records=records)
+    signal.update({f"g:{d}": np.eye(10)[d] for d in range(10)})
+    labels, _ = aggregate(sim.simulate_panel(tasks, signal, NOISY, seed=0))
+    labels = labels.set_index("image_id").loc[ids]
+    keep = (labels["soft_label_argmax"] < 10).to_numpy()
+    return pixels[keep], records[keep].reset_index(drop=True), labels["soft_label_argmax"].to_numpy()[keep]
+
+
+def test_panel_labels_are_learnt_from_pixels_not_from_the_record():
+    scores = sim.pixel_vs_record_predictability(*panel_majority(record_weight=0.1))
+    assert scores["n_images"] > 350
+    assert scores["pixels_acc"] > 0.9
+    assert max(scores["record_acc"], scores["record_argmax_acc"]) < 0.7
+    assert sim.looks_at_the_image(scores, margin=0.2)
+
+
+def test_a_panel_answering_from_the_record_fails_the_check():
+    scores = sim.pixel_vs_record_predictability(*panel_majority(record_weight=1.0))
+    assert scores["record_argmax_acc"] > 0.9
+    assert not sim.looks_at_the_image(scores, margin=0.2)
+
+
+def test_ridge_accuracy_is_chance_on_unrelated_features():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, 400)
+    assert sim.ridge_accuracy(rng.normal(size=(400, 20)), target) < 0.4
+    assert sim.ridge_accuracy(np.eye(4)[target] + rng.normal(0, 0.1, (400, 4)), target) > 0.95

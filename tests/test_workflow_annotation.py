@@ -104,6 +104,7 @@ def test_simulation_is_deterministic(annotated, tmp_path):
         corpus="mnist", campaign_dir=annotated / "results/annotation/mnist/campaign",
         images_path=annotated / "results/dedup/mnist.parquet",
         gold_images_path=annotated / "results/dedup/mnist.parquet",
+        reference_path=annotated / "results/dedup/mnist.parquet",
         raw_out=again, simulation=config_panel, seed=0)
     assert pq.read_table(again).equals(first)
 
