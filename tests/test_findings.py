@@ -1,26 +1,39 @@
-"""The findings check gives each claim a verdict that follows the data."""
+"""The findings check gives each claim a verdict that follows the data.
+
+For every claim there is a constructed run where it holds ("supported") and one
+where it does not ("not reproduced"): no rule passes whatever the data say.
+"""
 
 import itertools
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from softdigits import findings as F
 from softdigits import stats as S
 
 MODELS = ["simple_ffn", "lenet"]
 TARGETS = ["original", "human_majority", "human_equal", "human_uncertainty"]
+KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"]
 
 
-def run_metrics(soft_helps: bool, seeds=range(6)):
+def run_metrics(*, kl_gain=0.4, gain=None, synth_lead=0.2, synth_trail=0.06, seeds=range(6)):
+    """Per-seed test metrics. kl_gain: soft targets' KL drop; gain: corpus -> soft targets'
+    accuracy gain on the human majority; synth_lead / synth_trail: how far Mukhoti's
+    original-trained models lead on the original labels / trail on the human majority."""
+    gain = {"mnist": 0.01, "mukhoti": 0.06} if gain is None else gain
     rng = np.random.default_rng(0)
     rows = []
-    gain = {"mnist": 0.01, "mukhoti": 0.06}
     for corpus, model, target, seed in itertools.product(("mnist", "mukhoti"), MODELS, TARGETS, seeds):
         soft = target in F.SOFT_TARGETS
-        kl = 0.9 - (0.4 if soft and soft_helps else 0.0) + rng.normal(0, 0.01)
-        acc_h = 0.7 + (gain[corpus] if soft and soft_helps else 0.0) + rng.normal(0, 0.002)
-        acc_o = acc_h + (0.2 if corpus == "mukhoti" and target == "original" else 0.0)
+        synthetic = corpus == "mukhoti" and target == "original"
+        kl = 0.9 - (kl_gain if soft else 0.0) + rng.normal(0, 0.01)
+        acc_h = 0.7 + (gain[corpus] if soft else 0.0) - (synth_trail if synthetic else 0.0) + rng.normal(0, 0.002)
+        if corpus == "mukhoti":
+            acc_o = 0.6 + (synth_lead if synthetic else 0.0) + rng.normal(0, 0.002)
+        else:
+            acc_o = acc_h
         for eval_set, metric, value in (("human_soft", "kl", kl), ("human", "accuracy", acc_h),
                                         ("orig", "accuracy", acc_o)):
             for stratum in ("all", "HLV", "NoHLV"):
@@ -29,14 +42,17 @@ def run_metrics(soft_helps: bool, seeds=range(6)):
     return pd.DataFrame(rows)
 
 
-def spearman(soft_best: bool):
+def spearman(*, soft_best=True, original_rho=-0.02, p=0.001):
     rows = []
     for corpus, model, target, u in itertools.product(("mnist", "mukhoti"), MODELS, TARGETS, ("u_mean", "u_prop")):
-        strong = (target in F.SOFT_TARGETS) == soft_best
-        rho = -0.5 if strong else (-0.02 if target == "original" else -0.2)
-        for variable in ("confidence", "variability"):
+        if target == "original":
+            rho = original_rho
+        else:
+            strong = (target in F.SOFT_TARGETS) == soft_best
+            rho = -0.5 if strong else -0.2
+        for variable, sign in (("confidence", 1.0), ("variability", -1.0)):
             rows.append(dict(corpus=corpus, model=model, target=target, stratum="all", uncertainty=u,
-                             variable=variable, rho=rho, p_permutation=0.001))
+                             variable=variable, rho=sign * rho, p_permutation=p))
     return pd.DataFrame(rows)
 
 
@@ -47,36 +63,97 @@ def studies():
     return {"mnist": mnist, "mukhoti": muk}
 
 
-def check(soft_helps: bool):
-    metrics = run_metrics(soft_helps)
-    summary = S.seed_summary(metrics, ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"])
+def check(metrics=None, rho=None, *, modest_pp=2.0):
+    metrics = run_metrics() if metrics is None else metrics
+    rho = spearman() if rho is None else rho
+    summary = S.seed_summary(metrics, KEYS)
     comparisons = [(s, h) for s in F.SOFT_TARGETS for h in F.HARD_TARGETS]
     tests = S.paired_comparisons(metrics, comparisons, alpha=0.05)
-    return F.check_findings(metrics, summary, tests, spearman(soft_helps), studies(), modest_pp=2.0)
+    return F.check_findings(metrics, summary, tests, rho, studies(), modest_pp=modest_pp, alpha=0.05,
+                            negligible_rho=0.2, data_map_gold="trained_target")
 
 
-def test_claims_supported_when_the_data_say_so():
-    found = check(soft_helps=True)
-    assert [f.verdict for f in found] == ["supported"] * 4
+def verdicts(found):
+    return [f.verdict for f in found]
 
 
-def test_claims_not_supported_when_soft_labels_do_not_help():
-    found = check(soft_helps=False)
-    verdicts = {f.claim: f.verdict for f in found}
-    assert verdicts[found[0].claim] == "not supported"
-    assert verdicts[found[3].claim] == "not supported"
-    # the synthetic-label claim: (a) still holds, (b) fails; half the conditions is not enough
-    assert verdicts[found[2].claim] == "not supported"
-    assert "(a) holds for 2 of 2 models, (b) for 0" in found[2].detail
+def test_verdict_counts_conditions():
+    assert F.verdict(4, 4) == "supported"
+    assert F.verdict(3, 4) == "partly"
+    assert F.verdict(2, 4) == "not reproduced"
+    assert F.verdict(0, 0) == "not reproduced"  # nothing testable is never support
 
 
-def test_not_testable_without_both_corpora_and_render_says_simulated():
-    metrics = run_metrics(True).query("corpus == 'mnist'")
-    summary = S.seed_summary(metrics, ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"])
+def test_every_claim_supported_when_the_data_say_so():
+    found = check()
+    assert verdicts(found) == ["supported"] * 4
+    assert all(f.met == f.total > 0 for f in found)
+
+
+def test_claim1_not_reproduced_when_soft_labels_do_not_lower_kl():
+    assert check(run_metrics(kl_gain=0.0))[0].verdict == "not reproduced"
+    assert check(run_metrics(kl_gain=-0.2))[0].verdict == "not reproduced"
+
+
+@pytest.mark.parametrize("gain", [
+    {"mnist": -0.01, "mukhoti": 0.06},   # a loss on MNIST is not a modest gain
+    {"mnist": 0.05, "mukhoti": 0.08},    # 5 points on MNIST is not modest
+    {"mnist": 0.01, "mukhoti": 0.005},   # Mukhoti gains less than MNIST
+])
+def test_claim2_not_reproduced(gain):
+    found = check(run_metrics(gain=gain, synth_trail=0.0, synth_lead=0.2))
+    assert found[1].verdict == "not reproduced", found[1].detail
+
+
+def test_claim3_not_reproduced_without_the_crossover():
+    # synthetic-trained models lead on the original labels but match or beat the
+    # human-trained ones on the human majority: a label disagreement, not a crossover
+    found = check(run_metrics(synth_trail=-0.08))
+    claim = found[2]
+    assert claim.verdict == "not reproduced"
+    assert "(a) the crossover holds for 0 of 6" in claim.detail
+    cross = claim.tables[0][1]
+    assert (cross["leads on orig"] == "yes").all() and (cross["trails on human"] == "no").all()
+    assert (cross["human set: diff pp"] > 0).all()  # numbers reported whichever way it comes out
+    # and without the lead on the original labels
+    assert check(run_metrics(synth_lead=-0.05))[2].verdict == "not reproduced"
+
+
+def test_claim3_part_b_and_untestable_seed():
+    # a synthetic target that correlates with human uncertainty: (b) fails, (a) holds -> partly
+    found = check(rho=spearman(original_rho=-0.4))
+    assert found[2].verdict == "partly" and "(b) negligible for 0 of 2" in found[2].detail
+    # one seed: no paired test, so (b) alone can never carry the claim
+    one_seed = check(run_metrics(seeds=[0]))
+    assert one_seed[2].verdict == "not reproduced" and one_seed[2].met == 2 and one_seed[2].total == 8
+    assert one_seed[0].verdict == "not reproduced" and one_seed[0].total == 0
+
+
+def test_claim4_not_reproduced_when_soft_is_not_strongest_or_not_significant():
+    assert check(rho=spearman(soft_best=False))[3].verdict == "not reproduced"
+    assert check(rho=spearman(p=0.5))[3].verdict == "not reproduced"
+    positive = spearman()
+    positive.loc[positive["variable"] == "confidence", "rho"] *= -1  # every rho > 0: no negative correlation
+    assert check(rho=positive)[3].verdict == "not reproduced"
+
+
+def test_not_reproduced_without_both_corpora_and_render_says_simulated():
+    metrics = run_metrics().query("corpus == 'mnist'")
+    summary = S.seed_summary(metrics, KEYS)
     finding = F.accuracy_gains(summary, 2.0)
-    assert finding.verdict == "not testable"
-    text = F.render(check(True), {"mnist": "simulated", "mukhoti": "simulated"}, alpha=0.05)
+    assert finding.verdict == "not reproduced" and "Not testable" in finding.detail
+    text = F.render(check(), {"mnist": "simulated", "mukhoti": "simulated"}, alpha=0.05)
     assert "SIMULATED" in text.splitlines()[2]
-    assert text.count("**supported**") == 4
+    assert text.count("**supported**") == 5  # four headings and the legend
+    failing = F.render(check(run_metrics(kl_gain=0.0)), {"mnist": "simulated"}, alpha=0.05)
+    assert "## 1. Soft labels lower KL(human || model) on the HLV stratum: **not reproduced**" in failing
     real = F.preface({"mnist": "campaign"})
     assert "real human annotations" in real and "SIMULATED" not in real
+
+
+def test_findings_dict_is_json_ready():
+    import json
+
+    found = check()
+    text = json.dumps([f.as_dict() for f in found], allow_nan=False, default=float)
+    assert '"verdict": "supported"' in text
