@@ -10,10 +10,10 @@ from softdigits.metrics import labels_origin, read_study  # noqa: E402
 runs = {(t, int(s)): path for (t, s), path in zip(snakemake.params.runs, snakemake.input.dynamics)}
 jsd, maps, spearman = evaluate_dynamics(
     read_study(snakemake.input.study), runs, last_epochs=snakemake.params.last_epochs,
-    n_permutations=snakemake.params.permutations, seed=snakemake.params.seed,
+    n_permutations=snakemake.params.permutations, seed=snakemake.params.seed, gold=snakemake.params.gold,
 )
 keys = {"corpus": snakemake.wildcards.corpus, "model": snakemake.wildcards.model}
-meta = {"labels_origin": labels_origin(snakemake.input.study)}
+meta = {"labels_origin": labels_origin(snakemake.input.study), "data_map_gold": snakemake.params.gold}
 write_table(jsd.assign(**keys), snakemake.output.jsd, metadata=meta)
 write_table(maps.assign(**keys), snakemake.output.data_map, metadata=meta)
 write_table(spearman.assign(**keys), snakemake.output.spearman, metadata=meta)

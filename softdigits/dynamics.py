@@ -7,8 +7,15 @@ Conventions:
 - Model data maps (Swayamdipta et al. 2020) pool the last `last_epochs` epochs
   of every seed: confidence = mean of p(gold) over the pooled (epoch, seed)
   values, variability = their population standard deviation (ddof 0, as in
-  dataset cartography). Gold is the human majority class; images whose
-  majority is "not a digit" have no gold digit and are left out of the maps.
+  dataset cartography). Gold is chosen by `evaluation.data_map_gold`:
+  "trained_target" (default, as in dataset cartography: the label the model is
+  trained toward) is the argmax of each run's own training target (`original`:
+  the corpus's original label; `human_equal` / `human_uncertainty`: the argmax
+  of the soft label's ten digit masses, which is the argmax of the renormalised
+  distribution `grid.target_distributions` trains on; `human_majority`: the
+  majority class); "human_majority" uses the human majority class for every
+  target. An image without a gold digit (a not-a-digit majority, a soft label
+  with no digit mass, no original label) is left out of the maps.
 - Spearman correlations carry a two-sided permutation p-value for every test
   (ranks permuted, ties kept as average ranks): human uncertainty has many
   ties (u_prop takes a handful of values, u_mean is 0 for most NoHLV images),
@@ -135,6 +142,32 @@ def _standardised_ranks(v: np.ndarray) -> np.ndarray:
 
 
 UNCERTAINTIES = {"u_mean": "human_uncert_mean", "u_prop": "pct_ann_unsure"}
+DATA_MAP_GOLDS = ("trained_target", "human_majority")
+NO_GOLD = -1
+# The study column each human training target is built from (as grid.TARGET_COLUMNS;
+# grid imports torch, which the evaluation environment does not have).
+SOFT_TARGET_COLUMNS = {"human_equal": "soft_label_yes_unc_equal", "human_uncertainty": "soft_label"}
+
+
+def gold_labels(study: pd.DataFrame, target: str, mode: str) -> np.ndarray:
+    """(n,) gold digit of every study row for the data map of `target` runs; NO_GOLD where none.
+
+    mode "trained_target": the argmax of the target the runs were trained on;
+    mode "human_majority": the human majority class whatever the target.
+    Argmax ties go to the lower digit, as np.argmax does on the training target.
+    """
+    if mode not in DATA_MAP_GOLDS:
+        raise ValueError(f"evaluation.data_map_gold must be one of {DATA_MAP_GOLDS}, got {mode!r}")
+    if mode == "human_majority" or target == "human_majority":
+        gold = study["soft_label_argmax"].to_numpy(dtype=np.int64)
+    elif target == "original":
+        gold = study["label"].to_numpy(dtype=np.int64)
+    elif target in SOFT_TARGET_COLUMNS:
+        digits = np.stack(study[SOFT_TARGET_COLUMNS[target]].to_numpy()).astype(np.float64)[:, :N_DIGITS]
+        gold = np.where(digits.sum(axis=1) > 0, digits.argmax(axis=1), NO_GOLD)
+    else:
+        raise ValueError(f"unknown training target {target!r}")
+    return np.where((gold >= 0) & (gold < N_DIGITS), gold, NO_GOLD)
 
 
 def evaluate_dynamics(
@@ -144,17 +177,20 @@ def evaluate_dynamics(
     last_epochs: int,
     n_permutations: int,
     seed: int,
+    gold: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """JSD curves, data maps and Spearman tests of one model's runs.
 
-    `runs` maps (target, seed) to a dynamics_predictions file. Returns
+    `runs` maps (target, seed) to a dynamics_predictions file; `gold` is the
+    data-map gold rule (DATA_MAP_GOLDS). Returns
     (jsd: target, seed, epoch, stratum, jsd, n_images),
-    (data maps: target, image_id, confidence, variability, n_values, hlv, u_mean, u_prop) and
+    (data maps: target, image_id, gold, confidence, variability, n_values, hlv, u_mean, u_prop) and
     (spearman: target, stratum, uncertainty, variable, rho, p_permutation, ...).
     """
     info = study.set_index("image_id")
     jsd_frames, map_frames = [], []
     for target in sorted({t for t, _ in runs}):
+        gold_of = pd.Series(gold_labels(study, target, gold), index=info.index)
         p_gold, ids_of_target = [], None
         for (t, s), path in sorted(runs.items()):
             if t != target:
@@ -170,14 +206,15 @@ def evaluate_dynamics(
             hlv = info.loc[image_id, "hlv"].to_numpy(dtype=bool)
             strata = {"all": np.ones(len(hlv), bool), "HLV": hlv, "NoHLV": ~hlv}
             jsd_frames.append(jsd_by_stratum(epochs, successive_jsd(probs), strata).assign(target=target, seed=s))
-            gold = info.loc[image_id, "soft_label_argmax"].to_numpy()
-            has_gold = gold < N_DIGITS
-            p_gold.append(gold_probabilities(probs[:, has_gold], gold[has_gold], last_epochs))
-        ids = ids_of_target[info.loc[ids_of_target, "soft_label_argmax"].to_numpy() < N_DIGITS]
+            gold_ids = gold_of.loc[image_id].to_numpy()
+            has_gold = gold_ids != NO_GOLD
+            p_gold.append(gold_probabilities(probs[:, has_gold], gold_ids[has_gold], last_epochs))
+        ids = ids_of_target[gold_of.loc[ids_of_target].to_numpy() != NO_GOLD]
         confidence, variability, n_values = data_map(p_gold)
         rows = info.loc[ids]
         map_frames.append(pd.DataFrame({
-            "target": target, "image_id": ids, "confidence": confidence, "variability": variability,
+            "target": target, "image_id": ids, "gold": gold_of.loc[ids].to_numpy(),
+            "confidence": confidence, "variability": variability,
             "n_values": n_values, "hlv": rows["hlv"].to_numpy(dtype=bool),
             "u_mean": rows["human_uncert_mean"].to_numpy(dtype=float),
             "u_prop": rows["pct_ann_unsure"].to_numpy(dtype=float),

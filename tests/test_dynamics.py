@@ -72,8 +72,77 @@ def test_spearman_constant_or_nan_input_gives_nan():
 
 def study(ids, gold, hlv):
     n = len(ids)
-    return pd.DataFrame({"image_id": ids, "soft_label_argmax": gold, "hlv": hlv,
+    soft = np.eye(11)[gold]
+    return pd.DataFrame({"image_id": ids, "soft_label_argmax": gold, "hlv": hlv, "label": np.clip(gold, 0, 9),
+                         "label_dist": list(np.eye(10)[np.clip(gold, 0, 9)]), "soft_label": list(soft),
+                         "soft_label_yes_unc_equal": list(soft),
                          "human_uncert_mean": np.linspace(0, 0.3, n), "pct_ann_unsure": np.linspace(0, 1, n)})
+
+
+def gold_study():
+    """Four images where the trained targets' argmax, the original label and the human majority differ."""
+    soft = np.zeros((4, 11))
+    soft[0, [3, 5]] = [0.7, 0.3]        # uncertainty-weighted soft label: argmax 3
+    soft[1, [2, 10]] = [0.2, 0.8]       # mostly not a digit: majority 10, soft argmax 2
+    soft[2, 10] = 1.0                   # only not a digit: no digit mass, no soft gold
+    soft[3, [4, 6]] = [0.5, 0.5]        # a tie goes to the lower digit (np.argmax)
+    equal = soft.copy()
+    equal[0, [3, 5]] = [0.4, 0.6]       # equally weighted: argmax 5
+    return pd.DataFrame({
+        "image_id": ["a", "b", "c", "d"], "label": [8, 2, 1, 9],
+        "label_dist": list(np.full((4, 10), 0.1)),
+        "soft_label": list(soft), "soft_label_yes_unc_equal": list(equal),
+        "soft_label_argmax": [5, 10, 10, 6],  # the human majority as aggregation gives it (not argmax of soft)
+        "hlv": [True] * 4, "human_uncert_mean": [0.1] * 4, "pct_ann_unsure": [0.2] * 4,
+    })
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("original", [8, 2, 1, 9]),               # the corpus's original label, not the human majority
+    ("human_uncertainty", [3, 2, -1, 4]),
+    ("human_equal", [5, 2, -1, 4]),
+    ("human_majority", [5, -1, -1, 6]),
+])
+def test_gold_is_the_argmax_of_the_trained_target(target, expected):
+    assert D.gold_labels(gold_study(), target, "trained_target").tolist() == expected
+
+
+def test_gold_human_majority_option_uses_the_majority_for_every_target():
+    for target in ("original", "human_uncertainty", "human_equal", "human_majority"):
+        assert D.gold_labels(gold_study(), target, "human_majority").tolist() == [5, -1, -1, 6]
+    with pytest.raises(ValueError, match="data_map_gold"):
+        D.gold_labels(gold_study(), "original", "majority")
+
+
+def test_gold_agrees_with_the_training_targets():
+    """The soft targets' gold is the argmax of what grid.target_distributions trains on."""
+    grid = pytest.importorskip("softdigits.grid")
+    frame = gold_study()
+    study = grid.Study(path="s", image_id=frame["image_id"].to_numpy(), split=np.array(["train"] * 4),
+                       pixels=np.zeros((4, 784), np.uint8),
+                       vectors={c: np.stack(frame[c]) for c in ("label_dist", "soft_label", "soft_label_yes_unc_equal")},
+                       soft_label_argmax=frame["soft_label_argmax"].to_numpy(), labels_origin="simulated")
+    for target in ("human_uncertainty", "human_equal", "human_majority"):
+        dist, usable = grid.target_distributions(study, target, "renormalise")
+        gold = D.gold_labels(frame, target, "trained_target")
+        assert ((gold != D.NO_GOLD) == usable).all()
+        assert (gold[usable] == dist[usable].argmax(axis=1)).all()
+
+
+def test_data_map_of_the_synthetic_target_uses_the_original_label(tmp_path):
+    frame = gold_study()
+    probs = np.zeros((3, 4, 10))
+    probs[:, :, 8] = 0.9                       # the model learns the original label 8 everywhere
+    probs[:, :, 0] = 0.1
+    path = tmp_path / "o.parquet"
+    write_dynamics(path, np.arange(1, 4), frame["image_id"].to_numpy(), probs)
+    runs = {("original", 0): path}
+    _, maps, _ = D.evaluate_dynamics(frame, runs, last_epochs=2, n_permutations=99, seed=0, gold="trained_target")
+    a = maps.set_index("image_id").loc["a"]
+    assert a["gold"] == 8 and a["confidence"] == pytest.approx(0.9)
+    _, maps, _ = D.evaluate_dynamics(frame, runs, last_epochs=2, n_permutations=99, seed=0, gold="human_majority")
+    assert set(maps["image_id"]) == {"a", "d"}  # no digit majority for b, c
+    assert maps.set_index("image_id").loc["a", "confidence"] == pytest.approx(0.0)  # p(5) = 0
 
 
 def test_evaluate_dynamics_end_to_end(tmp_path):
@@ -88,7 +157,7 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
             write_dynamics(path, np.arange(1, 8), ids, probs)
             runs[(target, seed)] = path
     jsd, maps, rho = D.evaluate_dynamics(study(ids, gold, np.arange(8) % 2 == 0), runs,
-                                         last_epochs=5, n_permutations=99, seed=0)
+                                         last_epochs=5, n_permutations=99, seed=0, gold="trained_target")
     assert set(jsd["epoch"]) == set(range(2, 8))
     assert jsd["jsd"].between(0, 1).all()
     assert len(maps) == 2 * 7 and (maps["n_values"] == 10).all()
