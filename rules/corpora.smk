@@ -1,10 +1,13 @@
 # Stage 'corpora': each source corpus, downloaded (checksum-verified) or taken from
 # an offline copy, becomes results/corpora/{corpus}.parquet in the images contract.
-from softdigits.download import download_plan
+from softdigits.download import content_check, download_plan
 
 DOWNLOADS = "resources/downloads"
 # Trust-on-first-use sums for files the config gives no checksum (see softdigits/download.py).
 CHECKSUM_LOCKS = "resources/checksums"
+# Every verified download is also kept here, keyed by its checksum: outside every rule's
+# outputs, so a rerun whose new download fails cannot delete a file verified before.
+VERIFIED_STORE = "resources/verified"
 CORPORA_CONFIG = config["corpora"]
 # corpus -> config file name -> local path, for the corpora whose origin is download.
 DOWNLOAD_PATHS = download_plan(CORPORA_CONFIG, DOWNLOADS)
@@ -14,6 +17,7 @@ DOWNLOAD_SPECS = {
     for corpus, paths in DOWNLOAD_PATHS.items()
     for name, path in paths.items()
 }
+
 MUKHOTI_INPUTS = (
     {"generated": f"{RESULTS}/generator/mukhoti_corpus.parquet"}
     if CORPORA_CONFIG["mukhoti"]["origin"] == "generate"
@@ -27,11 +31,13 @@ rule download_file:
     output:
         f"{DOWNLOADS}/{{corpus}}/{{filename}}",
     input:
-        code=ancient(code("download")),
+        code=ancient(code("download", "sources", "annotation")),
     params:
         url=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["url"],
         checksum=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["checksum"],
         lock=lambda wc: f"{CHECKSUM_LOCKS}/{wc.corpus}/{wc.filename}.sha256",
+        store=VERIFIED_STORE,
+        content=lambda wc: content_check(DOWNLOAD_PATHS, CORPORA_CONFIG, f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"),
     wildcard_constraints:
         filename=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     log:

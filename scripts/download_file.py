@@ -1,6 +1,7 @@
 """Rule download_file: fetch one source file, verified by its checksum (or checksum lock)."""
 from softdigits import jobs
 from softdigits.download import download
+from softdigits.sources import check_download
 
 jobs.start(snakemake)
 download(
@@ -8,4 +9,6 @@ download(
     snakemake.output[0],
     checksum=snakemake.params.checksum,
     lock=snakemake.params.lock,
+    store=snakemake.params.store,
+    check=lambda path, name: check_download(path, name, **snakemake.params.content),
 )

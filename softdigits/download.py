@@ -7,8 +7,19 @@ leaves a file behind. Checksums are written `"md5:<hex>"` or `"sha256:<hex>"`.
 Some sources publish no checksum (Weiss's CSV, the ARDIS archive). For those the
 config holds `null`, and verification falls back to trust-on-first-use: the
 first download records its sha256 in a lock file, and every later download of
-the same file must match it. The lock is never skipped silently: recording one
-is logged as a warning that says how to pin the sum in the config.
+the same file must match it. Before a first download is pinned its content is
+checked (`check`: the archive's integrity and the reader parsing it), so a
+truncated or damaged first download is never trusted. The lock is never skipped
+silently: recording one is logged as a warning that says how to pin the sum in
+the config; a mismatch names the lock file and how to reset it.
+
+Verified files outlive failed reruns: every verified download is also kept in a
+content-addressed store (`store/<algorithm>-<hex>`, a hard link when possible),
+outside every rule's outputs. When Snakemake reruns a download (its URL or
+checksum changed) it deletes the rule's output first; if the new download then
+fails, the earlier verified file is still in the store, and a download whose
+expected sum is already in the store is served from it without any traffic
+(so reverting the config works offline).
 """
 
 from __future__ import annotations
@@ -20,8 +31,10 @@ import re
 import socket
 import urllib.error
 import urllib.parse
+import shutil
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from softdigits.io import atomic_path, write_text
 
@@ -93,27 +106,49 @@ def download(
     checksum: str | None,
     lock: str | os.PathLike | None = None,
     timeout: float = TIMEOUT_S,
+    store: str | os.PathLike | None = None,
+    check: Callable[[Path, str], None] | None = None,
 ) -> str:
     """Fetch `url` to `dest`, verified by `checksum` (or by the lock when it is None).
 
     Returns the file's sha256. With `checksum=None`, `lock` is required: if it
     exists, the file must match the sha256 it records for this URL; if not, the
-    sha256 of this first download is recorded there.
+    content is first checked by `check(path, name)` (which raises on a damaged
+    file) and then its sha256 is recorded there. With `store`, a file whose
+    expected sum is in the store is taken from it, and every verified download
+    is added to it.
     """
     dest = Path(dest)
     if checksum is not None:
         parse_checksum(checksum)  # fail on a malformed sum before any traffic
-        expected = checksum
+        expected, pinned_by = checksum, "the config's checksum"
     else:
         if lock is None:
             raise ValueError(f"{url}: no checksum given and no lock file to record one in")
-        expected = _read_lock(Path(lock), url)
+        expected, pinned_by = _read_lock(Path(lock), url), f"the lock file {lock}"
+
+    if expected is not None and store is not None and _from_store(Path(store), expected, dest):
+        log.info("%s: taken from the verified store %s (no download)", dest, store)
+        return digest_file(dest, "sha256")
 
     with atomic_path(dest) as tmp:
         _fetch(url, tmp, timeout)
         sha256 = digest_file(tmp, "sha256")
         if expected is not None:
-            verify_file(tmp, expected, f"download of {url}")
+            try:
+                verify_file(tmp, expected, f"download of {url}")
+            except ChecksumError as err:
+                raise ChecksumError(f"{err} (expected by {pinned_by}){_reset_hint(checksum, lock)}") from None
+        elif check is not None:
+            try:
+                check(tmp, dest.name)
+            except Exception as err:  # any reader failure means: do not pin this file
+                message = str(err).replace(str(tmp), dest.name)
+                raise DownloadError(
+                    f"download of {url} is damaged, so its checksum was not pinned: {message}"
+                ) from None
+        if store is not None:
+            _add_to_store(Path(store), tmp, expected or f"sha256:{sha256}")
     log.info("downloaded %s -> %s (sha256:%s)", url, dest, sha256)
 
     if checksum is None and expected is None:
@@ -124,6 +159,53 @@ def download(
             url, sha256, lock, sha256,
         )
     return sha256
+
+
+def _reset_hint(checksum: str | None, lock) -> str:
+    """How to change a pin on purpose (only for a trust-on-first-use lock)."""
+    if checksum is not None:
+        return ""
+    return (f". If the file changed upstream on purpose, delete {lock} (or put the new "
+            "checksum in the config) and rerun: the next download is checked and pinned anew")
+
+
+def store_path(store: Path, expected: str) -> Path:
+    """Where the store keeps the file with checksum `expected` ("md5:<hex>" -> md5-<hex>)."""
+    algorithm, digest = parse_checksum(expected)
+    return store / f"{algorithm}-{digest}"
+
+
+def _from_store(store: Path, expected: str, dest: Path) -> bool:
+    """Put the stored copy of `expected` at `dest` (verified again); False when absent."""
+    kept = store_path(store, expected)
+    if not kept.is_file():
+        return False
+    try:
+        verify_file(kept, expected, str(kept))
+    except ChecksumError as err:  # the store was tampered with: ignore it, fetch anew
+        log.warning("%s; ignoring the stored copy", err)
+        return False
+    with atomic_path(dest) as tmp:
+        _link_or_copy(kept, tmp)
+    return True
+
+
+def _add_to_store(store: Path, verified: Path, expected: str) -> None:
+    kept = store_path(store, expected)
+    if kept.exists():
+        return
+    store.mkdir(parents=True, exist_ok=True)
+    with atomic_path(kept) as tmp:
+        _link_or_copy(verified, tmp)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link `src` onto `dest` (no second copy on disk), copying across file systems."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
 
 def _read_lock(lock: Path, url: str) -> str | None:
@@ -137,8 +219,9 @@ def _read_lock(lock: Path, url: str) -> str | None:
     parse_checksum(recorded)
     if locked_url != url:
         raise DownloadError(
-            f"{lock} pins the file from {locked_url}, but the config now asks for {url}: "
-            "put the new file's checksum in the config, or delete the lock to record it anew"
+            f"checksum lock {lock} pins the file from {locked_url}, but the config now asks for "
+            f"{url}: put the new file's checksum in the config, or delete {lock} to check and "
+            "pin the new file on its first download"
         )
     return recorded
 
@@ -178,3 +261,17 @@ def download_plan(corpora: dict, root: str) -> dict[str, dict[str, str]]:
             raise ValueError(f"config corpora.{corpus}.files: two URLs end in the same file name")
         plan[corpus] = paths
     return plan
+
+
+def content_check(plan: dict[str, dict[str, str]], corpora: dict, path: str) -> dict:
+    """How a downloaded file's content is checked before it is pinned (see sources.check_download).
+
+    `plan` is `download_plan`'s answer: a path in it feeds that corpus's reader; the
+    only other download is the released soft-digits table.
+    """
+    for corpus, paths in plan.items():
+        for name, corpus_path in paths.items():
+            if corpus_path == path:
+                return {"reader": corpus, "file_key": name,
+                        "keep_splits": corpora[corpus].get("keep_splits")}
+    return {"reader": "released"}

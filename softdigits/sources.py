@@ -238,6 +238,8 @@ def _load_tensor(path: str | os.PathLike) -> np.ndarray:
 def mukhoti_from_generator(path: str | os.PathLike) -> pa.Table:
     """The generator stage's Ambiguous-MNIST table, checked against the images contract."""
     table = io.read_images(path)
+    if table.num_rows == 0:
+        raise SourceFormatError(f"{path}: the images table has no rows")
     sources = set(table.column("source").to_pylist())
     if sources - {"mukhoti"}:
         raise SourceFormatError(f"{path}: source must be 'mukhoti', found {sorted(sources)}")
@@ -444,6 +446,49 @@ def _pixel_matrix_from_frame(df: pd.DataFrame, columns: list[str], lines: np.nda
     return values.astype(np.uint8)
 
 
+# ------------------------------------------------------- download content check
+
+def check_download(path: str | os.PathLike, name: str, reader: str, file_key: str = "",
+                   keep_splits: list[str] | None = None) -> None:
+    """Raise SourceFormatError unless a downloaded file is intact and its reader parses it.
+
+    Run before a file without a published checksum is pinned (trust on first use),
+    so a truncated or damaged first download is never trusted. `name` is the file's
+    name (the download sits under a temporary one), `reader` the corpus it feeds or
+    "released"; `file_key` is the config's name for the file (MNIST: train_images, ...).
+    """
+    suffix = Path(name).suffix.lower()
+    if suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as f:  # reading to the end checks the CRC and length
+                data = f.read()
+        except (OSError, EOFError) as err:
+            raise SourceFormatError(f"{name}: not a complete gzip file ({err})") from None
+        if reader == "mnist" and file_key in MNIST_FILES:
+            parse_idx(data, file_key.split("_")[1], name)
+    elif suffix == ".pt":  # torch's format is a zip archive: check every member's CRC
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise SourceFormatError(f"{name}: not a complete torch file ({err})") from None
+        if damaged:
+            raise SourceFormatError(f"{name}: member {damaged} is damaged")
+    elif reader == "ardis":
+        ardis_from_archive(path)  # reads every member; rarfile checks each CRC
+    elif reader == "weiss":
+        weiss_from_csv(path, keep_splits or ["train"])
+    elif reader == "released":
+        from softdigits.annotation import check_released
+
+        check_released(path)
+    else:
+        raise SourceFormatError(f"{name}: no content check for a {suffix or 'suffix-less'} "
+                                f"file of {reader}; give its checksum in the config")
+
+
 # ------------------------------------------------------------------- subsample
 
 def limit_per_split(table: pa.Table, limit: int | None) -> pa.Table:
@@ -465,6 +510,8 @@ def limit_per_split(table: pa.Table, limit: int | None) -> pa.Table:
 
 def write_corpus(table: pa.Table, path, corpus: str, origin: str, limit: int | None, **extra) -> pa.Table:
     """Apply `limit_per_split` and write the corpus table with metadata saying where it came from."""
+    if table.num_rows == 0:
+        raise SourceFormatError(f"{corpus}: the source has no images; nothing to write to {path}")
     table = limit_per_split(table, limit)
     counts = pc.value_counts(table.column("source_split")).to_pylist()
     metadata = {
