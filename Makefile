@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?=
 
-.PHONY: setup run test dag report bench clean
+.PHONY: setup check-config run test dag report bench clean
+
+# The config files Snakemake reads, in its merge order (CONFIG overlays the default).
+CONFIG_FILES := workflow_config.yaml $(CONFIG)
 
 $(BIN)/snakemake: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,17 +21,22 @@ $(BIN)/snakemake: requirements.txt pyproject.toml
 
 setup: $(BIN)/snakemake
 
-run: setup
+# YAML syntax (file and line), schema and cross-field rules, before Snakemake starts
+# (and so before it deletes any output of a job it would rerun).
+check-config: setup
+	$(BIN)/softdigits check-config $(CONFIG_FILES)
+
+run: check-config
 	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
 test: setup
 	$(BIN)/python -m pytest -q
 
-report: setup
+report: check-config
 	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 	$(BIN)/snakemake --report results/report.html $(if $(CONFIG),--configfile $(CONFIG))
 
-dag: setup
+dag: check-config
 	mkdir -p dag
 	$(BIN)/snakemake --rulegraph $(if $(CONFIG),--configfile $(CONFIG)) | dot -Tsvg > dag/rulegraph.svg
 	$(BIN)/snakemake --dag $(if $(CONFIG),--configfile $(CONFIG)) | dot -Tsvg > dag/jobs.svg

@@ -47,6 +47,10 @@ LABEL_COLUMNS = [
 ]
 
 
+class AggregationError(ValueError):
+    """Nothing is left to aggregate (e.g. every annotator failed an attention check)."""
+
+
 @dataclass(frozen=True)
 class QCReport:
     """Who was excluded by the attention checks."""
@@ -139,6 +143,14 @@ def aggregate(raw: pd.DataFrame) -> tuple[pd.DataFrame, QCReport]:
     """QC then aggregation: one row per non-check image, columns `LABEL_COLUMNS`."""
     qc = attention_failures(raw)
     kept = raw[~raw["is_attention_check"] & ~raw["annotator_id"].isin(qc.failed_annotators)]
+    if kept.empty:
+        if qc.n_excluded and qc.n_excluded == qc.n_annotators:
+            raise AggregationError(
+                f"all {qc.n_annotators} annotator(s) failed an attention check "
+                f"({', '.join(qc.failed_annotators[:5])}{', ...' if qc.n_excluded > 5 else ''}): "
+                "no answers are left to aggregate; check the gold_label column"
+            )
+        raise AggregationError("the file holds only attention-check answers: no study images to aggregate")
     keys, codes = answer_matrix(kept)
     image_ids = keys["image_id"].to_numpy()
     images, group = np.unique(image_ids, return_inverse=True)

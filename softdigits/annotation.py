@@ -34,7 +34,7 @@ RAW_COLUMNS = ["annotator_id", "image_id", "class", "response", "is_attention_ch
                "reaction_time_ms"]
 RESPONSES = {"yes", "no", "unsure"}
 ON_BAD_ROWS = ("error", "drop")
-MAX_LISTED_ERRORS = 20
+MAX_LISTED_ERRORS = 10  # problems listed in an error; the rest are counted
 
 
 class RawAnnotationError(ValueError):
@@ -187,12 +187,39 @@ def raw_table(df: pd.DataFrame) -> pa.Table:
 
 
 def _read_any(path: Path) -> pd.DataFrame:
+    """The file as a DataFrame (CSV: every cell a string); unreadable -> RawAnnotationError."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    if suffix in (".parquet", ".pq"):
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise RawAnnotationError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    if path.is_dir():
+        raise RawAnnotationError(f"{path}: is a folder, expected a {suffix} file")
+    if not path.exists():
+        raise RawAnnotationError(f"{path}: no such file")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
         return pq.read_table(path).to_pandas()
-    raise RawAnnotationError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    except pd.errors.EmptyDataError:
+        raise RawAnnotationError(f"{path}: the file is empty (not even a header row)") from None
+    except UnicodeDecodeError:
+        raise RawAnnotationError(_not_utf8(path)) from None
+    except (pd.errors.ParserError, pa.ArrowException, OSError) as err:
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RawAnnotationError(f"{path}: not a readable {kind} file ({first})") from None
+
+
+def _not_utf8(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits (line and byte offset)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        offset = 0
+    except UnicodeDecodeError as err:
+        offset = err.start
+    line = data.count(b"\n", 0, offset) + 1
+    return (f"{path}: line {line} (byte {offset}): byte 0x{data[offset]:02x} is not UTF-8 text; "
+            "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8)")
 
 
 def _as_int(values: pd.Series) -> pd.Series:
@@ -203,6 +230,13 @@ def _as_int(values: pd.Series) -> pd.Series:
 
 _TRUE = {"true", "1", "t"}
 _FALSE = {"false", "0", "f", ""}
+_MISSING = ["", "nan", "None", "<NA>"]
+# Kinds of bad row, root causes first: a bad row makes its (annotator, image) pair
+# incomplete too, so the per-row checks come before duplicates and completeness.
+ROW_KINDS = ("empty annotator_id", "empty image_id", "class", "response",
+             "is_attention_check", "attention-check", "reaction_time_ms", "unknown image_id")
+DROP_HINT = ("to drop bad rows instead, set config annotation.on_bad_rows: drop "
+             "(softdigits aggregate: --on-bad-rows drop)")
 
 
 def read_raw_annotations(
@@ -216,12 +250,18 @@ def read_raw_annotations(
     Checks per row: non-empty annotator and image ids, image known (when
     `known_image_ids` is given), class a digit 0-9, response yes/no/unsure (case and
     surrounding spaces ignored), is_attention_check a boolean, gold_label a digit on
-    attention-check rows, reaction_time_ms empty or >= 0. Then duplicate answers to
-    the same (annotator, image, class), then (annotator, image) pairs that do not
-    answer all ten classes. With `on_bad_rows='error'` any bad row raises
-    RawAnnotationError naming file, row and reason; with 'drop' the bad rows are
-    dropped (an incomplete pair entirely) and counted by reason in the report.
-    Row numbers are 1-based data rows; for CSV files the line number is given too.
+    attention-check rows, reaction_time_ms empty or a finite number >= 0. Then
+    duplicate answers to the same (annotator, image, class), then (annotator, image)
+    pairs that do not answer all ten classes.
+
+    With `on_bad_rows='error'` the first stage that finds bad rows stops the read
+    (fail fast: duplicates and completeness are only checked on clean rows), raising
+    RawAnnotationError whose first line names the file, the first bad row and its
+    reason, followed by the first MAX_LISTED_ERRORS problems and counts per reason.
+    With 'drop' the bad rows are dropped (an incomplete pair entirely) and counted by
+    reason in the report. Row numbers are 1-based data rows; for CSV files the line
+    number is given too. Messages are only built for the rows listed, so a file of
+    a million bad rows is rejected in seconds.
     """
     if on_bad_rows not in ON_BAD_ROWS:
         raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
@@ -233,43 +273,34 @@ def read_raw_annotations(
             f"{path}: missing column(s) {missing}; a raw annotation file needs {RAW_COLUMNS}"
         )
     n = len(df)
-    reason = np.full(n, "", dtype=object)
+    kind = np.full(n, "", dtype=object)
 
-    def flag(mask, message) -> None:
-        mask = np.asarray(mask, dtype=bool) & (reason == "")
-        if isinstance(message, str):
-            reason[mask] = message
-        else:
-            reason[mask] = np.asarray(message, dtype=object)[mask]
+    def flag(mask, name: str) -> None:
+        kind[np.asarray(mask, dtype=bool) & (kind == "")] = name
 
     annotator = df["annotator_id"].astype(str).str.strip()
     image = df["image_id"].astype(str).str.strip()
-    flag(annotator.isin(["", "nan", "None"]), "empty annotator_id")
-    flag(image.isin(["", "nan", "None"]), "empty image_id")
+    flag(annotator.isin(_MISSING), "empty annotator_id")
+    flag(image.isin(_MISSING), "empty image_id")
     cls = _as_int(df["class"])
-    flag(~cls.between(0, N_DIGITS - 1),
-         "class " + df["class"].astype(str).map(repr) + " is not a digit 0-9")
+    flag(~cls.between(0, N_DIGITS - 1), "class")
     response = df["response"].astype(str).str.strip().str.lower()
-    flag(~response.isin(RESPONSES),
-         "response " + df["response"].astype(str).map(repr) + " is not yes/no/unsure")
+    flag(~response.isin(RESPONSES), "response")
     check_text = df["is_attention_check"].astype(str).str.strip().str.lower()
-    flag(~check_text.isin(_TRUE | _FALSE),
-         "is_attention_check " + df["is_attention_check"].astype(str).map(repr)
-         + " is not a boolean")
+    flag(~check_text.isin(_TRUE | _FALSE), "is_attention_check")
     is_check = check_text.isin(_TRUE).to_numpy()
     if is_check.any() and "gold_label" not in df.columns:
         raise RawAnnotationError(
             f"{path}: attention-check rows present but no 'gold_label' column (the gold digit)"
         )
     gold = _as_int(df["gold_label"]) if "gold_label" in df.columns else pd.Series(np.nan, index=df.index)
-    flag(is_check & ~gold.between(0, N_DIGITS - 1).to_numpy(),
-         "attention-check row without a gold_label digit 0-9")
+    flag(is_check & ~gold.between(0, N_DIGITS - 1).to_numpy(), "attention-check")
     rt_text = df["reaction_time_ms"].astype(str).str.strip()
-    rt_empty = rt_text.isin(["", "nan", "None", "<NA>"])
+    rt_empty = rt_text.isin(_MISSING)
     rt = pd.to_numeric(rt_text.where(~rt_empty, np.nan), errors="coerce")
-    flag(~rt_empty & ~(rt >= 0), "reaction_time_ms " + rt_text.map(repr) + " is not a number >= 0")
+    flag(~rt_empty & ~(np.isfinite(rt) & (rt >= 0)), "reaction_time_ms")
     if known_image_ids is not None:
-        flag(~image.isin(known_image_ids), "unknown image_id " + image.map(repr))
+        flag(~image.isin(known_image_ids), "unknown image_id")
 
     table = pd.DataFrame(
         {
@@ -283,50 +314,28 @@ def read_raw_annotations(
             "simulated": _simulated_flags(df),
         }
     )
-    row_no = np.arange(1, n + 1)
+    raw_text = {"class": df["class"], "response": df["response"],
+                "is_attention_check": df["is_attention_check"], "reaction_time_ms": rt_text}
+    stop = on_bad_rows == "error"
 
-    ok = reason == ""
-    key = ["annotator_id", "image_id", "class"]
-    candidates = table[ok]
-    dup = candidates.duplicated(key, keep="first")
-    if dup.any():
-        first_row = candidates.reset_index().groupby(key)["index"].transform("min") + 1
-        message = ("duplicate answer of annotator " + candidates["annotator_id"].map(repr)
-                   + " to image " + candidates["image_id"].map(repr) + " class "
-                   + candidates["class"].astype(int).astype(str) + " (first in row "
-                   + first_row.astype(str).to_numpy() + ")")
-        flag(pd.Series(dup, index=candidates.index).reindex(table.index, fill_value=False),
-             message.reindex(table.index, fill_value=""))
+    if not (stop and (kind != "").any()):
+        ok = kind == ""
+        dup = table[ok].duplicated(["annotator_id", "image_id", "class"], keep="first")
+        flag(pd.Series(dup, index=table.index[ok]).reindex(table.index, fill_value=False),
+             "duplicate answer")
+    if not (stop and (kind != "").any()):
+        ok = kind == ""
+        n_classes = table[ok].groupby(["annotator_id", "image_id"])["class"].transform("nunique")
+        flag(ok & (n_classes.reindex(table.index).fillna(N_DIGITS).to_numpy() < N_DIGITS),
+             "did not answer")
 
-    ok = reason == ""
-    pairs = table[ok].groupby(["annotator_id", "image_id"])["class"]
-    n_classes = pairs.transform("nunique").reindex(table.index)
-    incomplete = ok & (n_classes.fillna(N_DIGITS).to_numpy() < N_DIGITS)
-    if incomplete.any():
-        answered = pairs.agg(lambda c: sorted(int(x) for x in c))
-        messages = table.index.to_series().map(lambda i: "")
-        for i in np.flatnonzero(incomplete):
-            got = answered[(table.at[i, "annotator_id"], table.at[i, "image_id"])]
-            lacking = sorted(set(range(N_DIGITS)) - set(got))
-            messages.iloc[i] = (f"annotator {table.at[i, 'annotator_id']!r} did not answer "
-                                f"class(es) {lacking} for image {table.at[i, 'image_id']!r}")
-        flag(incomplete, messages.to_numpy())
-
-    bad = reason != ""
-    counts = Counter(_reason_kind(r) for r in reason[bad])
+    bad = kind != ""
+    counts = Counter(kind[bad])
     report = {"file": str(path), "rows": n, "bad_rows": int(bad.sum()),
               "bad_rows_by_reason": dict(sorted(counts.items())), "on_bad_rows": on_bad_rows}
     if bad.any():
-        where = [f"{path}: row {row_no[i]}"
-                 + (f" (line {row_no[i] + 1})" if path.suffix.lower() == ".csv" else "")
-                 + f": {reason[i]}" for i in np.flatnonzero(bad)[:MAX_LISTED_ERRORS]]
-        more = int(bad.sum()) - len(where)
-        summary = "\n  ".join(where + ([f"... and {more} more bad row(s)"] if more else []))
-        if on_bad_rows == "error":
-            raise RawAnnotationError(
-                f"{path}: {int(bad.sum())} bad row(s) (set on_bad_rows: drop to drop them):\n"
-                f"  {summary}"
-            )
+        if stop:
+            raise RawAnnotationError(_bad_rows_message(path, table, kind, raw_text, counts))
         log.warning("%s: dropping %d bad row(s): %s", path, bad.sum(), report["bad_rows_by_reason"])
     table = table[~bad].reset_index(drop=True)
     table["class"] = table["class"].astype(np.int64)
@@ -335,20 +344,69 @@ def read_raw_annotations(
     return table, report
 
 
+def _bad_rows_message(path: Path, table: pd.DataFrame, kind: np.ndarray, raw_text: dict,
+                      counts: Counter) -> str:
+    """First line: the file, the first root-cause row and its reason; then a capped list."""
+    order = [*ROW_KINDS, "duplicate answer", "did not answer"]
+    csv = path.suffix.lower() == ".csv"
+    listed: dict = {}  # key -> (message, rows); an incomplete pair's rows share one entry
+    for name in order:
+        for i in np.flatnonzero(kind == name):
+            message = _row_reason(name, int(i), table, raw_text)
+            key = message if name == "did not answer" else (message, int(i))
+            if key not in listed and len(listed) == MAX_LISTED_ERRORS:
+                break
+            listed.setdefault(key, (message, []))[1].append(int(i))
+        if len(listed) == MAX_LISTED_ERRORS:
+            break
+
+    def where(rows: list[int]) -> str:
+        first = rows[0] + 1
+        text = f"row {first}" + (f" (line {first + 1})" if csv else "")
+        return text + (f" and {len(rows) - 1} more row(s)" if len(rows) > 1 else "")
+
+    lines = [f"{path}: {where(rows)}: {message}" for message, rows in listed.values()]
+    total = int(sum(counts.values()))
+    by_reason = ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k))
+    shown = sum(len(rows) for _, rows in listed.values())
+    more = [f"... and {total - shown} more bad row(s)"] if total > shown else []
+    return "\n  ".join([f"{lines[0]} ({total} bad row(s) in all: {by_reason}; {DROP_HINT})",
+                        *lines[1:], *more])
+
+
+def _row_reason(name: str, i: int, table: pd.DataFrame, raw_text: dict) -> str:
+    """The reason one row is bad, in words (built only for the rows a message lists)."""
+    row = table.iloc[i]
+    if name in ("class", "response", "is_attention_check"):
+        allowed = {"class": "a digit 0-9", "response": "yes/no/unsure",
+                   "is_attention_check": "a boolean"}[name]
+        return f"{name} {str(raw_text[name].iloc[i])!r} is not {allowed}"
+    if name == "reaction_time_ms":
+        return f"reaction_time_ms {raw_text[name].iloc[i]!r} is not a finite number >= 0"
+    if name == "attention-check":
+        return "attention-check row without a gold_label digit 0-9"
+    if name == "unknown image_id":
+        return f"unknown image_id {row['image_id']!r}"
+    if name == "duplicate answer":
+        same = ((table["annotator_id"] == row["annotator_id"]) & (table["image_id"] == row["image_id"])
+                & (table["class"] == row["class"]))
+        return (f"duplicate answer of annotator {row['annotator_id']!r} to image "
+                f"{row['image_id']!r} class {int(row['class'])} (first in row "
+                f"{int(np.flatnonzero(same.to_numpy())[0]) + 1})")
+    if name == "did not answer":
+        pair = (table["annotator_id"] == row["annotator_id"]) & (table["image_id"] == row["image_id"])
+        got = set(table.loc[pair, "class"].dropna().astype(int))
+        lacking = sorted(set(range(N_DIGITS)) - got)
+        return (f"annotator {row['annotator_id']!r} did not answer class(es) {lacking} "
+                f"for image {row['image_id']!r}")
+    return name  # empty annotator_id / image_id
+
+
 def _simulated_flags(df: pd.DataFrame) -> pd.Series:
     """The file's `simulated` column if it has one (a real campaign has none: False)."""
     if "simulated" not in df.columns:
         return pd.Series(False, index=df.index)
     return df["simulated"].astype(str).str.strip().str.lower().isin(_TRUE)
-
-
-def _reason_kind(reason: str) -> str:
-    for kind in ("duplicate answer", "did not answer", "unknown image_id", "class",
-                 "response", "is_attention_check", "attention-check", "reaction_time_ms",
-                 "empty annotator_id", "empty image_id"):
-        if reason.startswith(kind) or (kind == "did not answer" and kind in reason):
-            return kind
-    return reason
 
 
 # ------------------------------------------------------------------ released table
@@ -374,6 +432,26 @@ def _vectors(values: pd.Series, width: int, column: str, path: Path) -> np.ndarr
     return out
 
 
+def _read_released_table(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as err:
+        raise ReleasedTableError(f"{path}: not a readable Parquet file ({err})") from None
+    missing = [c for c in RELEASED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ReleasedTableError(f"{path}: missing column(s) {missing} of the released table")
+    if table.num_rows == 0:
+        raise ReleasedTableError(f"{path}: the released table has no rows")
+    return table
+
+
+def check_released(path: str | os.PathLike) -> None:
+    """Raise ReleasedTableError unless every source's rows of the released file parse."""
+    path = Path(path)
+    for source in sorted(set(_read_released_table(path).column("source").to_pylist())):
+        read_released(path, str(source))
+
+
 def read_released(path: str | os.PathLike, source: str) -> pd.DataFrame:
     """The released soft-digits rows of one source, in the study table's columns.
 
@@ -383,11 +461,7 @@ def read_released(path: str | os.PathLike, source: str) -> pd.DataFrame:
     image_id is `{source}:released:{indices}` (matched to corpus ids later by pixels).
     """
     path = Path(path)
-    table = pq.read_table(path)
-    missing = [c for c in RELEASED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ReleasedTableError(f"{path}: missing column(s) {missing} of the released table")
-    df = table.to_pandas()
+    df = _read_released_table(path).to_pandas()
     df = df[df["source"].astype(str) == source].reset_index(drop=True)
     if df.empty:
         raise ReleasedTableError(f"{path}: no rows with source == {source!r}")

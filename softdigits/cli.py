@@ -2,32 +2,70 @@
 
     softdigits aggregate --annotations RAW.(csv|parquet) --out LABELS.parquet [--qc QC.json]
                          [--on-bad-rows error|drop]
+    softdigits check-config FILE [OVERLAY ...]
 
-validates a raw answers file, excludes annotators who failed an attention check,
-and writes one row of aggregated labels per image (softdigits.aggregation). The
-workflow's aggregate_labels rule calls the same `aggregate_file`.
+`aggregate` validates a raw answers file, excludes annotators who failed an
+attention check, and writes one row of aggregated labels per image
+(softdigits.aggregation); the workflow's aggregate_labels rule calls the same
+`aggregate_file`. It never writes over its input. `check-config` merges the files
+as Snakemake merges --configfile overlays and checks them (YAML syntax with file
+and line, the schema, the cross-field rules); the Makefile runs it before Snakemake.
+
+Every bad input ends with exit code 2 and a message naming the file (and row,
+line or key), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from softdigits import io
-from softdigits.aggregation import aggregate, labels_table
+from softdigits.aggregation import AggregationError, aggregate, labels_table
 from softdigits.annotation import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations
+from softdigits.config import ConfigError, check_files
 
 log = logging.getLogger(__name__)
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def check_outputs(inputs: list, outputs: list) -> None:
+    """Raise RawAnnotationError when an output would overwrite an input, another output,
+    or a folder: raw answers cannot be regenerated, so they are never written over."""
+    seen: dict[str, str] = {}
+    for label, path in inputs:
+        seen[os.path.realpath(path)] = f"the {label} file"
+    for label, path in outputs:
+        if path is None:
+            continue
+        path = Path(path)
+        real = os.path.realpath(path)
+        clash = seen.get(real)
+        if clash is None and path.exists():
+            clash = next((what for other, what in seen.items()
+                          if os.path.exists(other) and os.path.samefile(other, path)), None)
+        if clash:
+            raise RawAnnotationError(f"{path}: the {label} path is {clash}; refusing to write over it "
+                                     "(choose another output path)")
+        if path.is_dir():
+            raise RawAnnotationError(f"{path}: the {label} path is a folder; give a file name")
+        seen[real] = f"the {label} file"
 
 
 def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") -> dict:
     """Raw answers file -> labels Parquet (+ QC JSON). Returns the QC summary."""
+    check_outputs([("annotations", annotations)], [("--out", out), ("--qc", qc_out)])
     raw, import_report = read_raw_annotations(annotations, on_bad_rows=on_bad_rows)
     if raw.empty:
         raise RawAnnotationError(f"{annotations}: no answers to aggregate")
-    labels, qc = aggregate(raw)
+    try:
+        labels, qc = aggregate(raw)
+    except AggregationError as err:
+        raise RawAnnotationError(f"{annotations}: {err}") from None
     summary = {**qc.as_dict(), "n_images": int(len(labels)), "import": import_report,
                "simulated": bool(labels["simulated"].any())}
     io.write_table(labels_table(labels), out,
@@ -41,6 +79,22 @@ def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") ->
     return summary
 
 
+def _aggregate(args) -> int:
+    summary = aggregate_file(args.annotations, args.out, args.qc, args.on_bad_rows)
+    print(f"wrote {args.out}: {summary['n_images']} images, "
+          f"{summary['n_excluded_attention']} of {summary['n_annotators']} annotators excluded "
+          f"by attention checks, {summary['import']['bad_rows']} bad rows dropped")
+    return 0
+
+
+def _check_config(args) -> int:
+    config = check_files(args.files, args.schema)
+    print(f"config OK: {' + '.join(map(str, args.files))} "
+          f"(study corpora {config['study']['corpora']}, annotation origin "
+          f"{config['annotation']['origin']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="softdigits", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,17 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     agg.add_argument("--qc", type=Path, default=None, help="optional QC summary JSON to write")
     agg.add_argument("--on-bad-rows", choices=ON_BAD_ROWS, default="error",
                      help="stop on bad rows (default) or drop and count them")
+    agg.set_defaults(run=_aggregate)
+    chk = commands.add_parser("check-config", help="check config files before a run")
+    chk.add_argument("files", nargs="+", type=Path,
+                     help="workflow_config.yaml first, then any overlays, merged in order")
+    chk.add_argument("--schema", type=Path, default=SCHEMA, help=argparse.SUPPRESS)
+    chk.set_defaults(run=_check_config)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        summary = aggregate_file(args.annotations, args.out, args.qc, args.on_bad_rows)
-    except (RawAnnotationError, FileNotFoundError) as err:
-        print(f"softdigits aggregate: error: {err}", file=sys.stderr)
+        return args.run(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"softdigits {args.command}: error: {problem}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: {summary['n_images']} images, "
-          f"{summary['n_excluded_attention']} of {summary['n_annotators']} annotators excluded "
-          f"by attention checks, {summary['import']['bad_rows']} bad rows dropped")
-    return 0
+    except (RawAnnotationError, OSError) as err:
+        message = str(err) if isinstance(err, RawAnnotationError) else f"{err.filename}: {err.strerror}"
+        print(f"softdigits {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

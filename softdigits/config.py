@@ -1,11 +1,20 @@
-"""Config validation with errors that name the offending key.
+"""Config loading and validation with errors that name the file, line and key.
 
 The schema lives in `schemas/config.schema.yaml`, one section per stage in
-`schemas/config/*.schema.yaml` (joined by relative `$ref`).
+`schemas/config/*.schema.yaml` (joined by relative `$ref`). After the schema,
+`cross_field_problems` checks the rules that tie keys together (threshold order,
+budgets that can hold their minimums, ...): everything that can be checked
+without data is checked when the config is loaded, before any job runs and so
+before Snakemake deletes any earlier output of a job.
+
+`load_config_files` reads config files and merges them the way Snakemake merges
+`--configfile` overlays onto `configfile:` (dicts merge key by key, lists and
+scalars replace); `softdigits check-config FILE...` runs all of it.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -13,9 +22,16 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+SPLITS = ("train", "val", "test")
+N_DIGITS = 10
+
 
 class ConfigError(ValueError):
-    """The config breaks its schema; the message lists every offending key."""
+    """The config is malformed or breaks a rule; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str], header: str = "invalid config"):
+        self.problems = list(problems)
+        super().__init__(f"{header}:\n  " + "\n  ".join(self.problems))
 
 
 def _load_schema(path: Path) -> tuple[dict, Registry]:
@@ -30,22 +46,212 @@ def _load_schema(path: Path) -> tuple[dict, Registry]:
     return schema, Registry(retrieve=retrieve)
 
 
-def validate_config(config: dict, schema_path: str | Path) -> None:
-    """Raise ConfigError naming each bad key (dotted path) and what is wrong with it."""
+def schema_problems(config: dict, schema_path: str | Path) -> list[tuple[str, str]]:
+    """(dotted key, problem) for each place the config breaks its schema."""
     schema, registry = _load_schema(Path(schema_path))
     validator = jsonschema.Draft202012Validator(schema, registry=registry)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if not errors:
-        return
-    lines = []
+    problems = []
     for err in errors:
-        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        key = ".".join(str(p) for p in err.absolute_path)
         if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            for name in extra:
-                full = f"{key}.{name}" if err.absolute_path else name
-                known = ", ".join(sorted(err.schema.get("properties", {})))
-                lines.append(f"unknown config key '{full}' (known keys here: {known})")
+            known = ", ".join(sorted(err.schema.get("properties", {})))
+            for name in sorted(set(err.instance) - set(err.schema.get("properties", {}))):
+                full = f"{key}.{name}" if key else name
+                problems.append((full, f"unknown config key '{full}' (known keys here: {known})"))
         else:
-            lines.append(f"config key '{key}': {err.message}")
-    raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+            problems.append((key, f"config key '{key or '<top level>'}': {err.message}"))
+    return problems
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Raise ConfigError naming each bad key (dotted path) and what is wrong with it.
+
+    The schema first; the cross-field rules only on a config that passes it.
+    """
+    problems = [message for _, message in schema_problems(config, schema_path)]
+    if not problems:
+        problems = [message for _, message in cross_field_problems(config)]
+    if problems:
+        raise ConfigError(problems)
+
+
+# ------------------------------------------------------------------ cross-field rules
+
+
+def cross_field_problems(config: dict) -> list[tuple[str, str]]:
+    """(dotted key, problem) for each rule between keys that the config breaks.
+
+    Assumes a schema-valid config; keys that other stages may add later are read
+    with .get so that these rules never reject a config for lacking them.
+    """
+    problems: list[tuple[str, str]] = []
+
+    def bad(key: str, message: str) -> None:
+        problems.append((key, f"config key '{key}': {message}"))
+
+    corpora = config.get("corpora", {})
+    enabled = [name for name, spec in corpora.items() if spec.get("origin") != "off"]
+    study = config.get("study", {}).get("corpora", [])
+    for corpus in study:
+        if corpus not in enabled:
+            bad("study.corpora", f"study corpus {corpus!r} has corpora.{corpus}.origin 'off'")
+
+    cartography = config.get("cartography", {}).get("corpora", {})
+    for corpus in enabled:
+        if corpus not in cartography:
+            bad("cartography.corpora", f"no entry (epochs, thresholds) for the enabled corpus {corpus!r}")
+    for corpus, spec in cartography.items():
+        t = spec.get("thresholds", {})
+        key = f"cartography.corpora.{corpus}.thresholds"
+        if t.get("confidence_low", 0) >= t.get("confidence_high", 1):
+            bad(key, f"confidence_low {t['confidence_low']} must be below confidence_high "
+                     f"{t['confidence_high']} (easy and hard regions would overlap)")
+        if t.get("variability_low", 0) > t.get("variability_high", 1):
+            bad(key, f"variability_low {t['variability_low']} must not exceed variability_high "
+                     f"{t['variability_high']}")
+
+    selection = config.get("selection", {}).get("corpora", {})
+    for corpus in study:
+        if corpus not in selection:
+            bad("selection.corpora", f"no entry (budget, min_easy_per_digit_train) for the study corpus {corpus!r}")
+    for corpus, spec in selection.items():
+        budget = spec.get("budget", {})
+        for split in SPLITS:
+            if split in budget and budget[split] <= 0:
+                bad(f"selection.corpora.{corpus}.budget.{split}",
+                    f"{budget[split]}: every split needs a positive budget (training, early "
+                    "stopping and the test metrics each need images)")
+        min_easy = spec.get("min_easy_per_digit_train", 0)
+        if budget.get("train", 0) > 0 and N_DIGITS * min_easy > budget["train"]:
+            bad(f"selection.corpora.{corpus}.min_easy_per_digit_train",
+                f"{min_easy} easy images per digit need {N_DIGITS * min_easy} training images, "
+                f"but budget.train is {budget['train']}")
+
+    generator = config.get("generator", {})
+    f = generator.get("filter", {})
+    if f and f.get("min_entropy", 0) >= f.get("max_entropy", float("inf")):
+        bad("generator.filter", f"min_entropy {f['min_entropy']} must be below max_entropy {f['max_entropy']}")
+    st = generator.get("stratify", {})
+    if st and st.get("low", 0) >= st.get("high", float("inf")):
+        bad("generator.stratify", f"low {st['low']} must be below high {st['high']}")
+
+    annotation = config.get("annotation", {})
+    campaign = annotation.get("campaign", {})
+    origin = annotation.get("origin")
+    if campaign and campaign.get("checks_per_task", 0) >= campaign.get("images_per_task", 1):
+        bad("annotation.campaign.images_per_task",
+            f"{campaign['images_per_task']} must exceed checks_per_task {campaign['checks_per_task']} "
+            "(a task list needs study images besides its attention checks)")
+    if origin != "released" and campaign.get("gold_corpus") not in (None, *study):
+        bad("annotation.campaign.gold_corpus",
+            f"{campaign['gold_corpus']!r} must be one of study.corpora {study} (its data map "
+            "picks the gold attention checks)")
+    if origin == "campaign":
+        lacking = [c for c in study if c not in annotation.get("answers", {})]
+        if lacking:
+            bad("annotation.answers", f"no answers file for the study corpus(es) {lacking}")
+
+    targets = config.get("training", {}).get("targets", [])
+    for k, pair in enumerate(config.get("evaluation", {}).get("comparisons", [])):
+        unknown = [t for t in pair if t not in targets]
+        if unknown:
+            bad(f"evaluation.comparisons.{k}", f"{unknown} not in training.targets {targets}")
+        elif len(set(pair)) != len(pair):
+            bad(f"evaluation.comparisons.{k}", f"compares {pair[0]!r} with itself")
+    return problems
+
+
+# ------------------------------------------------------------------ files
+
+
+def merge_configs(base: dict, overlay: dict) -> dict:
+    """`overlay` merged onto a copy of `base` as Snakemake merges --configfile: dicts
+    merge key by key, everything else (lists included) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_configs(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> tuple[dict, yaml.Node | None]:
+    """A config file's mapping and its YAML node tree (for line numbers)."""
+    if path.is_dir():
+        raise ConfigError([f"{path}: is a folder, expected a YAML config file"], "bad config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such config file"], "bad config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{path}: byte {err.start} is not UTF-8 text"], "bad config file") from None
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
+        raise ConfigError([f"{where}: YAML syntax error: {what or err}"], "bad config file") from None
+    if data is None:
+        return {}, None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: the top level must be a mapping of keys, got {type(data).__name__}"],
+                          "bad config file")
+    return data, node
+
+
+def _key_line(node: yaml.Node | None, key: str) -> int | None:
+    """The 1-based line where the dotted `key` (or its deepest present ancestor) is set."""
+    line = None
+    for part in key.split(".") if key else []:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if str(k.value) == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _depth(data, key: str) -> int:
+    """How many leading parts of the dotted `key` a file's mapping sets."""
+    depth = 0
+    for part in key.split(".") if key else []:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            break
+        depth += 1
+    return depth
+
+
+def check_files(paths: list[str | Path], schema_path: str | Path) -> dict:
+    """Load, merge and validate config files; ConfigError lists 'file:line: problem' lines.
+
+    The first file is the base (workflow_config.yaml), later ones overlays. A problem
+    is located in the last file that sets the key's section, at the key's line.
+    """
+    loaded = [(Path(p), *_read_yaml(Path(p))) for p in paths]
+    config: dict = {}
+    for _, data, _ in loaded:
+        config = merge_configs(config, data)
+    problems = schema_problems(config, schema_path)
+    if not problems:
+        problems = cross_field_problems(config)
+    if not problems:
+        return config
+    lines = []
+    for key, message in problems:
+        path, _, node = max(reversed(loaded), key=lambda f: _depth(f[1], key))
+        line = _key_line(node, key)
+        lines.append(f"{path}{f':{line}' if line else ''}: {message}")
+    raise ConfigError(lines)

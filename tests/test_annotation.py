@@ -218,7 +218,7 @@ def test_missing_columns_and_file_type(tmp_path):
 def test_many_bad_rows_are_summarised(tmp_path):
     rows = [dict(r, response="?") for r in GOOD]
     path = write_answers(rows, tmp_path / "raw.csv", "csv")
-    with pytest.raises(RawAnnotationError, match=r"(?s)30 bad row\(s\).*and 10 more bad row"):
+    with pytest.raises(RawAnnotationError, match=r"(?s)row 1 \(line 2\): response .\?. is not.*30 bad row\(s\) in all: 30 response.*and 20 more bad row"):
         read_raw_annotations(path)
 
 
