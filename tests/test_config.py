@@ -74,3 +74,24 @@ def test_snakemake_stops_on_a_config_typo_naming_the_key(workflow_copy):
     proc = snakemake(workflow_copy, "-n", "--configfile", "typo.yaml", check=False)
     assert proc.returncode != 0
     assert "unknown config key 'study.corpra'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_snakemake_stops_on_a_cross_field_error_before_touching_outputs(workflow_copy):
+    """Issue 12: inverted thresholds used to fail inside the job, after Snakemake had
+    deleted that job's earlier outputs; now the config is rejected when it is loaded."""
+    from conftest import snakemake
+
+    earlier = workflow_copy / "results/cartography/mnist/data_map.parquet"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"an earlier good data map")
+    before = (earlier.read_bytes(), earlier.stat().st_mtime_ns)
+    (workflow_copy / "inverted.yaml").write_text(
+        "cartography:\n  corpora:\n    mnist:\n      epochs: 10\n      thresholds: "
+        "{confidence_high: 0.3, confidence_low: 0.6, variability_low: 0.25, variability_high: 0.3}\n")
+    proc = snakemake(workflow_copy, "--configfile", "config/test.yaml", "inverted.yaml", "--cores", "1",
+                     "results/cartography/mnist/data_map.parquet", check=False)
+    assert proc.returncode != 0
+    assert ("config key 'cartography.corpora.mnist.thresholds': confidence_low 0.6 must be below "
+            "confidence_high 0.3") in proc.stdout + proc.stderr
+    assert (earlier.read_bytes(), earlier.stat().st_mtime_ns) == before

@@ -1,0 +1,402 @@
+"""Issue 12: every bad input gets a one-line error (exit 2) and nothing earlier is lost.
+
+One test per case of the issue. Each asserts the message, the exit code (for the
+command line) and that every file that existed before keeps its bytes and mtime.
+Downloads run against an HTTP server on 127.0.0.1 (tests/test_download.py's).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from test_annotation import GOOD, answers, write_answers
+from test_download import GOOD as PAYLOAD, server  # noqa: F401  (the server fixture)
+from test_sources import weiss_frame
+
+from softdigits import io, sources
+from softdigits.annotation import RawAnnotationError, ReleasedTableError, read_raw_annotations, read_released
+from softdigits.config import ConfigError, check_files
+from softdigits.download import ChecksumError, DownloadError, download, store_path
+from softdigits.sources import SourceFormatError, check_download
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "softdigits.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def snapshot(*paths: Path) -> dict:
+    """Bytes and mtime of each file, to show that nothing earlier was lost."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------ 1. aggregate over its input
+
+
+@pytest.mark.parametrize("how", ["same path", "hard link", "symlink", "qc over input"])
+def test_aggregate_refuses_to_write_over_its_input(tmp_path, how):
+    raw = write_answers(GOOD, tmp_path / "raw.csv", "csv")
+    before = snapshot(raw)
+    out, qc = tmp_path / "labels.parquet", None
+    if how == "same path":
+        out = raw
+    elif how == "hard link":
+        os.link(raw, out := tmp_path / "alias.csv")
+    elif how == "symlink":
+        (out := tmp_path / "alias.csv").symlink_to(raw)
+    else:
+        qc = raw
+    proc = cli("aggregate", "--annotations", raw, "--out", out, *(["--qc", qc] if qc else []))
+    assert_one_line_error(proc, "refusing to write over it", "the annotations file")
+    assert snapshot(raw) == before
+
+
+def test_aggregate_out_folder_is_named(tmp_path):
+    raw = write_answers(GOOD, tmp_path / "raw.csv", "csv")
+    before = snapshot(raw)
+    (tmp_path / "labels").mkdir()
+    proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels")
+    assert_one_line_error(proc, f"{tmp_path / 'labels'}: the --out path is a folder")
+    assert snapshot(raw) == before and not list((tmp_path / "labels").iterdir())
+
+
+# ------------------------------------------------------------ 5. tracebacks -> messages
+
+
+def test_empty_answers_csv_is_named(tmp_path):
+    raw = tmp_path / "raw.csv"
+    raw.write_bytes(b"")
+    out = tmp_path / "labels.parquet"
+    out.write_bytes(b"earlier labels")
+    before = snapshot(raw, out)
+    proc = cli("aggregate", "--annotations", raw, "--out", out)
+    assert_one_line_error(proc, f"{raw}: the file is empty")
+    assert snapshot(raw, out) == before
+
+
+def test_non_utf8_answers_are_named_with_line(tmp_path):
+    raw = write_answers(GOOD, tmp_path / "raw.csv", "csv")
+    data = raw.read_bytes().replace(b"a2,img1", b"a\xe92,img1", 1)
+    raw.write_bytes(data)
+    line = data[:data.index(b"\xe9")].count(b"\n") + 1
+    before = snapshot(raw)
+    proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
+    assert_one_line_error(proc, f"{raw}: line {line} ", "byte 0xe9 is not UTF-8")
+    assert snapshot(raw) == before and not (tmp_path / "labels.parquet").exists()
+
+
+def test_every_annotator_failing_the_checks_is_named(tmp_path):
+    rows = (answers("a1", "img1", yes=[3]) + answers("a1", "g1", yes=[5], check=True, gold=0)
+            + answers("a2", "img1", yes=[3]) + answers("a2", "g1", yes=[7], check=True, gold=0))
+    raw = write_answers(rows, tmp_path / "raw.csv", "csv")
+    before = snapshot(raw)
+    proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
+    assert_one_line_error(proc, f"{raw}: all 2 annotator(s) failed an attention check (a1, a2)")
+    assert snapshot(raw) == before
+
+
+def test_unreadable_parquet_answers_are_named(tmp_path):
+    raw = tmp_path / "raw.parquet"
+    raw.write_bytes(b"PAR1 not really")
+    before = snapshot(raw)
+    proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
+    assert_one_line_error(proc, f"{raw}: not a readable Parquet file")
+    assert snapshot(raw) == before
+
+
+def test_missing_answers_file_is_named(tmp_path):
+    proc = cli("aggregate", "--annotations", tmp_path / "nope.csv", "--out", tmp_path / "l.parquet")
+    assert_one_line_error(proc, f"{tmp_path / 'nope.csv'}: no such file")
+
+
+def test_malformed_yaml_config_gives_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study:\n  corpora: [mnist\ntraining:\n  seeds: [0]\n")
+    before = snapshot(bad)
+    proc = cli("check-config", REPO / "workflow_config.yaml", bad)
+    assert_one_line_error(proc, f"{bad}:3:", "YAML syntax error")
+    assert snapshot(bad) == before
+
+
+def test_missing_config_file_is_one_line(tmp_path):
+    proc = cli("check-config", REPO / "workflow_config.yaml", tmp_path / "missing.yaml")
+    assert_one_line_error(proc, f"{tmp_path / 'missing.yaml'}: no such config file")
+
+
+def test_config_whose_top_level_is_not_a_mapping(tmp_path):
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- mnist\n")
+    proc = cli("check-config", REPO / "workflow_config.yaml", bad)
+    assert_one_line_error(proc, f"{bad}:1: the top level must be a mapping")
+
+
+def test_makefile_checks_the_merged_config_before_snakemake():
+    proc = subprocess.run(["make", "-n", "run", "CONFIG=config/test.yaml"], cwd=REPO,
+                          capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if "softdigits check-config" in line
+             or "snakemake --cores" in line]
+    assert lines[0].endswith("softdigits check-config workflow_config.yaml config/test.yaml")
+    assert "snakemake --cores" in lines[1]
+
+
+# ------------------------------------------------------------ 4. cross-field config rules
+
+
+def overlay_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "overlay.yaml"
+    path.write_text(text)
+    return path
+
+
+CROSS_FIELD = {
+    "inverted thresholds": (
+        "cartography:\n  corpora:\n    mnist:\n      epochs: 3\n"
+        "      thresholds: {confidence_high: 0.3, confidence_low: 0.8, variability_low: 0.1, variability_high: 0.25}\n",
+        5, "cartography.corpora.mnist.thresholds': confidence_low 0.8 must be below confidence_high 0.3"),
+    "zero train budget": (
+        "selection:\n  corpora:\n    mnist:\n      budget: {train: 0, val: 20, test: 20}\n",
+        4, "selection.corpora.mnist.budget.train': 0: every split needs a positive budget"),
+    "all-zero budgets": (
+        "selection:\n  corpora:\n    mukhoti:\n      budget: {train: 0, val: 0, test: 0}\n",
+        4, "selection.corpora.mukhoti.budget.train': 0: every split needs a positive budget"),
+    "train budget below the easy minimum": (
+        "selection:\n  corpora:\n    mnist:\n      budget: {train: 100, val: 20, test: 20}\n"
+        "      min_easy_per_digit_train: 11\n",
+        5, "min_easy_per_digit_train': 11 easy images per digit need 110 training images, but budget.train is 100"),
+    "gold corpus not studied": (
+        "annotation:\n  campaign:\n    gold_corpus: weiss\n",
+        3, "annotation.campaign.gold_corpus': 'weiss' must be one of study.corpora"),
+    "comparison of an untrained target": (
+        "training:\n  targets: [original, human_majority]\n",
+        None, "evaluation.comparisons.0': ['human_uncertainty'] not in training.targets"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CROSS_FIELD))
+def test_cross_field_rules_are_checked_at_load(tmp_path, case):
+    text, line, message = CROSS_FIELD[case]
+    overlay = overlay_file(tmp_path, text)
+    before = snapshot(overlay)
+    proc = cli("check-config", REPO / "workflow_config.yaml", overlay)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    first = proc.stderr.splitlines()[0]
+    where = f"{overlay}:{line}:" if line else "workflow_config.yaml:"
+    assert where in first and message in first, proc.stderr
+    if case == "all-zero budgets":  # one line per problem
+        assert [line.split("budget.")[1][:5] for line in proc.stderr.splitlines()] == ["train", "val':", "test'"]
+    assert snapshot(overlay) == before
+
+
+@pytest.mark.parametrize("overlay", [None, "config/test.yaml", "config/paper.yaml"])
+def test_shipped_configs_pass_every_rule(overlay):
+    check_files([REPO / "workflow_config.yaml", *([REPO / overlay] if overlay else [])], SCHEMA)
+
+
+def test_overlays_merge_like_snakemake(tmp_path):
+    """Dicts merge key by key; lists replace (so a one-seed overlay really has one seed)."""
+    overlay = overlay_file(tmp_path, "training:\n  seeds: [7]\ncartography:\n  batch_size: 32\n")
+    config = check_files([REPO / "workflow_config.yaml", overlay], SCHEMA)
+    assert config["training"]["seeds"] == [7] and config["training"]["models"]
+    assert config["cartography"]["batch_size"] == 32 and config["cartography"]["seeds"] == [0, 1, 2]
+
+
+def test_duplicate_seeds_are_named(tmp_path):
+    overlay = overlay_file(tmp_path, "training:\n  seeds: [0, 1, 0]\n")
+    with pytest.raises(ConfigError, match=r"overlay\.yaml:2: config key 'training\.seeds': .*non-unique"):
+        check_files([REPO / "workflow_config.yaml", overlay], SCHEMA)
+
+
+# ------------------------------------------------------------ 6./7. the validator
+
+
+def systematic_bad_rows(path: Path, n_pairs: int) -> Path:
+    """Every (annotator, image) pair lacks class 9: each row is bad (issue 12, item 6)."""
+    pair = np.repeat(np.arange(n_pairs), 9)
+    pd.DataFrame({
+        "annotator_id": "a" + (pair % 97).astype(str), "image_id": "img" + (pair // 97).astype(str),
+        "class": np.tile(np.arange(9), n_pairs), "response": "no", "is_attention_check": "false",
+        "reaction_time_ms": 500,
+    }).to_csv(path, index=False)
+    return path
+
+
+def test_many_systematically_bad_rows_are_capped_and_counted(tmp_path):
+    raw = systematic_bad_rows(tmp_path / "raw.csv", 5000)  # 45,000 bad rows
+    before = snapshot(raw)
+    with pytest.raises(RawAnnotationError) as err:
+        read_raw_annotations(raw)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"{raw}: row 1 (line 2) and 8 more row(s): annotator 'a0' did not "
+                               "answer class(es) [9] for image 'img0' (45000 bad row(s) in all: "
+                               "45000 did not answer;")
+    assert len(lines) == 11 and lines[-1].strip() == "... and 44910 more bad row(s)"
+    assert snapshot(raw) == before
+
+
+def test_root_cause_is_listed_before_its_follow_on_errors(tmp_path):
+    rows = [dict(r) for r in GOOD]
+    rows[25]["class"] = 12  # a2/img1's class 5 row: that pair is now incomplete too
+    raw = write_answers(rows, tmp_path / "raw.csv", "csv")
+    with pytest.raises(RawAnnotationError) as err:
+        read_raw_annotations(raw)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith(f"{raw}: row 26 (line 27): class '12' is not a digit 0-9 (1 bad row(s)")
+    assert "did not answer" not in str(err.value)  # fail fast: follow-on checks not run
+
+
+def test_error_names_the_real_option_to_drop_rows(tmp_path):
+    rows = [dict(r) for r in GOOD]
+    rows[0]["response"] = "maybe"
+    raw = write_answers(rows, tmp_path / "raw.csv", "csv")
+    proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "annotation.on_bad_rows: drop" in proc.stderr and "--on-bad-rows drop" in proc.stderr
+    assert "on_bad_rows: drop to drop them" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity"])  # empty or nan = not recorded
+def test_reaction_time_must_be_finite(tmp_path, value):
+    rows = [dict(r) for r in GOOD]
+    rows[3]["reaction_time_ms"] = value
+    raw = write_answers(rows, tmp_path / "raw.csv", "csv")
+    with pytest.raises(RawAnnotationError, match=rf"row 4 \(line 5\): reaction_time_ms '{value}' "
+                                                 r"is not a finite number >= 0"):
+        read_raw_annotations(raw)
+
+
+# ------------------------------------------------------------ 7. empty tables
+
+
+def test_zero_row_images_parquet_is_rejected(tmp_path):
+    rng = np.random.default_rng(0)
+    table = io.images_table(source="mukhoti", source_split="train", source_index=np.arange(2),
+                            pixels=rng.integers(0, 256, (2, 784)).astype(np.uint8), label=[1, 2])
+    empty = tmp_path / "empty.parquet"
+    io.write_table(table.slice(0, 0), empty)
+    with pytest.raises(SourceFormatError, match=r"empty\.parquet: the images table has no rows"):
+        sources.mukhoti_from_generator(empty)
+    with pytest.raises(SourceFormatError, match=r"weiss: the source has no images"):
+        sources.write_corpus(table.slice(0, 0), tmp_path / "out.parquet", "weiss", "download", None)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_zero_row_released_table_is_rejected(tmp_path):
+    from softdigits.annotation import RELEASED_COLUMNS
+
+    path = tmp_path / "released.parquet"
+    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in RELEASED_COLUMNS}), path)
+    with pytest.raises(ReleasedTableError, match=r"released\.parquet: the released table has no rows"):
+        read_released(path, "mnist")
+
+
+# ------------------------------------------------------------ 2. trust on first use
+
+
+def truncated_gzip() -> bytes:
+    data = gzip.compress(PAYLOAD * 50)
+    return data[: len(data) // 2]
+
+
+def test_truncated_first_download_is_not_pinned(server, tmp_path):  # noqa: F811
+    url, files = server
+    files["/train-idx.gz"] = truncated_gzip()  # served whole: Content-Length matches
+    dest, lock = tmp_path / "dl" / "train-idx.gz", tmp_path / "locks" / "train-idx.gz.sha256"
+    check = lambda path, name: check_download(path, name, "mukhoti")  # noqa: E731
+    with pytest.raises(DownloadError, match=r"train-idx\.gz is damaged, so its checksum was not "
+                                            r"pinned: train-idx\.gz: not a complete gzip file"):
+        download(f"{url}/train-idx.gz", dest, None, lock=lock, timeout=5, check=check)
+    assert not lock.exists() and not dest.exists()
+
+    files["/train-idx.gz"] = gzip.compress(PAYLOAD * 50)  # the correct file is then accepted
+    download(f"{url}/train-idx.gz", dest, None, lock=lock, timeout=5, check=check)
+    assert lock.exists() and gzip.decompress(dest.read_bytes()) == PAYLOAD * 50
+
+
+def test_truncated_csv_and_rar_first_downloads_are_not_pinned(tmp_path):
+    from test_sources import write_ardis_archive
+
+    csv = tmp_path / "weiss.csv"
+    weiss_frame(np.random.default_rng(0)).to_csv(csv, index=False)
+    check_download(csv, "weiss.csv", "weiss", keep_splits=["train"])
+    csv.write_bytes(csv.read_bytes()[:-3000])
+    with pytest.raises(SourceFormatError, match=r"weiss\.csv: line \d+"):
+        check_download(csv, "weiss.csv", "weiss", keep_splits=["train"])
+
+    rar = tmp_path / "ARDIS.rar"
+    write_ardis_archive(rar, np.random.default_rng(1))
+    check_download(rar, "ARDIS.rar", "ardis")
+    rar.write_bytes(rar.read_bytes()[:-500])
+    with pytest.raises(SourceFormatError, match=r"ARDIS\.rar: "):
+        check_download(rar, "ARDIS.rar", "ardis")
+
+
+def test_pin_mismatch_names_the_lock_and_how_to_reset_it(server, tmp_path):  # noqa: F811
+    url, files = server
+    dest, lock = tmp_path / "dl" / "good.bin", tmp_path / "locks" / "good.bin.sha256"
+    download(f"{url}/good.bin", dest, None, lock=lock, timeout=5, check=lambda p, n: None)
+    before = snapshot(dest, lock)
+    files["/good.bin"] = b"changed upstream"
+    with pytest.raises(ChecksumError) as err:
+        download(f"{url}/good.bin", dest, None, lock=lock, timeout=5)
+    message = str(err.value)
+    assert f"(expected by the lock file {lock})" in message
+    assert f"delete {lock} (or put the new checksum in the config) and rerun" in message
+    assert snapshot(dest, lock) == before
+
+
+# ------------------------------------------------------------ 3. verified files outlive reruns
+
+
+def test_corrupt_redownload_after_a_config_change_keeps_the_verified_file(server, tmp_path):  # noqa: F811
+    url, files = server
+    store, dest = tmp_path / "verified", tmp_path / "dl" / "data.bin"
+    good_sum = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
+    download(f"{url}/good.bin", dest, good_sum, timeout=5, store=store)
+    kept = store_path(store, good_sum)
+    before = snapshot(kept)
+    assert kept.read_bytes() == PAYLOAD
+
+    # The config now names another URL and sum: Snakemake deletes the rule's output
+    # before the job runs, and the new download is corrupt.
+    dest.unlink()
+    new_sum = "sha256:" + hashlib.sha256(b"the intended new file").hexdigest()
+    with pytest.raises(ChecksumError):
+        download(f"{url}/corrupt.bin", dest, new_sum, timeout=5, store=store)
+    assert not dest.exists() and snapshot(kept) == before
+
+    # Reverting the config gets the verified file back offline (no server needed).
+    files.clear()
+    download("http://127.0.0.1:9/offline.bin", dest, good_sum, timeout=5, store=store)
+    assert dest.read_bytes() == PAYLOAD and snapshot(kept) == before
+
+
+def test_a_damaged_store_copy_is_ignored_not_trusted(server, tmp_path):  # noqa: F811
+    url, _ = server
+    store, dest = tmp_path / "verified", tmp_path / "good.bin"
+    good_sum = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
+    store.mkdir()
+    store_path(store, good_sum).write_bytes(b"tampered")
+    download(f"{url}/good.bin", dest, good_sum, timeout=5, store=store)
+    assert dest.read_bytes() == PAYLOAD
