@@ -6,7 +6,8 @@
 EVAL = f"{RESULTS}/evaluation"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
-EVALUATION_TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests"]
+EVALUATION_TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests",
+                     "table9_vs_paper", "table4_vs_paper"]
 
 
 rule evaluate_runs:
@@ -51,6 +52,7 @@ rule evaluate_dynamics:
     params:
         runs=lambda wc: [[t, s] for t in training_grid("targets") for s in training_grid("seeds")],
         last_epochs=config["evaluation"]["data_map_last_epochs"],
+        gold=config["evaluation"]["data_map_gold"],
         permutations=config["evaluation"]["spearman_permutations"],
         seed=config["evaluation"]["permutation_seed"],
     log:
@@ -106,13 +108,18 @@ rule table_results:
         spearman=rules.evaluate_summary.output.spearman,
         tests=rules.evaluate_summary.output.tests,
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
-        code=code("metrics", "tables"),
+        paper_table9="resources/evaluation/paper_table9.csv",
+        paper_table4="resources/evaluation/paper_table4.csv",
+        code=code("metrics", "dynamics", "tables"),
     output:
         **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
     params:
         corpora=STUDY_CORPORA,
         models=lambda wc: training_grid("models"),
         targets=lambda wc: training_grid("targets"),
+        data_map_gold=config["evaluation"]["data_map_gold"],
+        alpha=config["evaluation"]["alpha"],
+        negligible_rho=config["evaluation"]["negligible_rho"],
         human_labels=human_labels,
     log:
         f"{LOGS}/table_results.log",
@@ -131,7 +138,7 @@ rule plot_data_maps:
     input:
         data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots"),
+        code=code("metrics", "dynamics", "tables", "evaluation_plots"),
     output:
         report(f"{FIGURES}/data_maps/{{corpus}}/{{model}}.png", caption="../report/evaluation/data_maps.rst",
                category="Evaluation figures", subcategory="Model data maps",
@@ -140,6 +147,7 @@ rule plot_data_maps:
         targets=lambda wc: training_grid("targets"),
         human_labels=human_labels,
         last_epochs=config["evaluation"]["data_map_last_epochs"],
+        data_map_gold=config["evaluation"]["data_map_gold"],
     log:
         f"{LOGS}/plot_data_maps/{{corpus}}_{{model}}.log",
     benchmark:
@@ -231,7 +239,7 @@ rule findings:
         tests=rules.evaluate_summary.output.tests,
         spearman=rules.evaluate_summary.output.spearman,
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
-        code=code("metrics", "stats", "tables", "findings"),
+        code=code("metrics", "stats", "dynamics", "tables", "findings"),
     output:
         md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst",
                   category="Findings check"),
@@ -240,6 +248,8 @@ rule findings:
         corpora=STUDY_CORPORA,
         alpha=config["evaluation"]["alpha"],
         modest_gain_pp=config["evaluation"]["modest_gain_pp"],
+        negligible_rho=config["evaluation"]["negligible_rho"],
+        data_map_gold=config["evaluation"]["data_map_gold"],
         human_labels=human_labels,
     log:
         f"{LOGS}/findings.log",

@@ -11,5 +11,6 @@ from softdigits.metrics import labels_origin, labels_sentence  # noqa: E402
 corpus, model = snakemake.wildcards.corpus, snakemake.wildcards.model
 plot_data_maps(
     pd.read_parquet(snakemake.input.data_map), list(snakemake.params.targets), corpus=corpus, model=model,
-    footer=labels_sentence({corpus: labels_origin(snakemake.input.study)}), path=snakemake.output[0],
+    gold=snakemake.params.data_map_gold, footer=labels_sentence({corpus: labels_origin(snakemake.input.study)}),
+    path=snakemake.output[0],
 )

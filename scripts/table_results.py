@@ -1,4 +1,4 @@
-"""The paper's Tables 2, 3, 4, 9, 10, the ECE table and the paired tests."""
+"""The paper's Tables 2, 3, 4, 9, 10, the ECE table, the paired tests, Tables 9 and 4 against the paper."""
 from softdigits.jobs import start
 
 log = start(snakemake)
@@ -10,5 +10,8 @@ write_evaluation_tables(
     studies=dict(zip(snakemake.params.corpora, snakemake.input.study)),
     order={"corpus": list(snakemake.params.corpora), "model": list(snakemake.params.models),
            "target": list(snakemake.params.targets)},
+    paper_table9=snakemake.input.paper_table9, paper_table4=snakemake.input.paper_table4,
+    data_map_gold=snakemake.params.data_map_gold, alpha=snakemake.params.alpha,
+    negligible_rho=snakemake.params.negligible_rho,
     outputs=dict(snakemake.output.items()),
 )

@@ -143,6 +143,12 @@ def _standardised_ranks(v: np.ndarray) -> np.ndarray:
 
 UNCERTAINTIES = {"u_mean": "human_uncert_mean", "u_prop": "pct_ann_unsure"}
 DATA_MAP_GOLDS = ("trained_target", "human_majority")
+GOLD_NOTES = {  # the sentence tables, captions and findings use to say which gold a data map has
+    "trained_target": "gold = the argmax of the target each model was trained on (original: the corpus's "
+                      "original label)",
+    "human_majority": "gold = the human majority class for every target (evaluation.data_map_gold: "
+                      "human_majority)",
+}
 NO_GOLD = -1
 # The study column each human training target is built from (as grid.TARGET_COLUMNS;
 # grid imports torch, which the evaluation environment does not have).

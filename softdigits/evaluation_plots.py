@@ -28,9 +28,13 @@ def _save(fig, path: str | os.PathLike, footer: str) -> None:
     plt.close(fig)
 
 
-def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model: str, footer: str,
+def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model: str, gold: str, footer: str,
                    path: str | os.PathLike) -> None:
-    """Rows: targets; columns: NoHLV, HLV; x variability, y confidence, colour u_mean."""
+    """Rows: targets; columns: NoHLV, HLV; x variability, y confidence, colour u_mean.
+
+    `gold` is the data maps' gold rule (dynamics.DATA_MAP_GOLDS), named in the title."""
+    from softdigits.dynamics import GOLD_NOTES
+
     targets = [t for t in targets if t in set(maps["target"])]
     fig, axes = plt.subplots(len(targets), 2, figsize=(8, 3.2 * len(targets)), squeeze=False,
                              sharex=True, sharey=True)
@@ -50,7 +54,8 @@ def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model
                 ax.set_xlabel("variability (std of p(gold))")
             if j == 0:
                 ax.set_ylabel("confidence (mean p(gold))")
-    fig.suptitle(f"Model data maps: {CORPUS_NAMES.get(corpus, corpus)}, {MODEL_NAMES.get(model, model)}")
+    fig.suptitle(f"Model data maps: {CORPUS_NAMES.get(corpus, corpus)}, {MODEL_NAMES.get(model, model)}\n"
+                 f"{GOLD_NOTES[gold]}", fontsize=10)
     if points is not None:
         fig.colorbar(points, ax=axes, shrink=0.6, label="human uncertainty u_mean")
     _save(fig, path, footer)

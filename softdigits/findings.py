@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from softdigits.dynamics import GOLD_NOTES
 from softdigits.io import markdown_table
 from softdigits.stats import paired_comparisons
 from softdigits.tables import CORPUS_NAMES, MODEL_NAMES
@@ -25,12 +26,6 @@ SOFT_TARGETS = ("human_uncertainty", "human_equal")
 HARD_TARGETS = ("human_majority", "original")
 HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
 PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
-GOLD_NOTES = {
-    "trained_target": "model data maps with gold = the argmax of the target each model was trained on "
-                      "(original: the corpus's original label)",
-    "human_majority": "model data maps with gold = the human majority class for every target "
-                      "(evaluation.data_map_gold: human_majority)",
-}
 
 
 @dataclass
@@ -273,7 +268,7 @@ def soft_correlates_best(spearman: pd.DataFrame, *, alpha: float, gold_note: str
 
 def check_findings(metrics, summary, tests, spearman, studies, *, modest_pp: float, alpha: float,
                    negligible_rho: float, data_map_gold: str) -> list[Finding]:
-    gold_note = GOLD_NOTES[data_map_gold]
+    gold_note = "model data maps with " + GOLD_NOTES[data_map_gold]
     return [
         kl_on_hlv(tests),
         accuracy_gains(summary, modest_pp),

@@ -1,4 +1,5 @@
-"""The paper's result tables (2, 3, 4, 9, 10, an ECE table and the paired tests) in its layout.
+"""The paper's result tables (2, 3, 4, 9, 10, an ECE table and the paired tests) in its layout,
+and Tables 9 and 4 beside the paper's published values.
 
 Every table is built from a long-form frame (seed summaries, Spearman rows or
 paired tests) and written three ways: Markdown (for reading), CSV in the same
@@ -141,6 +142,78 @@ def tests_table(tests: pd.DataFrame, order: dict[str, list], split: str = "test"
     return wide, long.reset_index(drop=True)
 
 
+# ------------------------------------------------------------ against the paper
+
+PAPER_TABLE9_COLUMNS = ["corpus", "target", "model", "eval_set", "mean_pct", "std_pct"]
+PAPER_TABLE4_COLUMNS = ["corpus", "target", "variable", "expected", "statement"]
+EXPECTATIONS = ("negative", "positive", "negligible")
+
+
+def read_paper_table(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
+    """A transcribed paper table (resources/evaluation); one-line error naming file and column."""
+    paper = pd.read_csv(path)
+    missing = [c for c in columns if c not in paper]
+    if missing:
+        raise ValueError(f"{path}: lacks column(s) {missing}")
+    if "expected" in columns and not paper["expected"].isin(EXPECTATIONS).all():
+        row = int(np.flatnonzero(~paper["expected"].isin(EXPECTATIONS))[0])
+        raise ValueError(f"{path}: row {row}: expected {paper['expected'].iloc[row]!r} not in {EXPECTATIONS}")
+    return paper
+
+
+def table9_vs_paper(summary: pd.DataFrame, paper: pd.DataFrame, order: dict[str, list], split: str = "test"):
+    """This run's Table 9 cells beside the paper's (corpora and targets of this run only)."""
+    ours = summary[(summary["metric"] == "accuracy") & summary["eval_set"].isin(["orig", "human"])
+                   & (summary["stratum"] == "all") & (summary["split"] == split)]
+    keys = ["corpus", "target", "model", "eval_set"]
+    long = ours[keys + ["mean", "std", "n_seeds"]].merge(
+        paper[keys + ["mean_pct", "std_pct"]].rename(columns={"mean_pct": "paper_mean_pct",
+                                                             "std_pct": "paper_std_pct"}),
+        on=keys, how="left")
+    long = long.assign(mean_pct=long["mean"] * 100, std_pct=long["std"] * 100).drop(columns=["mean", "std"])
+    long["diff_pp"] = long["mean_pct"] - long["paper_mean_pct"]
+    long = long[keys + ["mean_pct", "std_pct", "n_seeds", "paper_mean_pct", "paper_std_pct", "diff_pp"]]
+    cells = []
+    for r in long.itertuples():
+        this = mean_std(r.mean_pct, r.std_pct, r.n_seeds, percent=False, decimals=2)
+        theirs = mean_std(r.paper_mean_pct, r.paper_std_pct, 2, percent=False, decimals=2)
+        diff = f"{r.diff_pp:+.2f}" if np.isfinite(r.diff_pp) else ""
+        cells += [(r, "this run", this), (r, "paper", theirs), (r, "Δ pp", diff)]
+    frame = pd.DataFrame([{k: getattr(r, k) for k in keys} | {"source": src} for r, src, _ in cells],
+                         columns=keys + ["source"])
+    text = pd.Series([c for _, _, c in cells], dtype=object)
+    order = order | {"eval_set": ["orig", "human"], "source": ["this run", "paper", "Δ pp"]}
+    wide = layout(frame, text, ("corpus", "eval_set", "target"), ("model", "source"), order)
+    return wide, long.reset_index(drop=True)
+
+
+def agrees_with_expectation(rho: float, p: float, expected: str, *, alpha: float, negligible_rho: float) -> bool:
+    """negative / positive: that sign with permutation p < alpha; negligible: |rho| < negligible_rho."""
+    if not np.isfinite(rho):
+        return False
+    if expected == "negligible":
+        return abs(rho) < negligible_rho
+    sign = 1.0 if expected == "positive" else -1.0
+    return bool(sign * rho > 0 and np.isfinite(p) and p < alpha)
+
+
+def table4_vs_paper(spearman: pd.DataFrame, paper: pd.DataFrame, order: dict[str, list], *,
+                    alpha: float, negligible_rho: float, stratum: str = "all"):
+    """This run's Table 4 correlations against what the paper's §3.4 states for each cell."""
+    ours = spearman[spearman["stratum"] == stratum]
+    long = ours.merge(paper[PAPER_TABLE4_COLUMNS], on=["corpus", "target", "variable"], how="inner")
+    long["agrees"] = [agrees_with_expectation(r, p, e, alpha=alpha, negligible_rho=negligible_rho)
+                      for r, p, e in zip(long["rho"], long["p_permutation"], long["expected"])]
+    long = long[["corpus", "model", "uncertainty", "target", "variable", "rho", "p_permutation", "expected",
+                 "agrees", "statement"]].reset_index(drop=True)
+    cells = pd.Series([f"{r:+.3f} ({'agrees' if a else 'differs'})" if np.isfinite(r) else "not computed"
+                       for r, a in zip(long["rho"], long["agrees"])], dtype=object)
+    order = order | {"uncertainty": ["u_mean", "u_prop"], "variable": ["confidence", "variability"],
+                     "expected": list(EXPECTATIONS)}
+    wide = layout(long, cells, ("corpus", "target", "variable", "expected"), ("model", "uncertainty"), order)
+    return wide.rename(columns={"expected": "paper (§3.4)"}), long
+
+
 def write_table_files(wide: pd.DataFrame, long: pd.DataFrame, paths: dict[str, str | os.PathLike],
                       *, title: str, labels: str, notes: str) -> None:
     """Markdown (title, human-labels sentence, table, notes), CSV in layout, long-form Parquet."""
@@ -161,8 +234,16 @@ NOTES = {
                "human majority the model's not-a-digit probability is 0.",
     "table_ece": "Mean±std over seeds. Equal-width bins of top-class probability; secondary metric (ECE "
                  "only looks at the top class).",
-    "table4": "Spearman rho over the training images of the model data maps (last epochs of all seeds); "
-              "p: two-sided permutation p-value (ranks permuted; ties as average ranks).",
+    "table4": "Spearman rho over the training images of the model data maps (last epochs of all seeds; "
+              "{gold}); p: two-sided permutation p-value (ranks permuted; ties as average ranks).",
+    "table9_vs_paper": "This run: mean±std over its seeds, all test images. Paper: the published Table 9 "
+                       "(human annotators, 6 seeds), transcribed in resources/evaluation/paper_table9.csv; its "
+                       "soft-label rows 3 and 4 are assumed to be human_equal and human_uncertainty (see "
+                       "resources/evaluation/README.md). Δ pp = this run − paper, in accuracy points.",
+    "table4_vs_paper": "The paper's Table 4 numbers are lost from its text, so each cell is compared with what "
+                       "§3.4 states (resources/evaluation/paper_table4.csv): negative / positive = rho of that "
+                       "sign with permutation p < {alpha}; negligible = |rho| < {negligible_rho}. Correlations "
+                       "over all training images of the model data maps ({gold}).",
     "paired_tests": "Paired by seed: treatment − control per seed. Primary test: two-sided paired t-test; "
                     "Holm correction within each corpus × metric × evaluation set; sign-flip: exact "
                     "permutation test as a distribution-free check (its minimum with 6 seeds is 1/32). "
@@ -175,8 +256,10 @@ def table_paths(folder: str | os.PathLike, name: str) -> dict[str, Path]:
 
 
 def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str], order: dict[str, list],
-                            outputs: dict[str, str]) -> None:
+                            paper_table9, paper_table4, data_map_gold: str, alpha: float,
+                            negligible_rho: float, outputs: dict[str, str]) -> None:
     """Read the evaluation's long-form files and write every table (outputs: '<name>_<ext>' -> path)."""
+    from softdigits.dynamics import GOLD_NOTES
     from softdigits.metrics import labels_sentence, study_origins
 
     labels = labels_sentence(study_origins(studies))
@@ -186,6 +269,14 @@ def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str]
                        "variability (model data maps)", *spearman_table(spearman, order))
     built["paired_tests"] = ("Paired-by-seed tests of the paper's target comparisons",
                              *tests_table(tests, order))
+    built["table9_vs_paper"] = ("Table 9 against the paper: overall test accuracy (%)",
+                                *table9_vs_paper(summary, read_paper_table(paper_table9, PAPER_TABLE9_COLUMNS),
+                                                 order))
+    built["table4_vs_paper"] = ("Table 4 against the paper: Spearman rho of human uncertainty with model "
+                                "confidence and variability, and what the paper states",
+                                *table4_vs_paper(spearman, read_paper_table(paper_table4, PAPER_TABLE4_COLUMNS),
+                                                 order, alpha=alpha, negligible_rho=negligible_rho))
+    fill = {"gold": GOLD_NOTES[data_map_gold], "alpha": alpha, "negligible_rho": negligible_rho}
     for name, (title, wide, long) in built.items():
         paths = {ext: outputs[f"{name}_{ext}"] for ext in ("md", "csv", "parquet")}
-        write_table_files(wide, long, paths, title=title, labels=labels, notes=NOTES[name])
+        write_table_files(wide, long, paths, title=title, labels=labels, notes=NOTES[name].format(**fill))

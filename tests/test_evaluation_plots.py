@@ -21,10 +21,12 @@ def test_data_maps_figure(tmp_path):
     maps = pd.DataFrame([dict(target=t, image_id=f"i{i}", confidence=rng.uniform(), variability=rng.uniform(0, .4),
                               hlv=bool(i % 2), u_mean=rng.uniform(0, .3)) for t in TARGETS for i in range(40)])
     out = tmp_path / "maps.png"
-    P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", footer="Human labels: SIMULATED.", path=out)
+    P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
+                     footer="Human labels: SIMULATED.", path=out)
     assert is_png(out)
     again = tmp_path / "again.png"
-    P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", footer="Human labels: SIMULATED.", path=again)
+    P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
+                     footer="Human labels: SIMULATED.", path=again)
     assert out.read_bytes() == again.read_bytes()
 
 

@@ -81,3 +81,71 @@ def test_spearman_and_tests_tables(tmp_path):
     assert text.startswith("# t\n\nHuman labels: SIMULATED.") and "| dataset |" in text
     assert len(pd.read_csv(paths["csv"])) == len(twide)
     assert len(pd.read_parquet(paths["parquet"])) == len(tlong)
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+PAPER9 = REPO / "resources/evaluation/paper_table9.csv"
+PAPER4 = REPO / "resources/evaluation/paper_table4.csv"
+
+
+def test_paper_table9_transcription_is_complete_and_matches_the_text():
+    paper = T.read_paper_table(PAPER9, T.PAPER_TABLE9_COLUMNS)
+    assert len(paper) == 2 * 4 * 3 * 2
+    assert not paper.duplicated(["corpus", "target", "model", "eval_set"]).any()
+    cell = paper.set_index(["corpus", "target", "model", "eval_set"])["mean_pct"]
+    # the numbers the paper's F.1 text quotes: synthetic-trained LeNet 87.67 / 60.46 on Mukhoti
+    assert cell["mukhoti", "original", "lenet", "orig"] == 87.67
+    assert cell["mukhoti", "original", "lenet", "human"] == 60.46
+    assert cell["mukhoti", "human_uncertainty", "lenet", "human"] == 72.12
+
+
+def test_table9_vs_paper_puts_the_paper_beside_this_run():
+    paper = T.read_paper_table(PAPER9, T.PAPER_TABLE9_COLUMNS)
+    summary = summary_of(synthetic_metrics())
+    wide, long = T.table9_vs_paper(summary, paper, ORDER)
+    assert len(long) == 2 * 4 * 3 * 2 and long["paper_mean_pct"].notna().all()
+    row = long.query("corpus == 'mukhoti' and target == 'original' and model == 'lenet' and eval_set == 'orig'").iloc[0]
+    assert row["diff_pp"] == pytest.approx(row["mean_pct"] - 87.67)
+    assert list(wide.columns[:3]) == ["dataset", "eval.", "target"]
+    assert "LeNet · paper" in wide.columns and "LeNet · Δ pp" in wide.columns
+    assert (wide["LeNet · paper"] != "").all()
+    mukhoti_orig = wide[(wide["dataset"] == "Mukhoti") & (wide["eval."] == "original labels")]
+    assert mukhoti_orig.iloc[0]["LeNet · paper"] == "87.67±2.52"
+
+
+@pytest.mark.parametrize("rho, p, expected, agrees", [
+    (-0.4, 0.001, "negative", True),
+    (-0.4, 0.2, "negative", False),       # not significant
+    (0.4, 0.001, "negative", False),      # wrong sign
+    (0.3, 0.001, "positive", True),
+    (-0.135, 0.001, "negligible", True),
+    (-0.315, 0.001, "negligible", False),
+    (float("nan"), 0.001, "negligible", False),
+])
+def test_agreement_with_the_paper_can_fail(rho, p, expected, agrees):
+    assert T.agrees_with_expectation(rho, p, expected, alpha=0.05, negligible_rho=0.2) is agrees
+
+
+def test_table4_vs_paper_marks_each_cell():
+    paper = T.read_paper_table(PAPER4, T.PAPER_TABLE4_COLUMNS)
+    sp = pd.DataFrame([dict(corpus=c, model=m, target=t, stratum="all", uncertainty=u, variable=v,
+                            rho=(-0.4 if v == "confidence" else 0.3) * (0.1 if t == "original" else 1.0),
+                            p_permutation=0.001)
+                       for c, m, t, u, v in itertools.product(ORDER["corpus"], MODELS, TARGETS,
+                                                              ["u_mean", "u_prop"], ["confidence", "variability"])])
+    wide, long = T.table4_vs_paper(sp, paper, ORDER, alpha=0.05, negligible_rho=0.2)
+    assert long["agrees"].all()
+    assert len(long) == len(paper) * len(MODELS) * 2  # no MNIST original row: the paper says nothing there
+    assert "paper (§3.4)" in wide.columns and wide.iloc[0, 4].endswith("(agrees)")
+    sp.loc[(sp["corpus"] == "mukhoti") & (sp["target"] == "original"), "rho"] = -0.5
+    _, long = T.table4_vs_paper(sp, paper, ORDER, alpha=0.05, negligible_rho=0.2)
+    assert not long.query("target == 'original' and variable == 'confidence'")["agrees"].any()
+
+
+def test_paper_table_errors_name_file_and_column(tmp_path):
+    bad = tmp_path / "p.csv"
+    bad.write_text("corpus,target,variable,expected,statement\nmnist,human_equal,confidence,strong,x\n")
+    with pytest.raises(ValueError, match=r"p.csv: row 0: expected 'strong'"):
+        T.read_paper_table(bad, T.PAPER_TABLE4_COLUMNS)
+    with pytest.raises(ValueError, match=r"p.csv: lacks column\(s\) \['model', 'eval_set', 'mean_pct'"):
+        T.read_paper_table(bad, T.PAPER_TABLE9_COLUMNS)

@@ -25,7 +25,8 @@ GRID = {"models": ["simple_ffn", "lenet"], "targets": ["original", "human_majori
         "not_a_digit": "renormalise"}
 EVAL_RULES = ["evaluate_runs", "evaluate_dynamics", "evaluate_summary", "table_results", "plot_data_maps",
               "plot_jsd", "plot_reliability", "plot_corpus_size", "findings"]
-TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests"]
+TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests", "table9_vs_paper",
+          "table4_vs_paper"]
 
 
 def study_table(corpus: str, rng, n: int = 60) -> pd.DataFrame:
@@ -53,6 +54,7 @@ def study_table(corpus: str, rng, n: int = 60) -> pd.DataFrame:
         "human_uncert_mean": np.where(hlv, rng.uniform(0.05, 0.3, n), 0.0),
         "pct_ann_unsure": np.where(hlv, rng.choice([1 / 6, 1 / 3, 1 / 2], n), 0.0),
         "n_annotators": 6, "hlv": hlv, "simulated": True,
+        "pixels": list(rng.integers(0, 256, (n, 784), dtype=np.uint8)),
     })
 
 
@@ -119,6 +121,16 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     assert len(table3) == 2 * 4 and "LeNet · HLV" in table3.columns
     findings = json.loads((workflow_copy / "results/findings.json").read_text())
     assert "SIMULATED" in findings["preface"] and len(findings["findings"]) == 4
+    assert {f["verdict"] for f in findings["findings"]} <= {"supported", "partly", "not reproduced"}
+    assert findings["data_map_gold"] == "trained_target"
+    # the synthetic target's data map is on its own (original) label, not the human majority
+    maps = pd.read_parquet(workflow_copy / "results/evaluation/data_maps.parquet")
+    study = pd.read_parquet(workflow_copy / "results/study/mukhoti.parquet").set_index("image_id")
+    synth = maps[(maps["corpus"] == "mukhoti") & (maps["target"] == "original")]
+    assert (synth["gold"].to_numpy() == study.loc[synth["image_id"], "label"].to_numpy()).all()
+    vs_paper = pd.read_csv(workflow_copy / "results/tables/table9_vs_paper.csv")
+    assert "LeNet · paper" in vs_paper.columns
+    assert "SIMULATED" in (workflow_copy / "results/tables/table4_vs_paper.md").read_text()
     assert "SIMULATED" in (workflow_copy / "results/tables/table2.md").read_text()
     # the labels sentence is a derived param: it must not make finished jobs rerun
     assert dry_run_jobs(workflow_copy, "--allowed-rules", *EVAL_RULES, "--", *targets) == {}
@@ -127,6 +139,7 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
               "--report", "results/report.html", "--", *targets)
     html = (workflow_copy / "results/report.html").read_text()
     assert "SIMULATED" in html and "Table 3" in html
+    assert "Table 9 against the paper" in html and "Table 4 against the paper" in html
 
 
 @pytest.mark.workflow
