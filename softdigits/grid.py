@@ -1,8 +1,7 @@
 """One cell of the training grid: a (corpus, model, target, seed) in both regimes.
 
-- `read_study`: the study table's training inputs as arrays, checked.
-- `target_distributions`: the 10-class training target of every image for one
-  label regime, and which images can be trained on it (the not-a-digit rule).
+- `read_study`, `target_distributions` (from targets.py, torch-free, shared with
+  evaluation): the study table's arrays and each label regime's targets.
 - `prepare_cell`: those images as normalised tensors on the device.
 - `train_regime`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
   best checkpoint, predictions for every val and test image) or regime 2
@@ -16,7 +15,6 @@ for two trainings (see bench/training_speed.py for the measured share).
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import sys
 import time
@@ -26,25 +24,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from softdigits import io
-from softdigits.io import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, DataContractError
+from softdigits.io import DataContractError
 from softdigits.models import build_model
+from softdigits.targets import (  # noqa: F401  (grid.X stays the training stage's one import)
+    CONTROL_TARGETS, HUMAN_TARGETS, NOT_A_DIGIT_MODES, SPLITS, TARGET_COLUMNS, Study, build_targets,
+    read_study, target_distributions,
+)
 from softdigits.training import TrainSettings, fit, normalise, pixel_stats, predict, resolve_device
 
-# Target name -> the study-table column it is built from.
-TARGET_COLUMNS = {
-    "original": "label_dist",
-    "human_equal": "soft_label_yes_unc_equal",
-    "human_uncertainty": "soft_label",
-    "human_majority": "soft_label_argmax",
-}
-HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
-NOT_A_DIGIT_MODES = ("renormalise", "exclude")
 REGIMES = ("test_performance", "dynamics")
-SPLITS = ("train", "val", "test")
 OUTPUTS = (
     "test_performance_history",
     "test_performance_predictions",
@@ -60,117 +51,6 @@ DYNAMICS_PARQUET = {"compression": "zstd", "use_dictionary": ["image_id"],
 
 
 # ------------------------------------------------------------------ study table
-
-
-@dataclass(frozen=True)
-class Study:
-    path: str
-    image_id: np.ndarray  # (n,) str
-    split: np.ndarray  # (n,) str: train / val / test
-    pixels: np.ndarray  # (n, 784) uint8
-    vectors: dict[str, np.ndarray]  # label_dist (n, 10), soft_label* (n, 11), float64
-    soft_label_argmax: np.ndarray  # (n,) int, 10 = not a digit
-    labels_origin: str | None  # simulated / campaign / released (the table's metadata)
-
-    def rows(self, split: str) -> np.ndarray:
-        return self.split == split
-
-
-_WIDTHS = {"label_dist": N_DIGITS, "soft_label": N_HUMAN_CLASSES, "soft_label_yes_unc_equal": N_HUMAN_CLASSES}
-
-
-def read_study(path: str | os.PathLike) -> Study:
-    """The study table's columns that training needs; errors name the file, row and column."""
-    columns = ["image_id", "split", "pixels", "soft_label_argmax", *_WIDTHS]
-    present = set(pq.read_schema(path).names)
-    missing = [c for c in columns if c not in present]
-    if missing:
-        raise DataContractError(f"{path}: study table lacks column(s) {missing}")
-    table = pq.read_table(path, columns=columns)
-    image_id = np.asarray(table.column("image_id").to_pylist(), dtype=object)
-    split = np.asarray(table.column("split").to_pylist(), dtype=object)
-    bad = ~np.isin(split, SPLITS)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataContractError(f"{path}: row {row} ({image_id[row]}): split {split[row]!r} not in {SPLITS}")
-    dup = pd.Index(image_id).duplicated()
-    if dup.any():
-        raise DataContractError(f"{path}: image_id {image_id[np.flatnonzero(dup)[0]]!r} occurs more than once")
-    pixels = _vectors(table, "pixels", 784, path)
-    if pixels.dtype != np.uint8:
-        raise DataContractError(f"{path}: column 'pixels' must hold uint8, got {pixels.dtype}")
-    vectors = {name: _vectors(table, name, width, path).astype(np.float64) for name, width in _WIDTHS.items()}
-    for name, values in vectors.items():
-        bad = ~np.isfinite(values).all(axis=1) | (values < 0).any(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataContractError(
-                f"{path}: row {row} ({image_id[row]}): {name} has a negative or non-finite value"
-            )
-    argmax = table.column("soft_label_argmax").to_numpy(zero_copy_only=False)
-    bad = ~((argmax >= 0) & (argmax <= NOT_A_DIGIT))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataContractError(f"{path}: row {row} ({image_id[row]}): soft_label_argmax {argmax[row]} not in 0-10")
-    return Study(
-        path=str(path),
-        image_id=image_id,
-        split=split,
-        pixels=pixels,
-        vectors=vectors,
-        soft_label_argmax=argmax.astype(np.int64),
-        labels_origin=io.read_metadata(path).get("labels_origin"),
-    )
-
-
-def _vectors(table: pa.Table, column: str, width: int, path) -> np.ndarray:
-    col = table.column(column).combine_chunks()
-    if pa.types.is_fixed_size_list(col.type):
-        if col.type.list_size != width:
-            raise DataContractError(f"{path}: column {column!r} holds {col.type.list_size} values, expected {width}")
-    else:
-        lengths = col.value_lengths().to_numpy(zero_copy_only=False)
-        bad = lengths != width
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataContractError(f"{path}: row {row}: {column!r} has {lengths[row]} values, expected {width}")
-    return io.vectors_array(table.select([column]).combine_chunks(), column)
-
-
-# ---------------------------------------------------------------------- targets
-
-
-def target_distributions(study: Study, target: str, not_a_digit: str) -> tuple[np.ndarray, np.ndarray]:
-    """(targets (n, 10) float32, usable (n,) bool) of one label regime.
-
-    A 10-output model cannot predict the human not-a-digit class, so the human
-    targets drop its mass and renormalise over the ten digits; an image whose
-    human label has no digit mass at all (every annotator rejected every digit;
-    for `human_majority`: majority not-a-digit) has no target and is not usable.
-    With `not_a_digit="exclude"` every image whose human majority is not a digit
-    is unusable for every human target as well. `original` uses every image.
-    """
-    if target not in TARGET_COLUMNS:
-        raise ValueError(f"unknown target {target!r}; known: {sorted(TARGET_COLUMNS)}")
-    if not_a_digit not in NOT_A_DIGIT_MODES:
-        raise ValueError(f"not_a_digit must be one of {NOT_A_DIGIT_MODES}, got {not_a_digit!r}")
-    if target == "original":
-        dist = study.vectors["label_dist"]
-    elif target == "human_majority":
-        dist = np.eye(N_HUMAN_CLASSES)[study.soft_label_argmax][:, :N_DIGITS]
-    else:
-        dist = study.vectors[TARGET_COLUMNS[target]][:, :N_DIGITS]
-    mass = dist.sum(axis=1)
-    usable = mass > 0
-    if target == "original":
-        if not usable.all():
-            row = int(np.flatnonzero(~usable)[0])
-            raise DataContractError(f"{study.path}: row {row} ({study.image_id[row]}): label_dist is all zeros")
-    elif not_a_digit == "exclude":
-        usable &= study.soft_label_argmax != NOT_A_DIGIT
-    targets = np.divide(dist, np.where(usable, mass, 1.0)[:, None])
-    targets[~usable] = 0.0
-    return targets.astype(np.float32), usable
 
 
 # ------------------------------------------------------------------- settings
@@ -222,14 +102,16 @@ class Cell:
     info: dict  # counts and normalisation statistics, for the manifest
 
 
-def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.device) -> Cell:
+def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.device, *,
+                 shuffle_seed: int | None = None) -> Cell:
     """Targets, the usable train/val images and the normalised tensors of one target.
 
     Validation targets are of the same kind as the training targets and follow
     the same not-a-digit rule; predictions cover every val and test image.
     Images are standardised with the mean and std of the usable training images.
     """
-    targets, usable = target_distributions(study, target, not_a_digit)
+    built = build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
+    targets, usable = built.values, built.usable
     train = study.rows("train") & usable
     val = study.rows("val") & usable
     if not train.any() or not val.any():
@@ -252,6 +134,7 @@ def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.devi
         "n_scored": int(scored.sum()),
         "n_left_out": {split: int((study.rows(split) & ~usable).sum()) for split in ("train", "val")},
         "normalisation": {"mean": mean, "std": std},
+        "target_details": built.details,  # a control's epsilon or shuffle; {} for the paper's targets
     }
     return Cell(images(train), labels(train), images(val), labels(val), images(scored),
                 study.image_id[train], study.image_id[scored], study.split[scored], info)
@@ -349,7 +232,9 @@ def run(*, study_path, outputs: dict[str, str], model: str, target: str, seed: i
     started = time.perf_counter()
     configure_torch(threads)
     device = resolve_device(config["device"])
-    cell = prepare_cell(read_study(study_path), target, config["not_a_digit"], device)
+    # training_settings() in rules/common.smk passes shuffle_seed to human_shuffled jobs only.
+    cell = prepare_cell(read_study(study_path), target, config["not_a_digit"], device,
+                        shuffle_seed=config.get("shuffle_seed"))
     regimes = {}
     for regime in REGIMES:
         tables, regimes[regime] = train_regime(cell, regime, model=model, seed=seed, config=config)

@@ -234,3 +234,23 @@ def test_code_fingerprint_changes_with_the_code(tmp_path):
     assert first == grid.code_fingerprint([str(b), str(a)])  # order does not matter
     a.write_text("x = 2\n")
     assert grid.code_fingerprint([str(a), str(b)])["sha256"] != first["sha256"]
+
+
+def test_control_targets_train_and_record_how_they_were_built(study_path, tmp_path):
+    study = grid.read_study(study_path)
+    paths = run(study_path, tmp_path / "ls", target="label_smoothing")
+    details = json.loads(Path(paths["manifest"]).read_text())["data"]["target_details"]
+    y, usable = grid.target_distributions(study, "human_uncertainty", "renormalise")
+    train = study.rows("train") & usable
+    p = y[train].astype(np.float64)
+    mean_entropy = float(np.mean(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=1)))
+    assert details["matched_mean_entropy"] == pytest.approx(mean_entropy, abs=1e-6)
+    assert 0 < details["epsilon"] < 0.9
+
+    paths = run(study_path, tmp_path / "sh", target="human_shuffled", config={**CONFIG, "shuffle_seed": 5})
+    manifest = json.loads(Path(paths["manifest"]).read_text())
+    assert manifest["config"]["shuffle_seed"] == 5
+    assert manifest["data"]["target_details"]["shuffle_seed"] == 5
+    assert manifest["data"]["target_details"]["n_changed"]["train"] > 0
+    with pytest.raises(ValueError, match="shuffle_seed"):
+        run(study_path, tmp_path / "none", target="human_shuffled")
