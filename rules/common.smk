@@ -158,13 +158,16 @@ def study_inputs(wildcards):
 # ---------------------------------------------------------------- training
 
 
-def training_settings():
-    """The training section minus the grid lists: the params every cell's outputs depend on.
+def training_settings(target):
+    """The training section minus the grid lists: the params one cell's outputs depend on.
 
-    The lists stay out so that adding a seed (model, target) does not rerun the other cells;
-    keys are sorted so that reordering the config file does not rerun anything either.
+    The lists stay out so that adding a seed (model, target) does not rerun the other cells,
+    and so do the keys of targets other than this one (TARGET_ONLY_KEYS: a new shuffle seed
+    retrains human_shuffled only); keys are sorted so that reordering the config file does
+    not rerun anything either.
     """
-    settings = {k: v for k, v in config["training"].items() if k not in TRAINING_GRID_KEYS}
+    settings = {k: v for k, v in config["training"].items() if k not in TRAINING_GRID_KEYS
+                and TARGET_ONLY_KEYS.get(k, target) == target}
     return json.loads(json.dumps(settings, sort_keys=True))
 
 

@@ -15,13 +15,20 @@ rule evaluate_runs:
         study=study_table("{corpus}"),
         predictions=lambda wc: [f"{run_dir(wc.corpus, m, t, s)}/test_performance_predictions.parquet"
                                 for m, t, s in run_grid()],
-        code=code("metrics"),
+        code=code("metrics", "targets", "temperature", "selective"),
     output:
         metrics=f"{EVAL}/{{corpus}}/metrics.parquet",
         reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
+        # post-hoc views (issue 15): T per run, metrics after T, AURC/E-AURC, curves, HLV AUROC + Spearman
+        temperature=f"{EVAL}/{{corpus}}/temperature.parquet",
+        metrics_temperature=f"{EVAL}/{{corpus}}/metrics_temperature.parquet",
+        selective=f"{EVAL}/{{corpus}}/selective.parquet",
+        risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
+        disagreement=f"{EVAL}/{{corpus}}/disagreement.parquet",
     params:
         runs=lambda wc: [list(r) for r in run_grid()],
         not_a_digit=lambda wc: training_grid("not_a_digit"),
+        shuffle_seed=lambda wc: training_grid("shuffle_seed"),  # val targets of human_shuffled, for T
         human_soft_label=config["evaluation"]["human_soft_label"],
         splits=config["evaluation"]["splits"],
         ece_bins=config["evaluation"]["ece_bins"],

@@ -5,12 +5,14 @@
 
 RUNS = f"{RESULTS}/training/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
 TRAINING_GRID_KEYS = ("models", "targets", "seeds")
+# Training keys that only one target's runs use (key -> target).
+TARGET_ONLY_KEYS = {"shuffle_seed": "human_shuffled"}
 
 
 rule train_run:
     input:
         study=f"{RESULTS}/study/{{corpus}}.parquet",
-        code=code("models", "training", "grid"),
+        code=code("models", "training", "targets", "grid"),
     output:
         test_performance_history=f"{RUNS}/test_performance_history.parquet",
         test_performance_predictions=f"{RUNS}/test_performance_predictions.parquet",
@@ -18,7 +20,7 @@ rule train_run:
         dynamics_predictions=f"{RUNS}/dynamics_predictions.parquet",
         manifest=f"{RUNS}/manifest.json",
     params:
-        settings=training_settings(),
+        settings=lambda wc: training_settings(wc.target),
     log:
         f"{LOGS}/train_run/{{corpus}}/{{model}}/{{target}}/seed{{seed}}.log",
     benchmark:

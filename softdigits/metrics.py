@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from scipy.stats import entropy, spearmanr  # entropy in nats, 0 log 0 = 0
 
+from softdigits import selective, targets, temperature
 from softdigits.io import (
     NOT_A_DIGIT, N_DIGITS, N_HUMAN_CLASSES, DataContractError, read_metadata, vectors_array,
 )
@@ -257,6 +259,15 @@ def check_probs(probs: np.ndarray, where: str, tol: float = 1e-3) -> None:
         raise ValueError(f"{where}: row {row} is not a probability vector: {probs[row].tolist()}")
 
 
+def aligned(refs: References, image_id: np.ndarray, probs: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(reference positions, probs as float64) of checked predictions, less the images
+    the references exclude (not-a-digit majority under "exclude")."""
+    probs = np.asarray(probs, dtype=np.float64)
+    check_probs(probs, where)
+    kept = ~pd.Index(image_id).isin(list(refs.excluded_ids))
+    return refs.align(np.asarray(image_id)[kept], where), probs[kept]
+
+
 def evaluate_predictions(
     refs: References, image_id: np.ndarray, probs: np.ndarray, *, n_bins: int, eps: float, where: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -267,11 +278,7 @@ def evaluate_predictions(
     images that the references exclude (not-a-digit majority under "exclude")
     are dropped here.
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    check_probs(probs, where)
-    kept = ~pd.Index(image_id).isin(list(refs.excluded_ids))
-    pos = refs.align(np.asarray(image_id)[kept], where)
-    probs = probs[kept]
+    pos, probs = aligned(refs, image_id, probs, where)
     rows, bins = [], []
     for stratum, mask in refs.strata().items():
         keep = mask[pos]
@@ -299,6 +306,13 @@ def evaluate_predictions(
     return metrics, pd.concat(bins, ignore_index=True)
 
 
+def read_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image_id, split, probs (n, 10)) of a run's test_performance_predictions file."""
+    table = pq.read_table(path, columns=["image_id", "split", "probs"])
+    return (table.column("image_id").to_numpy(zero_copy_only=False),
+            table.column("split").to_numpy(zero_copy_only=False), vectors_array(table, "probs"))
+
+
 def evaluate_runs(
     study_path: str | os.PathLike,
     runs: list[tuple[str, str, int, str | os.PathLike]],
@@ -313,10 +327,7 @@ def evaluate_runs(
     refs = References(read_study(study_path), human_column, not_a_digit)
     metric_frames, bin_frames = [], []
     for model, target, seed, path in runs:
-        table = pq.read_table(path, columns=["image_id", "split", "probs"])
-        split = table.column("split").to_numpy(zero_copy_only=False)
-        image_id = table.column("image_id").to_numpy(zero_copy_only=False)
-        probs = vectors_array(table, "probs")
+        image_id, split, probs = read_predictions(path)
         keys = {"model": model, "target": target, "seed": int(seed)}
         for name in splits:
             rows = split == name
@@ -328,3 +339,121 @@ def evaluate_runs(
             bin_frames.append(b.assign(split=name, **keys))
     order = ["model", "target", "seed", "split", "eval_set", "stratum", "metric", "value", "n_images"]
     return pd.concat(metric_frames, ignore_index=True)[order], pd.concat(bin_frames, ignore_index=True)
+
+
+# ------------------------------------------------- post-hoc calibration and selective views
+
+CALIBRATIONS = ("none", "temperature")
+
+
+def posthoc_evaluation(
+    study_path: str | os.PathLike,
+    runs: list[tuple[str, str, int, str | os.PathLike]],
+    *,
+    human_column: str,
+    not_a_digit: str,
+    shuffle_seed: int,
+    splits: list[str],
+    n_bins: int,
+    eps: float,
+) -> dict[str, pd.DataFrame]:
+    """Temperature scaling, selective prediction and disagreement detection of every run.
+
+    Per run: T fitted on the usable val images against the targets the run was
+    trained on (targets.build_targets, the same code as training); then, per
+    split, the metrics of the scaled predictions (the layout of `evaluate_runs`'
+    metrics) and, for the raw ("none") and scaled ("temperature") predictions,
+    the selective and disagreement views. Returns the frames `temperature`,
+    `metrics_temperature`, `selective`, `risk_coverage` and `disagreement`.
+    """
+    refs = References(read_study(study_path), human_column, not_a_digit)
+    study = targets.read_study(study_path)
+    position = pd.Index(study.image_id)
+    frames: dict[str, list[pd.DataFrame]] = {k: [] for k in ("temperature", "metrics_temperature", "selective",
+                                                             "risk_coverage", "disagreement")}
+    for model, target, seed, path in runs:
+        image_id, split, probs = read_predictions(path)
+        check_probs(probs, str(path))
+        logits = temperature.logits_from_probs(probs)
+        fit = fit_run_temperature(study, position, target, not_a_digit, shuffle_seed, image_id, split, logits, path)
+        keys = {"model": model, "target": target, "seed": int(seed)}
+        frames["temperature"].append(pd.DataFrame([{**keys, "temperature": fit.temperature,
+                                                    "val_nll_before": fit.nll_before, "val_nll_after": fit.nll_after,
+                                                    "at_bound": fit.at_bound, "n_images": fit.n_images}]))
+        scaled = temperature.scaled_probs(logits, fit.temperature)
+        for name in splits:
+            rows = split == name
+            if not rows.any():
+                raise DataContractError(f"{path}: no predictions for split {name!r}")
+            where = f"{path} ({name})"
+            m, _ = evaluate_predictions(refs, image_id[rows], scaled[rows], n_bins=n_bins, eps=eps, where=where)
+            frames["metrics_temperature"].append(m.assign(split=name, **keys))
+            for calibration, q in zip(CALIBRATIONS, (probs[rows], scaled[rows])):
+                tags = {**keys, "split": name, "calibration": calibration}
+                sel, curve = selective_views(refs, image_id[rows], q, where)
+                frames["selective"].append(sel.assign(**tags))
+                frames["risk_coverage"].append(curve.assign(**tags))
+                frames["disagreement"].append(disagreement_views(refs, image_id[rows], q, where).assign(**tags))
+    run_keys = ["model", "target", "seed"]
+    order = {
+        "temperature": run_keys + ["temperature", "val_nll_before", "val_nll_after", "at_bound", "n_images"],
+        "metrics_temperature": run_keys + ["split", "eval_set", "stratum", "metric", "value", "n_images"],
+        "selective": run_keys + ["split", "calibration", "stratum", "metric", "value", "n_images"],
+        "risk_coverage": run_keys + ["split", "calibration", "stratum", "coverage", "risk"],
+        "disagreement": run_keys + ["split", "calibration", "metric", "value", "n_images"],
+    }
+    return {name: pd.concat(parts, ignore_index=True)[order[name]] for name, parts in frames.items()}
+
+
+def fit_run_temperature(study, position: pd.Index, target: str, not_a_digit: str, shuffle_seed: int,
+                        image_id: np.ndarray, split: np.ndarray, logits: np.ndarray, path) -> temperature.TemperatureFit:
+    """T of one run: its val predictions against the val targets it was trained on (usable images only)."""
+    built = targets.build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
+    val = split == "val"
+    at = position.get_indexer(image_id[val])
+    if (at < 0).any():
+        raise DataContractError(f"{path}: image_id {image_id[val][at < 0][0]!r} is not in the study table")
+    usable = built.usable[at]
+    if not usable.any():
+        raise DataContractError(f"{path}: no val prediction has a {target!r} target to fit the temperature on")
+    return temperature.fit_temperature(logits[val][usable], built.values[at][usable])
+
+
+def selective_views(refs: References, image_id: np.ndarray, probs: np.ndarray, where: str
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per stratum: AURC and E-AURC (max probability vs errors against the human majority;
+    a not-a-digit majority is an error, as for accuracy), and the risk-coverage curve."""
+    pos, q = aligned(refs, image_id, probs, where)
+    rows, curves = [], []
+    for stratum, mask in refs.strata().items():
+        keep = mask[pos]
+        if not keep.any():
+            continue
+        confidence = q[keep].max(axis=1)
+        error = ~correct(q[keep], refs.human_class[pos[keep]])
+        area = selective.aurc(confidence, error)
+        rows += [(stratum, "aurc", area, int(keep.sum())),
+                 (stratum, "eaurc", area - selective.optimal_aurc(error), int(keep.sum()))]
+        coverage, risk = selective.risk_coverage(confidence, error)
+        curves.append(pd.DataFrame({"stratum": stratum, "coverage": coverage, "risk": risk}))
+    return (pd.DataFrame(rows, columns=["stratum", "metric", "value", "n_images"]),
+            pd.concat(curves, ignore_index=True))
+
+
+def disagreement_views(refs: References, image_id: np.ndarray, probs: np.ndarray, where: str) -> pd.DataFrame:
+    """hlv_auroc: AUROC of the predictive entropy for HLV vs NoHLV images;
+    entropy_spearman: Spearman rho between the predictive entropy and the entropy of
+    the human soft reference (the ten digits renormalised, as KL uses it; images
+    without digit mass left out). A view that is undefined here (one class only,
+    or a constant entropy) is left out rather than written as a number."""
+    pos, q = aligned(refs, image_id, probs, where)
+    predictive = entropy(q, axis=1)
+    rows = []
+    hlv = refs.hlv[pos]
+    if hlv.any() and not hlv.all():
+        rows.append(("hlv_auroc", selective.auroc(predictive, hlv), len(pos)))
+    soft = refs.has_soft[pos]
+    human = entropy(refs.human_soft[pos[soft]], axis=1)
+    if soft.sum() > 2 and np.ptp(human) > 0 and np.ptp(predictive[soft]) > 0:
+        rows.append(("entropy_spearman", float(spearmanr(predictive[soft], human).statistic), int(soft.sum())))
+    return pd.DataFrame(rows, columns=["metric", "value", "n_images"])

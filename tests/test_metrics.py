@@ -134,3 +134,78 @@ def test_read_study_and_labels_origin(tmp_path):
     write_table(study_frame().drop(columns="hlv"), path, metadata={"labels_origin": "simulated"})
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['hlv'\]"):
         M.read_study(path)
+
+
+# ------------------------------------------------- post-hoc views (issue 15)
+
+
+def posthoc_case(tmp_path, target, sharpen=2.0, shuffle_seed=0, label_seed=None):
+    """A synthetic study and one run whose val/test probabilities are the run's own
+    val targets sharpened by `sharpen` (so the fitted T is about `sharpen`)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from study_fixture import write_study
+
+    from softdigits import grid, targets
+    from softdigits.io import write_table as write
+
+    study_path = write_study(tmp_path / "mnist.parquet", sizes={"train": 60, "val": 80, "test": 80})
+    study = targets.read_study(study_path)
+    seed = shuffle_seed if label_seed is None else label_seed
+    values, _ = targets.target_distributions(study, target, "renormalise", shuffle_seed=seed)
+    scored = ~study.rows("train")
+    # Images without a target (no digit mass, NoHLV in the fixture) get a confident one-hot.
+    base = np.where(values[scored].sum(axis=1, keepdims=True) > 0, values[scored], np.eye(10)[0])
+    with np.errstate(divide="ignore"):  # a zero stays zero; log(probs) floors it again
+        probs = np.exp(sharpen * np.log(base))
+    probs /= probs.sum(axis=1, keepdims=True)
+    path = tmp_path / "predictions.parquet"
+    write(grid.predictions_table(study.image_id[scored], study.split[scored], probs), path)
+    frames = M.posthoc_evaluation(study_path, [("simple_ffn", target, 0, path)], human_column="soft_label",
+                                  not_a_digit="renormalise", shuffle_seed=shuffle_seed, splits=["test", "val"],
+                                  n_bins=15, eps=1e-8)
+    return frames, study_path, path
+
+
+def test_posthoc_fits_t_on_the_run_s_own_val_targets(tmp_path):
+    frames, study_path, path = posthoc_case(tmp_path, "human_uncertainty")
+    t = frames["temperature"].iloc[0]
+    assert t["temperature"] == pytest.approx(2.0, abs=1e-3)
+    assert t["val_nll_after"] < t["val_nll_before"] and not t["at_bound"]
+    # The scaled metrics share the layout of evaluate_runs' metrics, row for row.
+    plain, _ = M.evaluate_runs(study_path, [("simple_ffn", "human_uncertainty", 0, path)], human_column="soft_label",
+                               not_a_digit="renormalise", splits=["test", "val"], n_bins=15, eps=1e-8)
+    scaled = frames["metrics_temperature"]
+    assert list(scaled.columns) == list(plain.columns)
+    key = ["split", "eval_set", "stratum", "metric"]
+    assert scaled[key].equals(plain[key])
+    both = plain.merge(scaled, on=key, suffixes=("", "_t")).set_index(key)
+    acc = both.xs("accuracy", level="metric")
+    np.testing.assert_allclose(acc["value"], acc["value_t"])  # T never changes the argmax
+    kl = both.loc[("test", "human_soft", "all", "kl")]
+    assert kl["value_t"] < kl["value"]  # un-sharpening moves the predictions back to the labels
+
+
+def test_posthoc_fits_human_shuffled_on_the_shuffled_val_labels(tmp_path):
+    right, *_ = posthoc_case(tmp_path / "a", "human_shuffled", shuffle_seed=3)
+    assert right["temperature"]["temperature"].iloc[0] == pytest.approx(2.0, abs=1e-3)
+    # Predictions made from another shuffle: the fit against seed 3's labels is worse.
+    wrong, *_ = posthoc_case(tmp_path / "b", "human_shuffled", shuffle_seed=3, label_seed=4)
+    assert wrong["temperature"]["val_nll_after"].iloc[0] > right["temperature"]["val_nll_after"].iloc[0] + 0.05
+
+
+def test_posthoc_selective_and_disagreement_rows(tmp_path):
+    frames, *_ = posthoc_case(tmp_path, "human_uncertainty")
+    sel = frames["selective"].set_index(["split", "calibration", "stratum", "metric"])["value"]
+    for calibration in M.CALIBRATIONS:
+        for stratum in ("all", "HLV", "NoHLV"):
+            assert 0 <= sel["test", calibration, stratum, "eaurc"] <= sel["test", calibration, stratum, "aurc"] <= 1
+    curve = frames["risk_coverage"].query("split == 'test' and calibration == 'none' and stratum == 'all'")
+    assert curve["coverage"].iloc[-1] == 1.0 and len(curve) == 80
+    assert curve["risk"].mean() == pytest.approx(sel["test", "none", "all", "aurc"])
+    dis = frames["disagreement"].set_index(["split", "calibration", "metric"])["value"]
+    # Predictions are the human labels sharpened: entropy ranks follow the human entropy.
+    assert dis["test", "none", "entropy_spearman"] > 0.9
+    assert dis["test", "none", "hlv_auroc"] == 1.0  # every HLV image is less certain than every NoHLV one

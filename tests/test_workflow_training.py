@@ -158,3 +158,55 @@ def test_tiny_run_trains_the_whole_grid(tiny_run):
                     manifest = json.loads((folder / "manifest.json").read_text())
                     assert manifest["regimes"]["dynamics"]["epochs_trained"] == training["dynamics"]["epochs"]
                     assert manifest["data"]["labels_origin"] in ("simulated", "campaign", "released")
+
+
+TRAINING_AND_RUN_METRICS = """configfile: "workflow_config.yaml"
+
+include: "rules/common.smk"
+include: "rules/training.smk"
+include: "rules/evaluation.smk"
+
+rule all:
+    input: training_targets(), expand(rules.evaluate_runs.output, corpus=STUDY_CORPORA)
+"""
+PAPER_TARGETS = ["original", "human_equal", "human_uncertainty", "human_majority"]
+CONTROLS = ["label_smoothing", "human_shuffled"]
+
+
+def test_adding_the_controls_trains_only_them_and_reevaluates(training_workflow):
+    """Issue 15: adding label_smoothing and human_shuffled to training.targets schedules
+    their train_run jobs and the per-corpus evaluation after them, and no other
+    target's training; their runs record epsilon and the shuffle, and evaluation
+    writes the post-hoc views for every target."""
+    wd = training_workflow
+    (wd / "Snakefile.controls").write_text(TRAINING_AND_RUN_METRICS)
+    corpora = study_corpora(wd)
+    set_training(wd, models=["simple_ffn"], targets=PAPER_TARGETS)
+    snakemake(wd, "-s", "Snakefile.controls", "--cores", "2")
+    assert dry_run_jobs(wd, "-s", "Snakefile.controls") == {}
+
+    set_training(wd, targets=PAPER_TARGETS + CONTROLS)
+    plan = dry_run_jobs(wd, "-s", "Snakefile.controls")
+    assert plan == {"train_run": len(corpora) * len(CONTROLS), "evaluate_runs": len(corpora), "all": 1}
+    listing = snakemake(wd, "-s", "Snakefile.controls", "-n").stdout
+    assert all(f"target={t}" not in listing for t in PAPER_TARGETS)
+
+    snakemake(wd, "-s", "Snakefile.controls", "--cores", "2")
+    for corpus in corpora:
+        smoothing = json.loads((wd / cell("simple_ffn", "label_smoothing", 0, corpus) / "manifest.json").read_text())
+        assert 0 < smoothing["data"]["target_details"]["epsilon"] < 0.9
+        shuffled = json.loads((wd / cell("simple_ffn", "human_shuffled", 0, corpus) / "manifest.json").read_text())
+        assert shuffled["data"]["target_details"]["shuffle_seed"] == 0
+        evaluation = wd / "results/evaluation" / corpus
+        temperature = pq.read_table(evaluation / "temperature.parquet").to_pandas()
+        assert sorted(temperature["target"]) == sorted(PAPER_TARGETS + CONTROLS)
+        assert (temperature["temperature"] > 0).all()
+        selective = pq.read_table(evaluation / "selective.parquet").to_pandas()
+        assert set(selective["metric"]) == {"aurc", "eaurc"}
+        assert set(selective["target"]) == set(PAPER_TARGETS + CONTROLS)
+        for name in ("metrics_temperature", "risk_coverage", "disagreement"):
+            assert set(pq.read_table(evaluation / f"{name}.parquet").column("target").to_pylist()) >= set(CONTROLS)
+    # A new shuffle seed retrains human_shuffled only: the key is that target's param alone.
+    set_training(wd, shuffle_seed=2)
+    plan = dry_run_jobs(wd, "-s", "Snakefile.controls")
+    assert plan == {"train_run": len(corpora), "evaluate_runs": len(corpora), "all": 1}
