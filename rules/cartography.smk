@@ -14,7 +14,7 @@ rule cartography_train:
         dynamics=f"{CARTOGRAPHY_DIR}/{{corpus}}/dynamics.parquet",
     params:
         model=CARTOGRAPHY["model"],
-        target=CARTOGRAPHY["target"],
+        target=lambda wc: cartography_corpus(wc)["target"],
         seeds=CARTOGRAPHY["seeds"],
         batch_size=CARTOGRAPHY["batch_size"],
         lr=CARTOGRAPHY["lr"],
@@ -41,6 +41,7 @@ rule cartography_regions:
         regions=f"{CARTOGRAPHY_DIR}/{{corpus}}/regions.csv",
     params:
         thresholds=lambda wc: cartography_corpus(wc)["thresholds"],
+        min_share=lambda wc: cartography_corpus(wc)["min_share"],
     log:
         f"{LOGS}/cartography_regions/{{corpus}}.log",
     benchmark:
@@ -70,7 +71,7 @@ rule cartography_plot:
         epochs=lambda wc: cartography_corpus(wc)["epochs"],
         seeds=CARTOGRAPHY["seeds"],
         model=CARTOGRAPHY["model"],
-        target=CARTOGRAPHY["target"],
+        target=lambda wc: cartography_corpus(wc)["target"],
     log:
         f"{LOGS}/cartography_plot/{{corpus}}.log",
     benchmark:

@@ -27,6 +27,7 @@ rule selection_solve:
     params:
         budget=lambda wc: SELECTION["corpora"][wc.corpus]["budget"],
         min_easy_per_digit_train=lambda wc: SELECTION["corpora"][wc.corpus]["min_easy_per_digit_train"],
+        min_per_region_split=lambda wc: SELECTION["corpora"][wc.corpus]["min_per_region_split"],
         region_weights=SELECTION["region_weights"],
         seed=SELECTION["seed"],
         time_limit_s=SELECTION["time_limit_s"],

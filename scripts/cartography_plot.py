@@ -8,6 +8,8 @@ import pandas as pd  # noqa: E402
 from softdigits.plots import plot_data_map  # noqa: E402
 
 p = snakemake.params
+GOLD = {"label_dist": "the corpus label", "label": "the corpus label",
+        "sampled_label": "the recipe's first sampled label (the label trained on)"}
 plot_data_map(
     pd.read_parquet(snakemake.input.data_map, columns=["confidence", "variability", "correctness", "region"]),
     snakemake.output[0],
@@ -16,5 +18,5 @@ plot_data_map(
     thresholds=dict(p.thresholds),
     title=f"Data map: {snakemake.wildcards.corpus}",
     footer=f"{p.model} trained on {p.target}, {p.epochs} epochs x seeds {list(p.seeds)}, pooled. "
-    "Gold = the corpus label; no human labels involved.",
+    f"Gold = {GOLD[p.target]}; no human labels involved.",
 )

@@ -18,5 +18,6 @@ dynamics = train_dynamics(
 write_table(dynamics, snakemake.output.dynamics, metadata={
     "corpus": snakemake.wildcards.corpus, "model": p.model, "target": p.target, "seeds": list(p.seeds),
     "epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr,
-    "gold": "the label column (argmax of label_dist for distributional labels)",
+    "gold": {"label_dist": "the label column (argmax of label_dist for distributional labels)",
+             "label": "the label column", "sampled_label": "the recipe's first sampled label (sampled_labels[0])"}[p.target],
 })

@@ -21,14 +21,14 @@ if unknown.any() or len(candidates) != images.num_rows:
                      f"({int(unknown.sum())} unknown, {len(candidates)} vs {images.num_rows} rows): rerun cartography")
 spec = SelectionSpec(
     budget=dict(p.budget), min_easy_per_digit_train=p.min_easy_per_digit_train,
-    region_weights=dict(p.region_weights), seed=p.seed, time_limit_s=p.time_limit_s, corpus=corpus,
+    region_weights=dict(p.region_weights), min_per_region_split=dict(p.min_per_region_split), seed=p.seed, time_limit_s=p.time_limit_s, corpus=corpus,
 )
 selection, strata, result = select(candidates, spec)
 log.info("CBC log:\n%s", result.solver_log)
 log.info("solver status: %s; objective (sum of |stratum size - balanced target|): %g", result.status, result.objective)
 write_table(selection, snakemake.output.selection, metadata={
     "corpus": corpus, "budget": dict(p.budget), "min_easy_per_digit_train": p.min_easy_per_digit_train,
-    "region_weights": dict(p.region_weights), "seed": p.seed, "solver_status": result.status,
+    "region_weights": dict(p.region_weights), "min_per_region_split": dict(p.min_per_region_split), "seed": p.seed, "solver_status": result.status,
     "objective": result.objective,
 })
 write_csv(strata, snakemake.output.strata_csv)

@@ -11,8 +11,24 @@ values of every (seed, epoch):
 - correctness = fraction of (seed, epoch) in which the argmax was the gold label
 - mean_probs  = mean predicted distribution (10 values)
 
-Gold is the corpus's `label` column: the original label for MNIST/ARDIS, and for a
-distributional label (Ambiguous-MNIST) the argmax of `label_dist`.
+Gold is the label the network is trained toward (as in Swayamdipta et al., where the
+gold is the instance's training label). Per target (a per-corpus config choice):
+
+- label_dist:    the corpus's distribution; gold = the `label` column (the original
+                 label for MNIST/ARDIS, the argmax of `label_dist` for Ambiguous-MNIST);
+- label:         the one-hot of the `label` column; gold = that label;
+- sampled_label: the one-hot of the recipe's FIRST sampled label (`sampled_labels[:, 0]`,
+                 one draw from `label_dist` made when the corpus was built, as one of the
+                 ten labels DDU trains on per image); gold = that drawn label. p(gold) is
+                 then the probability the network gives the label the image was trained
+                 with, which can be a minority class of its distribution: those images
+                 are the map's hard ones. Only corpora that carry `sampled_labels`
+                 (Ambiguous-MNIST, generated or the DDU release) allow it; for any other
+                 corpus it is an error, never a silent fallback.
+
+Every table also keeps `digit`, the corpus's `label` column (the image's digit by its
+recipe or original label), which the selection stratifies by; it equals gold unless the
+target is sampled_label.
 
 Regions, with thresholds per corpus, in this order (the first rule that holds wins,
 so the regions never overlap):
@@ -36,7 +52,8 @@ from softdigits.io import N_DIGITS, DataContractError, pixels_array, vectors_arr
 log = logging.getLogger(__name__)
 
 REGIONS = ("easy", "ambiguous", "hard", "other")
-TARGETS = ("label_dist", "label")
+TARGETS = ("label_dist", "label", "sampled_label")
+SAMPLED_DRAW = 0  # which of the recipe's sampled labels sampled_label trains on (the first)
 
 
 @dataclass(frozen=True)
@@ -72,24 +89,26 @@ def assign_regions(confidence, variability, thresholds: Thresholds) -> np.ndarra
     return region
 
 
-def gold_and_targets(images: pa.Table, target: str, where: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Gold labels (the `label` column) and the training targets (n, 10).
+def gold_and_targets(images: pa.Table, target: str, where: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(digit, gold, targets): the `label` column, the gold labels and the training targets (n, 10).
 
-    target "label_dist": the corpus's distribution (one-hot for MNIST, the synthetic
-    distribution for Ambiguous-MNIST); "label": the one-hot of the gold label.
+    See the module docstring for what each target trains on and what gold means.
     """
     if target not in TARGETS:
         raise ValueError(f"cartography target must be one of {TARGETS}, got {target!r}")
-    gold = images.column("label").to_numpy()
+    digit = images.column("label").to_numpy()
     ids = images.column("image_id")
-    unlabelled = np.flatnonzero((gold < 0) | (gold >= N_DIGITS))
+    unlabelled = np.flatnonzero((digit < 0) | (digit >= N_DIGITS))
     if len(unlabelled):
         raise DataContractError(
             f"{where}{len(unlabelled)} image(s) have no gold label 0-9 (label column), "
             f"first {ids[int(unlabelled[0])].as_py()!r}: cartography needs a gold label for every image"
         )
     if target == "label":
-        return gold, np.eye(N_DIGITS, dtype=np.float32)[gold]
+        return digit, digit, np.eye(N_DIGITS, dtype=np.float32)[digit]
+    if target == "sampled_label":
+        gold = sampled_gold(images, where)
+        return digit, gold, np.eye(N_DIGITS, dtype=np.float32)[gold]
     dist = vectors_array(images, "label_dist").astype(np.float32)
     sums = dist.sum(axis=1)
     bad = np.flatnonzero((np.abs(sums - 1.0) > 1e-3) | (dist < 0).any(axis=1))
@@ -99,7 +118,29 @@ def gold_and_targets(images: pa.Table, target: str, where: str = "") -> tuple[np
             f"{where}label_dist of image {ids[i].as_py()!r} is not a distribution "
             f"(sum {sums[i]:.4f}); {len(bad)} such row(s)"
         )
-    return gold, dist / sums[:, None]
+    return digit, digit, dist / sums[:, None]
+
+
+def sampled_gold(images: pa.Table, where: str = "") -> np.ndarray:
+    """The recipe's first sampled label of every image (target sampled_label)."""
+    if "sampled_labels" not in images.column_names:
+        raise DataContractError(
+            f"{where}cartography target 'sampled_label' needs a `sampled_labels` column (the labels "
+            "the Ambiguous-MNIST recipe draws per image), and this corpus has none: set its "
+            "cartography target to label_dist or label"
+        )
+    sampled = vectors_array(images, "sampled_labels")
+    if sampled.ndim != 2 or sampled.shape[1] <= SAMPLED_DRAW:
+        raise DataContractError(f"{where}sampled_labels has {sampled.shape[-1]} draws per image; "
+                                f"draw {SAMPLED_DRAW} is needed")
+    gold = sampled[:, SAMPLED_DRAW].astype(np.int64)
+    bad = np.flatnonzero((gold < 0) | (gold >= N_DIGITS))
+    if len(bad):
+        raise DataContractError(
+            f"{where}sampled_labels of image {images.column('image_id')[int(bad[0])].as_py()!r} is "
+            f"{gold[bad[0]]} at draw {SAMPLED_DRAW}, not a digit 0-9; {len(bad)} such row(s)"
+        )
+    return gold
 
 
 def check_unique_images(images: pa.Table, where: str = "") -> None:
@@ -128,14 +169,14 @@ def train_dynamics(
 ) -> pa.Table:
     """Train `model` on every image of the corpus once per seed; one row per (seed, epoch, image).
 
-    Columns: seed, epoch (1-based), image_id, gold, p_gold, correct, probs (10 float32).
+    Columns: seed, epoch (1-based), image_id, digit, gold, p_gold, correct, probs (10 float32).
     Inputs are standardised with the corpus's own pixel mean and std.
     """
     from softdigits.models import build_model
     from softdigits.training import TrainSettings, fit, normalise, pixel_stats
 
     check_unique_images(images, where)
-    gold, targets = gold_and_targets(images, target, where)
+    digit, gold, targets = gold_and_targets(images, target, where)
     pixels = pixels_array(images)
     mean, std = pixel_stats(pixels)
     x = normalise(pixels, mean, std)
@@ -159,6 +200,7 @@ def train_dynamics(
                         "seed": pa.array(np.full(n, seed, dtype=np.int64)),
                         "epoch": pa.array(np.full(n, epoch, dtype=np.int64)),
                         "image_id": ids,
+                        "digit": pa.array(digit.astype(np.int64)),
                         "gold": pa.array(gold.astype(np.int64)),
                         "p_gold": pa.array(p[np.arange(n), gold].astype(np.float32)),
                         "correct": pa.array(p.argmax(axis=1) == gold),
@@ -169,11 +211,11 @@ def train_dynamics(
     return pa.concat_tables(parts)
 
 
-DYNAMICS_COLUMNS = ["seed", "epoch", "image_id", "gold", "p_gold", "correct", "probs"]
+DYNAMICS_COLUMNS = ["seed", "epoch", "image_id", "digit", "gold", "p_gold", "correct", "probs"]
 
 
 def data_map(dynamics: pa.Table, thresholds: Thresholds, where: str = "") -> pd.DataFrame:
-    """Per image: digit, confidence, variability, correctness, region, mean_probs.
+    """Per image: digit, gold, confidence, variability, correctness, region, mean_probs.
 
     Every image must have a value for every (seed, epoch) pooled; rows come out in
     order of first appearance in `dynamics`.
@@ -202,12 +244,15 @@ def data_map(dynamics: pa.Table, thresholds: Thresholds, where: str = "") -> pd.
         [np.bincount(codes, weights=probs[:, k], minlength=len(ids)) for k in range(probs.shape[1])],
         axis=1,
     ) / count[:, None]
+    digit = np.zeros(len(ids), dtype=np.int64)
+    digit[codes] = dynamics.column("digit").to_numpy()
     gold = np.zeros(len(ids), dtype=np.int64)
     gold[codes] = dynamics.column("gold").to_numpy()
     return pd.DataFrame(
         {
             "image_id": ids,
-            "digit": gold,
+            "digit": digit,
+            "gold": gold,
             "confidence": confidence,
             "variability": variability,
             "correctness": correctness,
@@ -223,6 +268,7 @@ def data_map_table(df: pd.DataFrame) -> pa.Table:
         {
             "image_id": pa.array(df["image_id"], pa.string()),
             "digit": pa.array(df["digit"], pa.int64()),
+            "gold": pa.array(df["gold"], pa.int64()),
             "confidence": pa.array(df["confidence"], pa.float64()),
             "variability": pa.array(df["variability"], pa.float64()),
             "correctness": pa.array(df["correctness"], pa.float64()),
@@ -237,3 +283,28 @@ def region_counts(df: pd.DataFrame) -> pd.DataFrame:
     counts = pd.crosstab(df["digit"], df["region"]).reindex(columns=list(REGIONS), fill_value=0)
     counts.loc["all"] = counts.sum()
     return counts
+
+
+def region_shares(df: pd.DataFrame) -> dict[str, float]:
+    """Share of the corpus in each region (every region present, zeros included)."""
+    counts = df["region"].value_counts().reindex(list(REGIONS), fill_value=0)
+    return {r: float(counts[r]) / max(len(df), 1) for r in REGIONS}
+
+
+def check_region_shares(shares: dict[str, float], min_share: dict[str, float], where: str = "") -> None:
+    """Raise naming every region whose share of the corpus is below its configured minimum.
+
+    This is the acceptance check of a data map (e.g. Ambiguous-MNIST: hard >= 1%,
+    ambiguous >= 5%); a minimum of 0 asks nothing of that region.
+    """
+    short = [f"{r} {shares[r]:.2%} < {m:.2%}" for r, m in min_share.items() if shares[r] < m]
+    if short:
+        raise RegionShareError(
+            f"{where}the data map misses its minimum region shares (config cartography.corpora.*.min_share): "
+            + "; ".join(short)
+            + ". Change the corpus's target, epochs or thresholds, or lower min_share."
+        )
+
+
+class RegionShareError(ValueError):
+    """A data map has fewer images in a region than its corpus's config requires."""

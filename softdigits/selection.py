@@ -12,6 +12,9 @@ Hard constraints:
   (split proportions held inside every stratum; as integers:
   |total * n[d, r, s] - budget[s] * N[d, r]| <= total - 1)
 - n[d, easy, train] >= min_easy_per_digit_train for every digit 0-9
+- sum over digits of n[., r, s] >= min_per_region_split[r] for every region r and split s
+  (so that, e.g., hard and ambiguous images reach train, val and test: the balanced
+  objective alone could leave a split without a scarce region)
 - N[d, r] = 0 where region r has weight 0 (not a candidate region)
 
 Objective: stay close to balanced integer targets, min sum |N[d, r] - target[d, r]|.
@@ -59,6 +62,7 @@ class SelectionSpec:
     budget: dict  # split -> number of images
     min_easy_per_digit_train: int
     region_weights: dict  # region -> relative weight; 0 = not a candidate region
+    min_per_region_split: dict = field(default_factory=dict)  # region -> minimum images in every split
     seed: int = 0
     time_limit_s: float = 60.0
     corpus: str = field(default="corpus")
@@ -72,6 +76,13 @@ class SelectionSpec:
             raise ValueError(f"selection region_weights need exactly the regions {REGIONS}, got {sorted(self.region_weights)}")
         if any(w < 0 for w in self.region_weights.values()) or not any(w > 0 for w in self.region_weights.values()):
             raise ValueError(f"selection region_weights must be >= 0 with at least one > 0: {self.region_weights}")
+        unknown = set(self.min_per_region_split) - set(REGIONS)
+        if unknown or any(int(v) < 0 for v in self.min_per_region_split.values()):
+            raise ValueError(f"selection min_per_region_split of {self.corpus} needs regions from {REGIONS} "
+                             f"and counts >= 0: {self.min_per_region_split}")
+
+    def region_split_min(self, region: str) -> int:
+        return int(self.min_per_region_split.get(region, 0))
 
     @property
     def total(self) -> int:
@@ -137,12 +148,53 @@ def check_feasible(avail: pd.DataFrame, spec: SelectionSpec) -> None:
                 f"{name}: min_easy_per_digit_train={m}: the easy minimum needs {10 * need} images in all (10 x {need}), "
                 f"more than the budget {spec.total}: over by {10 * need - spec.total}"
             )
+    check_region_split_minimums(avail, spec)
     allowed = int(avail[spec.candidate_regions].to_numpy().sum())
     if allowed < spec.total:
         raise SelectionInfeasible(
             f"{name}: budget {spec.total} images ({spec.budget}) exceeds the {allowed} candidates in "
             f"regions {spec.candidate_regions}: short by {spec.total - allowed}"
         )
+
+
+def check_region_split_minimums(avail: pd.DataFrame, spec: SelectionSpec) -> None:
+    """Raise SelectionInfeasible when min_per_region_split cannot be met whatever the solver does.
+
+    Checked in turn: the minimums fit each split's budget; a minimum is asked only of a
+    candidate region; the region holds 3 x its minimum; and each split can take enough:
+    a split s takes at most floor((budget[s] * N + total - 1) / total) images of a
+    stratum of N (the proportion constraint), so of region r at most the sum of that
+    over the digits with N = all available images.
+    """
+    name = spec.corpus
+    wanted = {r: spec.region_split_min(r) for r in REGIONS if spec.region_split_min(r) > 0}
+    for s in SPLITS:
+        if sum(wanted.values()) > spec.budget[s]:
+            raise SelectionInfeasible(
+                f"{name}: min_per_region_split {wanted} asks {sum(wanted.values())} images of split {s}, "
+                f"whose budget is {spec.budget[s]}: lower min_per_region_split"
+            )
+    for r, m in wanted.items():
+        have = int(avail[r].sum())
+        if spec.region_weights[r] == 0:
+            raise SelectionInfeasible(
+                f"{name}: min_per_region_split.{r}={m} but region {r} has weight 0 (not a candidate)"
+            )
+        if len(SPLITS) * m > have:
+            raise SelectionInfeasible(
+                f"{name}: constraint min_per_region_split.{r}={m} is infeasible: {len(SPLITS)} splits x {m} "
+                f"need {len(SPLITS) * m} {r} images, the corpus has {have}: short by "
+                f"{len(SPLITS) * m - have}. Lower min_per_region_split.{r} or change the cartography of this corpus."
+            )
+        for s in SPLITS:
+            most = sum((spec.budget[s] * int(avail.loc[d, r]) + spec.total - 1) // spec.total for d in DIGITS)
+            if most < m:
+                raise SelectionInfeasible(
+                    f"{name}: constraint min_per_region_split.{r}={m} is infeasible for split {s}: the corpus "
+                    f"has {have} {r} images, of which split {s} (share {spec.share(s):.3f} of every stratum) "
+                    f"can take at most {most}: short by {m - most}. Lower min_per_region_split.{r} or change "
+                    f"the cartography of this corpus."
+                )
 
 
 # ------------------------------------------------------------------ targets
@@ -235,6 +287,10 @@ def solve_counts(avail: pd.DataFrame, targets: pd.DataFrame, spec: SelectionSpec
             prob += gap >= 1 - spec.total, f"proportion_lo_{d}_{r}_{s}"
     for d in DIGITS:
         prob += n[d, "easy", "train"] >= spec.min_easy_per_digit_train, f"min_easy_train_{d}"
+    for r in REGIONS:
+        if spec.region_split_min(r) > 0:
+            for s in SPLITS:
+                prob += pulp.lpSum(n[d, r, s] for d in DIGITS) >= spec.region_split_min(r), f"min_{r}_{s}"
 
     with tempfile.TemporaryDirectory() as tmp:
         solver_log = Path(tmp) / "cbc.log"
@@ -252,6 +308,8 @@ def solve_counts(avail: pd.DataFrame, targets: pd.DataFrame, spec: SelectionSpec
             f"{spec.corpus}: the selection program has no solution (CBC status {status!r}, solution "
             f"status {pulp.LpSolution[prob.sol_status]!r}) although every single constraint passed its "
             f"availability check; the rounding of the split proportions may be too tight for these budgets"
+            f" together with min_easy_per_digit_train={spec.min_easy_per_digit_train} and "
+            f"min_per_region_split={spec.min_per_region_split}"
         )
     if prob.sol_status != pulp.LpSolutionOptimal:
         status = f"{status} (time limit {spec.time_limit_s}s: best solution found, optimality not proven)"
@@ -310,6 +368,11 @@ def check_selection(selection: pd.DataFrame, candidates: pd.DataFrame, spec: Sel
     low = easy_train[easy_train < spec.min_easy_per_digit_train]
     if len(low):
         fail(f"'min_easy_train': digit {low.index[0]} has {low.iloc[0]} easy train images")
+    for r in REGIONS:
+        for s in SPLITS:
+            got = int(((selection["region"] == r) & (selection["split"] == s)).sum())
+            if got < spec.region_split_min(r):
+                fail(f"'min_per_region_split': {got} {r} images in {s}, minimum {spec.region_split_min(r)}")
     not_candidate = ~selection["region"].isin(spec.candidate_regions)
     if not_candidate.any():
         fail(f"'candidate regions': {selection.loc[not_candidate, 'image_id'].iloc[0]!r} is in a weight-0 region")

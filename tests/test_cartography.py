@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -12,13 +13,13 @@ from softdigits.io import DataContractError, images_table, vectors_column
 TH = C.Thresholds(confidence_high=0.8, confidence_low=0.3, variability_low=0.1, variability_high=0.2)
 
 
-def dynamics_table(rows):
-    """rows: (seed, epoch, image_id, gold, probs)."""
+def dynamics_table(rows, digit=None):
+    """rows: (seed, epoch, image_id, gold, probs); digit (the label column) = gold unless given."""
     probs = np.array([r[4] for r in rows], dtype=np.float32)
     gold = np.array([r[3] for r in rows])
     return pa.table({
         "seed": [r[0] for r in rows], "epoch": [r[1] for r in rows], "image_id": [r[2] for r in rows],
-        "gold": gold, "p_gold": probs[np.arange(len(rows)), gold],
+        "digit": gold if digit is None else np.asarray(digit), "gold": gold, "p_gold": probs[np.arange(len(rows)), gold],
         "correct": probs.argmax(1) == gold, "probs": vectors_column(probs),
     })
 
@@ -75,23 +76,27 @@ def test_thresholds_must_be_ordered():
         C.Thresholds(0.8, 0.3, 0.3, 0.2)
 
 
-def tiny_images(n=40, seed=0, label=None, label_dist=None):
+def tiny_images(n=40, seed=0, label=None, label_dist=None, sampled=None):
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 10 if label is None else np.asarray(label)
     pixels = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
     pixels[np.arange(n), labels * 50] = 255  # a learnable cue per digit
-    return images_table(source="toy", source_split="train", source_index=np.arange(n), pixels=pixels,
-                        label=labels, label_dist=label_dist)
+    table = images_table(source="toy", source_split="train", source_index=np.arange(n), pixels=pixels,
+                         label=labels, label_dist=label_dist)
+    if sampled is not None:  # as the generator and the DDU reader append it
+        table = table.append_column("sampled_labels", vectors_column(np.asarray(sampled), pa.int64()))
+    return table
 
 
 def test_gold_and_targets():
     dist10 = np.full((20, 10), 0.02, dtype=np.float32)
     dist10[np.arange(20), np.arange(20) % 10] = 0.82
     images = tiny_images(20, label_dist=dist10)
-    gold, soft = C.gold_and_targets(images, "label_dist")
+    digit, gold, soft = C.gold_and_targets(images, "label_dist")
     np.testing.assert_array_equal(gold, np.arange(20) % 10)
+    np.testing.assert_array_equal(digit, gold)
     np.testing.assert_allclose(soft, dist10, atol=1e-6)
-    _, hard = C.gold_and_targets(images, "label")
+    _, _, hard = C.gold_and_targets(images, "label")
     np.testing.assert_array_equal(hard.argmax(1), gold)
     assert hard.sum() == 20 and hard.max() == 1
     with pytest.raises(ValueError, match="target"):
@@ -131,6 +136,7 @@ def test_train_dynamics_is_deterministic_and_consistent():
     kwargs = dict(model="simple_ffn", seeds=[0, 1], epochs=3, batch_size=16, lr=1e-2, target="label_dist")
     dyn = C.train_dynamics(images, **kwargs)
     assert dyn.column_names == C.DYNAMICS_COLUMNS
+    assert dyn.column("digit").equals(dyn.column("gold"))  # label_dist: gold is the label column
     assert dyn.num_rows == 2 * 3 * 60
     again = C.train_dynamics(images, **kwargs)
     assert dyn.equals(again)
@@ -143,3 +149,93 @@ def test_train_dynamics_is_deterministic_and_consistent():
     assert df[df["epoch"] == 3]["correct"].mean() > 0.8
     dm = C.data_map(dyn, TH)
     assert len(dm) == 60 and set(dm["region"]) <= set(C.REGIONS)
+
+
+# ---------------------------------------------------- target sampled_label
+
+
+def test_sampled_label_trains_on_the_first_draw_and_takes_it_as_gold():
+    labels = np.arange(20) % 10
+    sampled = np.tile(labels[:, None], (1, 10))
+    sampled[3, 0] = 8   # image 3 (label 3) drew an 8 first: its gold is 8, its digit stays 3
+    sampled[4, 1:] = 0  # later draws are not used
+    images = tiny_images(20, sampled=sampled)
+    digit, gold, onehot = C.gold_and_targets(images, "sampled_label")
+    np.testing.assert_array_equal(digit, labels)
+    assert gold[3] == 8 and gold[4] == 4 and (np.delete(gold, 3) == np.delete(labels, 3)).all()
+    np.testing.assert_array_equal(onehot.argmax(1), gold)
+    assert onehot.sum() == 20
+
+
+def test_sampled_label_on_a_corpus_without_sampled_labels_is_an_error():
+    # MNIST has no sampled labels: no silent fallback to the label column
+    with pytest.raises(DataContractError, match=r"mnist\.parquet: .*'sampled_label'.*no.*label_dist or label"):
+        C.gold_and_targets(tiny_images(20), "sampled_label", where="mnist.parquet: ")
+    bad = np.zeros((20, 10), dtype=np.int64)
+    bad[6, 0] = 10
+    with pytest.raises(DataContractError, match=r"toy:train:6.*not a digit"):
+        C.gold_and_targets(tiny_images(20, sampled=bad), "sampled_label")
+
+
+def test_a_minority_draw_becomes_a_hard_image_of_its_digit():
+    """Hand-made data map: gold = the drawn label, digit = the image's label column.
+
+    Image m (digit 3) drew a 5; the network keeps predicting 3 (p(5) = 0.1 in all four
+    runs): confidence 0.1, variability 0 -> hard, and 0 correct. Image e drew its own
+    digit: easy. The data map keeps both the digit (3) and the gold (5).
+    """
+    rows = [(s, e, img, g, dist(p, g, other, 0.85 if img == "m" else 0.01))
+            for s in (0, 1) for e in (1, 2)
+            for img, g, p, other in (("m", 5, 0.1, 3), ("e", 7, 0.95, 1))]
+    dm = C.data_map(dynamics_table(rows, digit=[3 if r[2] == "m" else 7 for r in rows]), TH).set_index("image_id")
+    assert dm.loc["m", ["digit", "gold", "region"]].tolist() == [3, 5, "hard"]
+    assert dm.loc["m", "confidence"] == pytest.approx(0.1, abs=1e-6) and dm.loc["m", "correctness"] == 0
+    assert dm.loc["e", ["digit", "gold", "region"]].tolist() == [7, 7, "easy"]
+    assert C.data_map_table(dm.reset_index()).column("gold").to_pylist() == [5, 7]
+
+
+def test_train_dynamics_on_sampled_labels_is_deterministic_and_finds_the_flipped_images():
+    n = 100
+    labels = np.arange(n) % 10
+    sampled = np.tile(labels[:, None], (1, 10))
+    flipped = np.arange(0, n, 11)          # one image of each digit drew another digit first
+    sampled[flipped, 0] = (labels[flipped] + 5) % 10
+    # images of a digit differ only by a faint pixel, so a lone contrary label is not memorised
+    pixels = np.zeros((n, 784), dtype=np.uint8)
+    for k in range(10):
+        pixels[labels == k, k * 60:k * 60 + 40] = 255
+    pixels[np.arange(n), 600 + np.arange(n) // 10] = 1 + np.arange(n) % 10
+    images = images_table(source="toy", source_split="train", source_index=np.arange(n), pixels=pixels,
+                          label=labels).append_column("sampled_labels", vectors_column(sampled, pa.int64()))
+    kwargs = dict(model="simple_ffn", seeds=[0], epochs=4, batch_size=16, lr=1e-2, target="sampled_label")
+    dyn = C.train_dynamics(images, **kwargs)
+    assert dyn.equals(C.train_dynamics(images, **kwargs))
+    assert dyn.column_names == C.DYNAMICS_COLUMNS
+    dm = C.data_map(dyn, TH).set_index("image_id")
+    ids = images.column("image_id").to_pylist()
+    flip_ids = [ids[i] for i in flipped]
+    np.testing.assert_array_equal(dm.loc[flip_ids, "gold"], sampled[flipped, 0])
+    np.testing.assert_array_equal(dm.loc[flip_ids, "digit"], labels[flipped])
+    # the cue of the image's digit wins over a lone contrary label: low p(gold) for those
+    others = dm.drop(index=flip_ids)
+    assert dm.loc[flip_ids, "confidence"].max() < 0.3 < 0.7 < others["confidence"].mean()
+    assert (dm.loc[flip_ids, "region"] == "hard").sum() >= 8 and (others["region"] != "hard").all()
+
+
+# ------------------------------------------------ the acceptance check of a map
+
+
+def test_region_shares_and_the_acceptance_check_pass_and_fail():
+    df = pd.DataFrame({"region": ["easy"] * 90 + ["ambiguous"] * 8 + ["hard"] * 2})
+    shares = C.region_shares(df)
+    assert shares == {"easy": 0.9, "ambiguous": 0.08, "hard": 0.02, "other": 0.0}
+    C.check_region_shares(shares, {"easy": 0.01, "ambiguous": 0.05, "hard": 0.01})  # passes
+    C.check_region_shares(shares, {"easy": 0.0, "ambiguous": 0.0, "hard": 0.0})
+    # a map with no hard image (the distribution-trained Ambiguous-MNIST) fails, naming it
+    none_hard = C.region_shares(pd.DataFrame({"region": ["easy"] * 95 + ["ambiguous"] * 5}))
+    assert none_hard["hard"] == 0
+    with pytest.raises(C.RegionShareError, match=r"x: .*min_share.*hard 0\.00% < 1\.00%") as err:
+        C.check_region_shares(none_hard, {"easy": 0.01, "ambiguous": 0.05, "hard": 0.01}, where="x: ")
+    assert "ambiguous" not in str(err.value)  # 5% meets 5%: only the failing region is named
+    with pytest.raises(C.RegionShareError, match=r"ambiguous 8\.00% < 10\.00%; hard 2\.00% < 3\.00%"):
+        C.check_region_shares(shares, {"easy": 0.0, "ambiguous": 0.1, "hard": 0.03})

@@ -26,9 +26,10 @@ def uniform_corpus(easy=30, ambiguous=10, hard=5, other=5) -> pd.DataFrame:
     return corpus({(d, r): sizes[r] for d in range(10) for r in REGIONS})
 
 
-def spec(train=60, val=20, test=20, min_easy=3, weights=EQUAL, seed=0) -> S.SelectionSpec:
+def spec(train=60, val=20, test=20, min_easy=3, weights=EQUAL, seed=0, per_split=None) -> S.SelectionSpec:
     return S.SelectionSpec(budget={"train": train, "val": val, "test": test}, min_easy_per_digit_train=min_easy,
-                           region_weights=weights, seed=seed, time_limit_s=30, corpus="toy")
+                           region_weights=weights, seed=seed, time_limit_s=30, corpus="toy",
+                           min_per_region_split=per_split or {})
 
 
 def assert_constraints_hold(selection: pd.DataFrame, candidates: pd.DataFrame, sp: S.SelectionSpec) -> None:
@@ -41,6 +42,10 @@ def assert_constraints_hold(selection: pd.DataFrame, candidates: pd.DataFrame, s
     easy_train = selection.query("region == 'easy' and split == 'train'")["digit"].value_counts()
     for d in range(10):
         assert easy_train.get(d, 0) >= sp.min_easy_per_digit_train
+    per_region_split = selection.groupby(["region", "split"]).size()
+    for r, m in sp.min_per_region_split.items():
+        for s in S.SPLITS:
+            assert per_region_split.get((r, s), 0) >= m, (r, s)
     assert set(selection["region"]) <= {r for r, w in sp.region_weights.items() if w > 0}
     total = sum(sp.budget.values())
     for (d, r), group in selection.groupby(["digit", "region"]):
@@ -170,3 +175,56 @@ def test_strata_markdown_lists_every_split():
     md = S.strata_markdown(strata, "toy")
     assert "## train (60 images)" in md and "## val (20 images)" in md and "## test (20 images)" in md
     assert "## candidates available" in md
+
+
+# ------------------------------------------------- region minimums per split
+
+
+def scarce_hard_corpus(hard_digits=(0, 1, 2)) -> pd.DataFrame:
+    """Plenty of easy and ambiguous images, and a single hard image in each of `hard_digits`."""
+    counts = {(d, r): {"easy": 30, "ambiguous": 10, "hard": 0, "other": 5}[r] for d in range(10) for r in REGIONS}
+    counts.update({(d, "hard"): 1 for d in hard_digits})
+    return corpus(counts)
+
+
+def test_without_a_minimum_the_balanced_program_can_leave_a_split_without_hard_images():
+    # Each lone hard image may go to any split (1 x share rounds down or up), and the
+    # balance objective does not care which: here none reaches val or test.
+    selection, _, _ = S.select(scarce_hard_corpus(), spec())
+    hard = selection[selection["region"] == "hard"]["split"].value_counts()
+    assert len(hard) > 0 and hard.sum() == 3
+    assert min(hard.get(s, 0) for s in S.SPLITS) == 0
+
+
+def test_min_per_region_split_puts_hard_and_ambiguous_images_in_every_split():
+    candidates = scarce_hard_corpus()
+    sp = spec(per_split={"easy": 5, "ambiguous": 5, "hard": 1})
+    selection, strata, result = S.select(candidates, sp)
+    assert result.status == "Optimal"
+    assert_constraints_hold(selection, candidates, sp)
+    assert (selection.groupby("split")["region"].apply(lambda r: (r == "hard").sum()) == 1).all()
+    broken = selection[~((selection["region"] == "hard") & (selection["split"] == "test"))]
+    extra = candidates[(candidates["region"] == "easy") & ~candidates["image_id"].isin(selection["image_id"])]
+    broken = pd.concat([broken, extra.iloc[[0]].assign(split="test")], ignore_index=True)
+    with pytest.raises(S.SelectionCheckFailed, match="min_per_region_split.*0 hard images in test"):
+        S.check_selection(broken, candidates, sp)
+
+
+def test_too_few_hard_images_for_every_split_is_infeasible_and_names_the_constraint():
+    with pytest.raises(S.SelectionInfeasible,
+                       match=r"min_per_region_split\.hard=2 is infeasible: 3 splits x 2 need 6 hard images, "
+                             r"the corpus has 3: short by 3"):
+        S.select(scarce_hard_corpus(), spec(per_split={"hard": 2}))
+    # enough hard images in all, but all in one stratum of 10: val (share 0.1) takes at most 1
+    concentrated = scarce_hard_corpus(hard_digits=())
+    concentrated = pd.concat([concentrated, corpus({(4, "hard"): 10})], ignore_index=True)
+    with pytest.raises(S.SelectionInfeasible,
+                       match=r"min_per_region_split\.hard=2 is infeasible for split val: the corpus has 10 hard "
+                             r"images, of which split val .* at most 1: short by 1"):
+        S.select(concentrated, spec(train=80, val=10, test=10, per_split={"hard": 2}))
+    with pytest.raises(S.SelectionInfeasible, match=r"min_per_region_split\.other=1 but region other has weight 0"):
+        S.select(uniform_corpus(), spec(per_split={"other": 1}))
+    with pytest.raises(S.SelectionInfeasible, match=r"asks 30 images of split val, whose budget is 20"):
+        S.select(uniform_corpus(), spec(per_split={"easy": 10, "ambiguous": 10, "hard": 10}))
+    with pytest.raises(ValueError, match="min_per_region_split"):
+        spec(per_split={"medium": 1})

@@ -46,12 +46,13 @@ def run(tmp_path_factory) -> Path:
 
 def test_outputs_follow_their_contracts(run):
     dynamics = pq.read_table(run / "results/cartography/mnist/dynamics.parquet")
-    assert dynamics.column_names == ["seed", "epoch", "image_id", "gold", "p_gold", "correct", "probs"]
+    assert dynamics.column_names == ["seed", "epoch", "image_id", "digit", "gold", "p_gold", "correct", "probs"]
     assert dynamics.num_rows == 1000 * 10  # 1 seed x 10 epochs x 1,000 images (tiny config)
 
     data_map = pd.read_parquet(run / "results/cartography/mnist/data_map.parquet")
-    assert list(data_map.columns) == ["image_id", "digit", "confidence", "variability", "correctness",
+    assert list(data_map.columns) == ["image_id", "digit", "gold", "confidence", "variability", "correctness",
                                       "region", "mean_probs"]
+    assert (data_map["gold"] == data_map["digit"]).all()  # MNIST on label_dist: gold = the original label
     assert len(data_map) == 1000 and data_map["image_id"].is_unique
     assert set(data_map["region"]) <= {"easy", "ambiguous", "hard", "other"}
     assert np.stack(data_map["mean_probs"]).shape == (1000, 10)
@@ -98,20 +99,51 @@ def test_more_repetitions_rerun_only_the_corpus_size_jobs(run):
     assert set(jobs) == {"corpus_size_run", "corpus_size_table"} and jobs["corpus_size_run"] == 2
 
 
-def test_an_infeasible_budget_fails_with_the_reason_and_no_output(run, tmp_path):
-    workdir = copy_workflow(tmp_path / "workflow")
-    for part in ("results/dedup", "results/cartography"):
-        src = run / part
-        for path in src.rglob("*"):
+def copy_results(run: Path, workdir: Path, parts=("results/dedup", "results/cartography")) -> None:
+    for part in parts:
+        for path in (run / part).rglob("*"):
             if path.is_file():
                 dest = workdir / path.relative_to(run)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(path.read_bytes())
-    changed = {"corpora": {"mnist": {"budget": {"train": 60, "val": 20, "test": 20}, "min_easy_per_digit_train": 7}}}
+
+
+def test_an_infeasible_budget_fails_with_the_reason_and_no_output(run, tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    copy_results(run, workdir)
+    # (an easy minimum beyond the train budget is already refused by the config check)
+    changed = {"corpora": {"mnist": {"budget": {"train": 60, "val": 20, "test": 20}, "min_easy_per_digit_train": 3,
+                                     "min_per_region_split": {"easy": 10, "ambiguous": 10, "hard": 10}}}}
     args = overlay(workdir, "infeasible.yaml", selection=changed)
     proc = snakemake(workdir, *args, "--cores", "1", "--touch", "results/cartography/mnist/data_map.parquet")
     proc = snakemake(workdir, *args, "--cores", "1", "results/selection/mnist.parquet", check=False)
     assert proc.returncode != 0
     log = (workdir / "results/logs/selection_solve/mnist.log").read_text()
-    assert "over by 10" in log and "min_easy" in log  # 10 digits x 7 easy = 70 > 60 train images
+    assert "min_per_region_split" in log and "asks 30 images of split val, whose budget is 20" in log
     assert not (workdir / "results/selection/mnist.parquet").exists()
+
+
+def test_sampled_label_target_on_mnist_fails_naming_the_missing_column(run, tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    copy_results(run, workdir, parts=("results/dedup",))
+    changed = {"corpora": {"mnist": {"target": "sampled_label"}}}
+    args = overlay(workdir, "sampled.yaml", cartography=changed)
+    snakemake(workdir, *args, "--cores", "1", "--touch", "results/dedup/mnist.parquet")
+    proc = snakemake(workdir, *args, "--cores", "1", "results/cartography/mnist/dynamics.parquet", check=False)
+    assert proc.returncode != 0
+    log = (workdir / "results/logs/cartography_train/mnist.log").read_text()
+    assert "'sampled_label' needs a `sampled_labels` column" in log and "results/dedup/mnist.parquet" in log
+    assert not (workdir / "results/cartography/mnist/dynamics.parquet").exists()
+
+
+def test_a_map_below_its_minimum_shares_fails_the_regions_job(run, tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    copy_results(run, workdir)
+    changed = {"corpora": {"mnist": {"min_share": {"easy": 0.0, "ambiguous": 0.0, "hard": 0.9}}}}
+    args = overlay(workdir, "shares.yaml", cartography=changed)
+    snakemake(workdir, *args, "--cores", "1", "--touch", "results/cartography/mnist/dynamics.parquet")
+    proc = snakemake(workdir, *args, "--cores", "1", "results/cartography/mnist/regions.csv", check=False)
+    assert proc.returncode != 0
+    log = (workdir / "results/logs/cartography_regions/mnist.log").read_text()
+    assert "misses its minimum region shares" in log and "< 90.00%" in log
+    assert not (workdir / "results/cartography/mnist/regions.csv").exists()
