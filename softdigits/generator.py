@@ -10,9 +10,10 @@ Each step is one function behind one rule, with its output cached on disk:
    means mixed with Dirichlet weightings, decoded, re-standardised, quantised to
    uint8 and scored by the ensemble; only the candidates passing the
    mutual-information / entropy filter are kept (written chunk by chunk).
-4. `select_corpus`: entropy-stratified subsampling of the pool without replacement
-   and without repeated images, a train/test split, label draws from the
-   ensemble's mean softmax, and one generation record per image.
+4. `select_corpus`: entropy-stratified subsampling of the pool, with replacement by
+   default as DDU did (so thin high-entropy bins are filled by exact repeats, as in
+   the release), or without; a train/test split, label draws from the ensemble's
+   mean softmax, and one generation record per image.
 
 The ensemble scores the uint8 image that is stored, so every label distribution
 belongs exactly to the pixels of its image. Randomness comes from
@@ -106,6 +107,9 @@ class StratifySettings:
     high: float = 1.6
     power: float = 0.2  # target count of a bin ~ (its pool count) ** power
     n_label_draws: int = 10
+    # Draw with replacement (DDU): every non-empty bin meets its target, thin bins by
+    # repeating images. False: no image twice, thin bins give their share to the others.
+    replace: bool = True
 
 
 def settings(cls, values: dict):
@@ -504,8 +508,8 @@ def allocate(capacity: np.ndarray, weight: np.ndarray, total: int) -> np.ndarray
 
     Water-filling: a bin that cannot fill its share gives all it has and the rest is
     shared among the others in proportion to their weights (largest remainders
-    round the shares to integers). Sampling is without replacement, so no bin gives
-    more than its capacity; the result sums to min(total, capacity of weighted bins).
+    round the shares to integers). No bin gets more than its capacity; the result
+    sums to min(total, capacity of weighted bins).
     """
     capacity = np.asarray(capacity, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.float64)
@@ -526,17 +530,49 @@ def allocate(capacity: np.ndarray, weight: np.ndarray, total: int) -> np.ndarray
     return alloc
 
 
+def bin_targets(pool: np.ndarray, strat: StratifySettings) -> np.ndarray:
+    """Images to draw from each entropy bin, given its distinct pool candidates.
+
+    The shape is the DDU recipe's: a bin's share is proportional to its pool count to
+    the power `power` (0.2 flattens the pool's steep fall-off, so the high-entropy tail
+    gets far more than its pool share but still less than the low-entropy bulk).
+    With replacement a bin is no longer capped by its distinct candidates, so the
+    shape is met exactly in every non-empty bin: a tail bin holding 3 candidates gets
+    its full share as repeats of those 3, which is how the release came to carry exact
+    duplicates. We keep the shape rather than, say, a flat target over the bins: a flat
+    target would fill 1-candidate bins with hundreds of copies of one image, whereas
+    the power rule ties each bin's share to the evidence the pool holds for it. Empty
+    bins get nothing (there is nothing to repeat). Without replacement a bin gives at
+    most its distinct candidates and its unmet share goes to the others.
+    """
+    pool = np.asarray(pool, dtype=np.int64)
+    weight = np.where(pool > 0, pool.astype(np.float64) ** strat.power, 0.0)
+    capacity = np.where(pool > 0, strat.n_images, 0) if strat.replace else pool
+    return allocate(capacity, weight, strat.n_images)
+
+
 @dataclass
 class Selection:
-    rows: np.ndarray  # pool rows, in corpus order (train half first)
+    rows: np.ndarray  # pool rows, in corpus order (train half first); repeats when drawn with replacement
     n_train: int
     bin_edges: np.ndarray
     available: np.ndarray  # distinct pool images per bin
     target: np.ndarray  # counts per bin
+    drawn: np.ndarray  # rows drawn per bin (counted from `rows`)
+    unique: np.ndarray  # distinct images among them
+
+    def bins(self) -> pd.DataFrame:
+        """The per-bin table: edges, target, pool (distinct candidates), drawn, unique drawn."""
+        return pd.DataFrame({"low": self.bin_edges[:-1], "high": self.bin_edges[1:], "target": self.target,
+                             "pool": self.available, "drawn": self.drawn, "unique": self.unique})
 
 
 def select(entropy: np.ndarray, sha256: list[str], strat: StratifySettings, seed: int) -> Selection:
-    """Entropy-stratified subsample of the pool: no image twice, first half train."""
+    """Entropy-stratified subsample of the pool's distinct images, first half train.
+
+    With `strat.replace` an image may be drawn several times (exact repeats);
+    without, no image twice.
+    """
     rng = np.random.default_rng([seed, SELECT_STREAM])
     entropy = np.asarray(entropy)
     first_copy = ~pd.Series(sha256).duplicated().to_numpy()  # identical pixels count once
@@ -545,10 +581,9 @@ def select(entropy: np.ndarray, sha256: list[str], strat: StratifySettings, seed
     # bin b holds edges[b] <= H < edges[b+1]; the last bin also holds H == high
     which = np.clip(np.searchsorted(edges, entropy, side="right") - 1, 0, strat.n_bins - 1)
     available = np.bincount(which[in_range], minlength=strat.n_bins)
-    weight = np.where(available > 0, available.astype(np.float64) ** strat.power, 0.0)
-    target = allocate(available, weight, strat.n_images)
+    target = bin_targets(available, strat)
     chosen = [
-        rng.choice(np.flatnonzero(in_range & (which == b)), size=target[b], replace=False)
+        rng.choice(np.flatnonzero(in_range & (which == b)), size=target[b], replace=strat.replace)
         for b in range(strat.n_bins)
         if target[b]
     ]
@@ -557,7 +592,9 @@ def select(entropy: np.ndarray, sha256: list[str], strat: StratifySettings, seed
         log.warning("the filtered pool holds %d distinct images in [%.2f, %.2f] nats: "
                     "the corpus has %d images, not %d", available.sum(), strat.low,
                     strat.high, len(rows), strat.n_images)
-    return Selection(rows, (len(rows) + 1) // 2, edges, available, target)
+    drawn = np.bincount(which[rows], minlength=strat.n_bins)
+    unique = np.bincount(which[np.unique(rows)], minlength=strat.n_bins)
+    return Selection(rows, (len(rows) + 1) // 2, edges, available, target, drawn, unique)
 
 
 def draw_labels(probs: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
@@ -609,15 +646,23 @@ def select_corpus(pool_path: str | Path, mnist: MnistSplits, strat: StratifySett
             "mutual_information": pool.column("mutual_information"),
         }
     )
+    bins = sel.bins()
+    log.info("entropy-stratified draw %s replacement, per bin (pool = distinct candidates):\n%s\n"
+             "total: target %d, pool %d, drawn %d, unique %d (%d exact repeats)",
+             "with" if strat.replace else "without", bins.to_string(index=False, float_format="%.3f"),
+             bins["target"].sum(), bins["pool"].sum(), bins["drawn"].sum(), bins["unique"].sum(),
+             bins["drawn"].sum() - bins["unique"].sum())
     summary = {
         "n_images": n,
         "n_train": sel.n_train,
         "n_test": n - sel.n_train,
         "n_requested": strat.n_images,
+        "replace": strat.replace,
+        "n_distinct": int(sel.unique.sum()),
+        "n_repeats": int(n - sel.unique.sum()),
         "pool_candidates": stats.num_rows,
         "pool_distinct_in_range": int(sel.available.sum()),
-        "bins": pd.DataFrame({"low": sel.bin_edges[:-1], "high": sel.bin_edges[1:],
-                              "available": sel.available, "selected": sel.target}),
+        "bins": bins,
     }
     return corpus, records, summary
 

@@ -64,17 +64,19 @@ def samples_by_entropy(corpus_path, out_path, low: float, high: float, seed: int
 
 def entropy_histogram(corpus_path, bins_path, out_path, power: float) -> None:
     """The corpus's label-entropy histogram on the selection bins, against the shape
-    the DDU recipe aims at (bin counts proportional to pool count ** power), with the
-    filtered pool's count per bin on a log axis."""
+    the DDU recipe aims at (each bin's target: pool count ** power), the distinct
+    images drawn per bin (below the bars where images repeat), and the filtered
+    pool's count per bin on a log axis."""
     _, _, entropy = read_corpus(corpus_path)
     bins = pd.read_csv(bins_path)
     edges = np.append(bins["low"].to_numpy(), bins["high"].iloc[-1])
-    available = bins["available"].to_numpy(dtype=np.float64)
-    weight = np.where(available > 0, available**power, 0.0)
-    ideal = len(entropy) * weight / weight.sum() if weight.sum() else weight
+    available = bins["pool"].to_numpy(dtype=np.float64)
+    n_unique = int(bins["unique"].sum())
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(entropy, bins=edges, color="tab:blue", alpha=0.7, label=f"regenerated corpus (n={len(entropy):,})")
-    ax.stairs(ideal, edges, color="black", linewidth=1.2,
+    ax.stairs(bins["unique"].to_numpy(), edges, color="tab:green", linewidth=1, fill=True, alpha=0.5,
+              label=f"distinct images drawn ({n_unique:,}; the rest are exact repeats)")
+    ax.stairs(bins["target"].to_numpy(), edges, color="black", linewidth=1.2,
               label=f"recipe's target shape: pool count$^{{{power:g}}}$ (DDU)")
     ax.set_xlabel("entropy of the synthetic label distribution (nats)")
     ax.set_ylabel("images per bin")
@@ -84,7 +86,7 @@ def entropy_histogram(corpus_path, bins_path, out_path, power: float) -> None:
                    linestyle="--", linewidth=1)
     pool_ax.set_yscale("log")
     pool_ax.set_ylim(bottom=0.5)
-    pool_ax.set_ylabel("filtered pool candidates per bin (log)", color="tab:orange")
+    pool_ax.set_ylabel("distinct filtered pool candidates per bin (log)", color="tab:orange")
     ax.plot([], [], color="tab:orange", linestyle="--", label="filtered candidate pool (right axis)")
     share_low = float(np.mean(entropy < 0.5)) if len(entropy) else float("nan")
     ax.set_title(f"median {np.median(entropy):.2f} nats, {share_low:.0%} below 0.5 nats, "

@@ -15,6 +15,7 @@ from softdigits.dedup import NearDuplicates
 
 REPO = Path(__file__).resolve().parents[1]
 PRIORITY = ["mnist", "mukhoti", "ardis", "weiss"]
+PAPER_COUNTS = REPO / "resources/dedup/paper_duplicates.csv"
 
 
 def image(value: int, *changes: tuple[int, int]) -> np.ndarray:
@@ -147,7 +148,9 @@ def test_run_writes_every_output_deterministically(tables, tmp_path):
     def run(folder: Path):
         out = {name: folder / f"{name}.parquet" for name in tables}
         dedup.run(inputs, out, folder / "duplicates.parquet", folder / "duplicates.csv",
-                  folder / "leakage.csv", folder / "leakage.md", PRIORITY, NearDuplicates())
+                  folder / "leakage.csv", folder / "leakage.md", PRIORITY, NearDuplicates(),
+                  vs_paper_csv=folder / "vs_paper.csv", paper_counts=PAPER_COUNTS,
+                  origins={"ardis": "download", "mnist": "package"})
         return out
 
     first, second = run(tmp_path / "a"), run(tmp_path / "b")
@@ -155,7 +158,7 @@ def test_run_writes_every_output_deterministically(tables, tmp_path):
         assert io.read_images(first[name]).equals(io.read_images(second[name]))
         meta = io.read_metadata(first[name])
         assert meta["corpus"] == name and meta["dedup"]["n_before"] == tables[name].num_rows
-    for f in ("duplicates.csv", "leakage.csv", "leakage.md"):
+    for f in ("duplicates.csv", "leakage.csv", "leakage.md", "vs_paper.csv"):
         assert (tmp_path / "a" / f).read_text() == (tmp_path / "b" / f).read_text()
     assert len(pd.read_parquet(tmp_path / "a" / "duplicates.parquet")) == 4
     md = (tmp_path / "a" / "leakage.md").read_text()
@@ -169,3 +172,57 @@ def test_mnist_has_no_duplicates():
     assert result.duplicates.empty
     leak = result.leakage.iloc[0]
     assert (leak["n_images"], leak["n_distinct"], leak["test_in_train"], leak["n_kept"]) == (70_000, 70_000, 0, 70_000)
+
+
+# ------------------------------------------------------------ against the paper
+
+
+def repeated_corpus(n_images: int, n_copies: int):
+    """A 'mukhoti' corpus of n_images rows whose last n_copies rows repeat earlier images."""
+    distinct = n_images - n_copies
+    values = np.array(list(range(distinct)) + [i % distinct for i in range(n_copies)])
+    pixels = np.zeros((n_images, 784), dtype=np.uint8)
+    pixels[:, :4] = values[:, None].astype("<u4").view(np.uint8).reshape(-1, 4)  # distinct per value
+    half = n_images // 2
+    return corpus("mukhoti", [("train" if i < half else "test", i if i < half else i - half, pixels[i])
+                              for i in range(n_images)])
+
+
+def report_for(table) -> tuple[pd.DataFrame, str]:
+    result = dedup.deduplicate({"mukhoti": table}, PRIORITY)
+    vs_paper = dedup.against_paper(result.leakage, dedup.read_paper_counts(PAPER_COUNTS),
+                                   {"mukhoti": "generate"})
+    return vs_paper, dedup.leakage_markdown(result.leakage, result.duplicates, PRIORITY, NearDuplicates(), vs_paper)
+
+
+def test_the_report_sets_the_corpus_count_beside_the_papers_and_can_disagree():
+    vs_paper, md = report_for(repeated_corpus(40, 7))
+    row = vs_paper.iloc[0]
+    assert (row["n_images"], row["n_removed"], row["n_remaining"]) == (40, 7, 33)
+    assert (row["paper_n_images"], row["paper_n_removed"], row["paper_n_remaining"]) == (12_000, 1_392, 10_608)
+    assert row["agrees"] == "no"
+    assert ("**mukhoti** (regenerated offline with the DDU recipe (not the release the paper counted)): "
+            "7 of 40 removed (17.5%), 33 remaining. The paper: 1,392 of 12,000 (11.6%), 10,608 remaining: "
+            "a different count.") in md
+    # another corpus, another count: the report follows the data, not the paper
+    other, other_md = report_for(repeated_corpus(40, 2))
+    assert other.iloc[0]["n_removed"] == 2 and "2 of 40 removed (5.0%)" in other_md
+
+
+def test_the_report_agrees_only_when_size_and_count_match_the_paper():
+    table = repeated_corpus(12_000, 1_392)
+    vs_paper, md = report_for(table)
+    assert vs_paper.iloc[0]["agrees"] == "yes" and "1,392 of 12,000 removed (11.6%)" in md and "the same count" in md
+    # the same count of another size is not agreement
+    vs_paper, _ = report_for(repeated_corpus(11_000, 1_392))
+    assert vs_paper.iloc[0]["agrees"] == "no"
+
+
+def test_a_corpus_the_paper_gives_no_count_for_says_so(tmp_path):
+    leakage = pd.DataFrame({"corpus": ["weiss"], "n_images": [10], "n_kept": [9]})
+    vs_paper = dedup.against_paper(leakage, dedup.read_paper_counts(PAPER_COUNTS), {"weiss": "download"})
+    assert vs_paper.iloc[0]["agrees"] == "no paper count" and vs_paper.iloc[0]["n_removed"] == 1
+    bad = tmp_path / "paper.csv"
+    bad.write_text("corpus,n_images,n_removed,n_remaining,where\nmukhoti,12000,1392,10000,x\n")
+    with pytest.raises(ValueError, match=r"paper.csv: row 2 \(mukhoti\): n_images - n_removed != n_remaining"):
+        dedup.read_paper_counts(bad)

@@ -123,26 +123,85 @@ def test_allocate_follows_the_weights_and_never_exceeds_a_bin():
         assert alloc.sum() == min(total, cap[weight > 0].sum())
 
 
-def test_select_takes_no_image_twice_and_stays_in_the_bins():
+WITHOUT = dict(replace=False)
+
+
+def test_select_without_replacement_takes_no_image_twice_and_stays_in_the_bins():
     rng = np.random.default_rng(1)
     entropy = np.concatenate([rng.uniform(0.0, 2.0, 500), [0.3, 0.3]])
     sha = [f"h{i}" for i in range(500)] + ["h7", "h7"]  # three rows with the same pixels
-    strat = StratifySettings(n_images=200, n_bins=5, low=0.05, high=1.6)
+    strat = StratifySettings(n_images=200, n_bins=5, low=0.05, high=1.6, **WITHOUT)
     sel = generator.select(entropy, sha, strat, seed=0)
     assert len(sel.rows) == 200 and len(set(sel.rows)) == 200
     assert len({sha[r] for r in sel.rows}) == 200
     assert ((entropy[sel.rows] >= 0.05) & (entropy[sel.rows] <= 1.6)).all()
     assert sel.n_train == 100 and sel.target.sum() == 200
     assert sel.available.sum() == np.sum((entropy[:500] >= 0.05) & (entropy[:500] <= 1.6))
+    assert np.array_equal(sel.drawn, sel.target) and np.array_equal(sel.unique, sel.drawn)
     again = generator.select(entropy, sha, strat, seed=0)
     assert np.array_equal(sel.rows, again.rows)
     assert not np.array_equal(sel.rows, generator.select(entropy, sha, strat, seed=1).rows)
 
 
-def test_select_returns_what_the_pool_holds_when_it_is_short():
+def test_select_without_replacement_returns_what_the_pool_holds_when_it_is_short():
     entropy = np.linspace(0.1, 1.5, 30)
-    sel = generator.select(entropy, [str(i) for i in range(30)], StratifySettings(n_images=100), seed=0)
+    sel = generator.select(entropy, [str(i) for i in range(30)], StratifySettings(n_images=100, **WITHOUT), seed=0)
     assert sorted(sel.rows.tolist()) == list(range(30)) and sel.n_train == 15
+
+
+def thin_tail_pool():
+    """400 distinct candidates in [0.05, 0.5), 3 in [0.5, 1.0), none in [1.0, 1.6]
+    (three bins of 0.45-0.55 nats); two more rows repeat a low-entropy image's pixels."""
+    rng = np.random.default_rng(3)
+    entropy = np.concatenate([rng.uniform(0.05, 0.5, 400), [0.6, 0.7, 0.8], [0.1, 0.1]])
+    sha = [f"h{i}" for i in range(403)] + ["h0", "h0"]
+    return entropy, sha
+
+
+def test_select_with_replacement_meets_every_target_by_repeating_thin_bins():
+    entropy, sha = thin_tail_pool()
+    strat = StratifySettings(n_images=300, n_bins=3, low=0.05, high=1.6, power=0.5)
+    sel = generator.select(entropy, sha, strat, seed=0)
+    # targets ~ pool ** 0.5 over the non-empty bins: 300 * [20, sqrt 3] / (20 + sqrt 3), exactly met
+    assert sel.available.tolist() == [400, 3, 0]
+    assert sel.target.tolist() == [276, 24, 0] and sel.target.sum() == 300
+    assert np.array_equal(sel.drawn, sel.target) and len(sel.rows) == 300
+    # the 3-candidate bin is filled by repeats; the 400-candidate bin repeats a few by chance
+    assert sel.unique[1] == 3 and sel.unique[0] < 276
+    assert len(set(sel.rows.tolist())) == sel.unique.sum() < 300
+    # only the first of identical pixels is ever drawn
+    assert not set(sel.rows.tolist()) & {403, 404}
+    again = generator.select(entropy, sha, strat, seed=0)
+    assert np.array_equal(sel.rows, again.rows)
+    assert not np.array_equal(sel.rows, generator.select(entropy, sha, strat, seed=1).rows)
+    # without replacement the thin bin gives its 3 and its share goes to the other bin
+    without = generator.select(entropy, sha, replace(strat, replace=False), seed=0)
+    assert without.target.tolist() == [297, 3, 0] and len(set(without.rows.tolist())) == 300
+
+
+def test_the_per_bin_table_counts_what_was_drawn():
+    entropy, sha = thin_tail_pool()
+    strat = StratifySettings(n_images=300, n_bins=3, low=0.05, high=1.6, power=0.5)
+    sel = generator.select(entropy, sha, strat, seed=0)
+    bins = sel.bins()
+    assert bins.columns.tolist() == ["low", "high", "target", "pool", "drawn", "unique"]
+    assert np.allclose(bins["low"], [0.05, 0.5667, 1.0833], atol=1e-4)
+    which = np.searchsorted(bins["high"].to_numpy(), entropy[sel.rows], side="right")
+    assert bins["drawn"].tolist() == np.bincount(which, minlength=3).tolist()
+    distinct = np.unique(sel.rows)
+    assert bins["unique"].tolist() == np.bincount(np.searchsorted(bins["high"].to_numpy(), entropy[distinct],
+                                                                  side="right"), minlength=3).tolist()
+
+
+def test_bin_targets_with_replacement_follow_the_power_shape_exactly():
+    strat = StratifySettings(n_images=1000, power=0.2)
+    pool = np.array([100_000, 3_125, 1, 0])
+    target = generator.bin_targets(pool, strat)
+    weight = np.array([10.0, 5.0, 1.0])  # 100000 ** 0.2, 3125 ** 0.2, 1
+    # 625, 312.5, 62.5: the tied remainder goes to the lower bin; the empty bin gets none
+    assert target.tolist() == [625, 313, 62, 0] and abs(target[:3] - 1000 * weight / 16).max() < 1
+    # without replacement the 1-candidate bin gives 1 and its 61 go 2:1 to the others
+    assert generator.bin_targets(pool, replace(strat, replace=False)).tolist() == [666, 333, 1, 0]
 
 
 def test_label_draws_follow_the_distribution():
@@ -176,8 +235,9 @@ def test_the_corpus_meets_its_contract_and_the_filter(tiny, mnist):
     assert np.array_equal(corpus.column("label").to_numpy(), dist.argmax(axis=1))
     sampled = io.vectors_array(corpus, "sampled_labels")
     assert sampled.shape == (n, 10) and sampled.min() >= 0 and sampled.max() <= 9
-    # no image repeats
-    assert len(set(corpus.column("sha256").to_pylist())) == n
+    # drawn with replacement (the default): the summary counts the exact repeats
+    assert summary["replace"] is True
+    assert len(set(corpus.column("sha256").to_pylist())) == summary["n_distinct"] == n - summary["n_repeats"]
     # every kept image passed the filter and lies in the stratification range
     rec = records.to_pandas()
     assert rec["image_id"].tolist() == corpus.column("image_id").to_pylist()

@@ -23,7 +23,7 @@ OUT = "results/generator"
 TARGETS = [
     f"{OUT}/mukhoti_corpus.parquet", f"{OUT}/mukhoti_records.parquet", f"{OUT}/ensemble_accuracy.csv",
     f"{OUT}/figures/samples_by_entropy.png", f"{OUT}/figures/entropy_histogram.png",
-    "results/corpora/mukhoti.parquet",
+    "results/corpora/mukhoti.parquet", "results/dedup/duplicates_vs_paper.csv",
 ]
 
 
@@ -55,7 +55,18 @@ def test_the_tiny_config_builds_a_corpus_that_meets_the_recipe(run):
     corpus = sources.mukhoti_from_generator(run / f"{OUT}/mukhoti_corpus.parquet")
     assert corpus.num_rows == config["stratify"]["n_images"] == 600
     assert io.read_metadata(run / f"{OUT}/mukhoti_corpus.parquet")["labels"].startswith("synthetic")
-    assert len(set(corpus.column("sha256").to_pylist())) == corpus.num_rows  # no image repeats
+    # drawn with replacement (the default): the per-bin table in the CSV and the log,
+    # each bin's target met, the distinct images fewer than the rows
+    bins = pd.read_csv(run / f"{OUT}/selection_bins.csv")
+    assert bins.columns.tolist() == ["low", "high", "target", "pool", "drawn", "unique"]
+    assert config["stratify"]["replace"] is True
+    assert (bins["drawn"] == bins["target"]).all() and bins["drawn"].sum() == 600
+    assert ((bins["target"] > 0) == (bins["pool"] > 0)).all()
+    n_distinct = len(set(corpus.column("sha256").to_pylist()))
+    assert n_distinct == bins["unique"].sum() < corpus.num_rows
+    log = (run / "results/logs/generator_select.log").read_text()
+    assert "low high target pool drawn unique" in " ".join(log.split())
+    assert f"drawn 600, unique {n_distinct} ({600 - n_distinct} exact repeats)" in log
     records = pd.read_parquet(run / f"{OUT}/mukhoti_records.parquet")
     assert records["image_id"].tolist() == corpus.column("image_id").to_pylist()
     assert (records["mutual_information"] <= config["filter"]["max_mutual_information"]).all()
@@ -67,6 +78,12 @@ def test_the_tiny_config_builds_a_corpus_that_meets_the_recipe(run):
     downstream = io.read_images(run / "results/corpora/mukhoti.parquet")
     assert downstream.column("sha256").equals(corpus.column("sha256"))
     assert "sampled_labels" in downstream.column_names
+    # the dedup stage removes exactly the repeats and sets the count beside the paper's
+    vs_paper = pd.read_csv(run / "results/dedup/duplicates_vs_paper.csv").set_index("corpus")
+    assert vs_paper.loc["mukhoti", "n_removed"] == 600 - n_distinct
+    assert vs_paper.loc["mukhoti", "paper_n_removed"] == 1392 and vs_paper.loc["mukhoti", "agrees"] == "no"
+    assert io.read_images(run / "results/dedup/mukhoti.parquet").num_rows == n_distinct
+    assert f"{600 - n_distinct} of 600 removed" in (run / "results/dedup/leakage.md").read_text()
 
 
 def test_the_ensemble_accuracy_is_recorded_and_sane(run):
@@ -89,15 +106,15 @@ def test_nothing_to_do_after_the_run(run):
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"stratify": {"n_images": 500}}, {"generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1}),
+        ({"stratify": {"n_images": 500}}, {"generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1}),
         ({"filter": {"max_mutual_information": 0.04}},
-         {"generator_pool": 1, "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1}),
+         {"generator_pool": 1, "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1}),
         ({"ensemble": {"epochs": 3}},
          {"generator_ensemble_member": 3, "generator_ensemble": 1, "generator_pool": 1,
-          "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1}),
+          "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1}),
         ({"vae": {"epochs": 3}},
          {"generator_vae": 1, "generator_pool": 1, "generator_select": 1, "generator_figures": 1,
-          "corpus_mukhoti": 1}),
+          "corpus_mukhoti": 1, "dedup": 1}),
     ],
     ids=["n_images", "filter", "ensemble", "vae"],
 )
