@@ -219,7 +219,24 @@ def _answer_task(task: pd.DataFrame, signal: dict[str, np.ndarray], p: PanelPara
     )
 
 
-def image_signal(
+@dataclass(frozen=True)
+class SignalParts:
+    """The two parts of the perceptual signal, before they are blended."""
+
+    image_ids: list[str]
+    knn: np.ndarray  # (n, 10) class distribution of the nearest real digits
+    prior: np.ndarray  # (n, 10) the generation record, or the one-hot original label, or zeros
+    from_record: np.ndarray  # (n,) the prior is a generation record
+
+    def blend(self, *, label_weight: float, record_weight: float) -> dict[str, np.ndarray]:
+        """image_id -> w * prior + (1 - w) * k-NN, w by the kind of prior (0 without one)."""
+        weight = np.where(self.from_record, float(record_weight), float(label_weight))
+        weight = np.where(self.prior.sum(axis=1) > 0, weight, 0.0)
+        signal = weight[:, None] * self.prior + (1.0 - weight[:, None]) * self.knn
+        return dict(zip(self.image_ids, signal))
+
+
+def signal_parts(
     images: pd.DataFrame,
     pixels: np.ndarray,
     image_ids: list[str],
@@ -227,33 +244,30 @@ def image_signal(
     reference_pixels: np.ndarray,
     *,
     k: int,
-    label_weight: float,
-    record_weight: float,
     records: pd.DataFrame | None = None,
-) -> dict[str, np.ndarray]:
-    """The perceptual signal (10 class strengths) of each of `image_ids`.
+) -> SignalParts:
+    """The k-NN and the prior of each of `image_ids`.
 
     `images` (image_id, label) and `pixels` (n, 784) hold the images to simulate;
     `reference` (image_id, label) and `reference_pixels` are the real digits of the
     k-NN (`reference_digits`). `records` (image_id, parent_labels, mix_weights), when
-    given, is the weak prior of the images it covers (`record_weight`); the others
-    blend in their original label (`label_weight`).
+    given, is the prior of the images it covers; the others have their original label.
     """
     row_of = pd.Series(np.arange(len(images)), index=images["image_id"].to_numpy())
     missing = [i for i in image_ids if i not in row_of.index]
     if missing:
         raise ValueError(f"images to simulate missing from the corpus: {missing[:5]}")
-    rows = row_of.loc[list(image_ids)].to_numpy()
+    image_ids = list(image_ids)
+    rows = row_of.loc[image_ids].to_numpy()
     in_reference = pd.Series(np.arange(len(reference)), index=reference["image_id"].to_numpy())
-    own_rows = in_reference.reindex(list(image_ids)).fillna(-1).to_numpy(dtype=np.int64)
+    own_rows = in_reference.reindex(image_ids).fillna(-1).to_numpy(dtype=np.int64)
     knn = knn_class_distribution(pixels[rows], reference_pixels, reference["label"].to_numpy(), k,
                                  query_rows=own_rows)
     labels = images["label"].to_numpy()[rows]
     prior = np.zeros_like(knn)
-    weight = np.full(len(rows), float(label_weight))
     has_label = labels >= 0
     prior[np.flatnonzero(has_label), labels[has_label]] = 1.0
-    weight[~has_label] = 0.0
+    covered = np.zeros(len(rows), dtype=bool)
     if records is not None and len(records):
         rec = records.set_index("image_id")
         covered = np.array([i in rec.index for i in image_ids])
@@ -262,9 +276,16 @@ def image_signal(
             # The label of a generated image is the labelling ensemble's: never used.
             prior[covered] = record_class_distribution(rec.loc[ids, "parent_labels"],
                                                        rec.loc[ids, "mix_weights"])
-            weight[covered] = float(record_weight)
-    signal = weight[:, None] * prior + (1.0 - weight[:, None]) * knn
-    return dict(zip(image_ids, signal))
+    return SignalParts(image_ids, knn, prior, covered)
+
+
+def image_signal(images, pixels, image_ids, reference, reference_pixels, *, k: int,
+                 label_weight: float, record_weight: float,
+                 records: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """The perceptual signal (10 class strengths) of each of `image_ids` (`signal_parts`
+    blended: the record with `record_weight`, an original label with `label_weight`)."""
+    parts = signal_parts(images, pixels, image_ids, reference, reference_pixels, k=k, records=records)
+    return parts.blend(label_weight=label_weight, record_weight=record_weight)
 
 
 # ------------------------------------------------------------------ check
