@@ -37,7 +37,7 @@ rule download_file:
         checksum=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["checksum"],
         lock=lambda wc: f"{CHECKSUM_LOCKS}/{wc.corpus}/{wc.filename}.sha256",
         store=VERIFIED_STORE,
-        content=lambda wc: content_check(DOWNLOAD_PATHS, CORPORA_CONFIG, f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"),
+        content=lambda wc: content_check(DOWNLOAD_PATHS, f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"),
     wildcard_constraints:
         filename=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     log:

@@ -186,6 +186,29 @@ def raw_table(df: pd.DataFrame) -> pa.Table:
     )
 
 
+def refuse_overwrite(inputs: list, outputs: list) -> None:
+    """Raise RawAnnotationError when an output would overwrite an input, another output,
+    or a folder: raw answers cannot be regenerated, so they are never written over."""
+    seen: dict[str, str] = {}
+    for label, path in inputs:
+        seen[os.path.realpath(path)] = f"the {label} file"
+    for label, path in outputs:
+        if path is None:
+            continue
+        path = Path(path)
+        real = os.path.realpath(path)
+        clash = seen.get(real)
+        if clash is None and path.exists():
+            clash = next((what for other, what in seen.items()
+                          if os.path.exists(other) and os.path.samefile(other, path)), None)
+        if clash:
+            raise RawAnnotationError(f"{path}: the {label} path is {clash}; refusing to write over it "
+                                     "(choose another output path)")
+        if path.is_dir():
+            raise RawAnnotationError(f"{path}: the {label} path is a folder; give a file name")
+        seen[real] = f"the {label} file"
+
+
 def _read_any(path: Path) -> pd.DataFrame:
     """The file as a DataFrame (CSV: every cell a string); unreadable -> RawAnnotationError."""
     suffix = path.suffix.lower()
@@ -597,6 +620,7 @@ def run_export(*, corpus: str, selection_path, images_path, gold_images_path,
 
 def run_import(*, answers_path, campaign_dir, raw_out, report_out, on_bad_rows: str) -> None:
     """Rule annotation_import: validate a real campaign's answers into the raw table."""
+    refuse_overwrite([("answers", answers_path)], [("raw table", raw_out), ("import report", report_out)])
     tasks, _ = read_campaign(campaign_dir)
     table, report = read_raw_annotations(answers_path, known_image_ids=set(tasks["image_id"]),
                                          on_bad_rows=on_bad_rows)

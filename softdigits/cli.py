@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from softdigits import io
 from softdigits.aggregation import AggregationError, aggregate, labels_table
-from softdigits.annotation import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations
+from softdigits.annotation import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
 from softdigits.config import ConfigError, check_files
 
 log = logging.getLogger(__name__)
@@ -33,32 +32,9 @@ log = logging.getLogger(__name__)
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
-def check_outputs(inputs: list, outputs: list) -> None:
-    """Raise RawAnnotationError when an output would overwrite an input, another output,
-    or a folder: raw answers cannot be regenerated, so they are never written over."""
-    seen: dict[str, str] = {}
-    for label, path in inputs:
-        seen[os.path.realpath(path)] = f"the {label} file"
-    for label, path in outputs:
-        if path is None:
-            continue
-        path = Path(path)
-        real = os.path.realpath(path)
-        clash = seen.get(real)
-        if clash is None and path.exists():
-            clash = next((what for other, what in seen.items()
-                          if os.path.exists(other) and os.path.samefile(other, path)), None)
-        if clash:
-            raise RawAnnotationError(f"{path}: the {label} path is {clash}; refusing to write over it "
-                                     "(choose another output path)")
-        if path.is_dir():
-            raise RawAnnotationError(f"{path}: the {label} path is a folder; give a file name")
-        seen[real] = f"the {label} file"
-
-
 def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") -> dict:
     """Raw answers file -> labels Parquet (+ QC JSON). Returns the QC summary."""
-    check_outputs([("annotations", annotations)], [("--out", out), ("--qc", qc_out)])
+    refuse_overwrite([("annotations", annotations)], [("--out", out), ("--qc", qc_out)])
     raw, import_report = read_raw_annotations(annotations, on_bad_rows=on_bad_rows)
     if raw.empty:
         raise RawAnnotationError(f"{annotations}: no answers to aggregate")

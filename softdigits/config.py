@@ -23,6 +23,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 SPLITS = ("train", "val", "test")
+RESULTS = "results"  # the workflow's output folder (rules/common.smk)
 N_DIGITS = 10
 
 
@@ -150,6 +151,11 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         lacking = [c for c in study if c not in annotation.get("answers", {})]
         if lacking:
             bad("annotation.answers", f"no answers file for the study corpus(es) {lacking}")
+    for corpus, answers in annotation.get("answers", {}).items():
+        # Snakemake deletes the outputs it reruns: human answers must not live among them.
+        if Path(answers).parts[:1] == (RESULTS,):
+            bad(f"annotation.answers.{corpus}", f"{answers!r} is inside {RESULTS}/, which the "
+                "workflow writes and deletes; keep raw answers outside it (e.g. data/answers/)")
 
     targets = config.get("training", {}).get("targets", [])
     for k, pair in enumerate(config.get("evaluation", {}).get("comparisons", [])):

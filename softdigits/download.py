@@ -263,15 +263,16 @@ def download_plan(corpora: dict, root: str) -> dict[str, dict[str, str]]:
     return plan
 
 
-def content_check(plan: dict[str, dict[str, str]], corpora: dict, path: str) -> dict:
+def content_check(plan: dict[str, dict[str, str]], path: str) -> dict:
     """How a downloaded file's content is checked before it is pinned (see sources.check_download).
 
     `plan` is `download_plan`'s answer: a path in it feeds that corpus's reader; the
-    only other download is the released soft-digits table.
+    only other download is the released soft-digits table. Only what the file is
+    goes in (no reader options), so that a reader option's change does not fetch
+    the file again.
     """
     for corpus, paths in plan.items():
         for name, corpus_path in paths.items():
             if corpus_path == path:
-                return {"reader": corpus, "file_key": name,
-                        "keep_splits": corpora[corpus].get("keep_splits")}
+                return {"reader": corpus, "file_key": name}
     return {"reader": "released"}

@@ -448,8 +448,7 @@ def _pixel_matrix_from_frame(df: pd.DataFrame, columns: list[str], lines: np.nda
 
 # ------------------------------------------------------- download content check
 
-def check_download(path: str | os.PathLike, name: str, reader: str, file_key: str = "",
-                   keep_splits: list[str] | None = None) -> None:
+def check_download(path: str | os.PathLike, name: str, reader: str, file_key: str = "") -> None:
     """Raise SourceFormatError unless a downloaded file is intact and its reader parses it.
 
     Run before a file without a published checksum is pinned (trust on first use),
@@ -478,8 +477,12 @@ def check_download(path: str | os.PathLike, name: str, reader: str, file_key: st
             raise SourceFormatError(f"{name}: member {damaged} is damaged")
     elif reader == "ardis":
         ardis_from_archive(path)  # reads every member; rarfile checks each CRC
-    elif reader == "weiss":
-        weiss_from_csv(path, keep_splits or ["train"])
+    elif reader == "weiss":  # every split the file has: which ones a run keeps is the reader's choice
+        try:
+            splits = pd.read_csv(path, usecols=["split"], dtype=str)["split"].unique().tolist()
+        except (OSError, ValueError, pd.errors.ParserError) as err:
+            raise SourceFormatError(f"{name}: not a readable CSV file ({err})") from None
+        weiss_from_csv(path, splits)
     elif reader == "released":
         from softdigits.annotation import check_released
 

@@ -188,6 +188,10 @@ CROSS_FIELD = {
     "gold corpus not studied": (
         "annotation:\n  campaign:\n    gold_corpus: weiss\n",
         3, "annotation.campaign.gold_corpus': 'weiss' must be one of study.corpora"),
+    "answers inside results/": (
+        "annotation:\n  origin: campaign\n  answers:\n    mnist: data/mnist.csv\n"
+        "    mukhoti: results/annotation/mukhoti/raw_annotations.parquet\n",
+        5, "annotation.answers.mukhoti': 'results/annotation/mukhoti/raw_annotations.parquet' is inside results/"),
     "comparison of an untrained target": (
         "training:\n  targets: [original, human_majority]\n",
         None, "evaluation.comparisons.0': ['human_uncertainty'] not in training.targets"),
@@ -339,10 +343,10 @@ def test_truncated_csv_and_rar_first_downloads_are_not_pinned(tmp_path):
 
     csv = tmp_path / "weiss.csv"
     weiss_frame(np.random.default_rng(0)).to_csv(csv, index=False)
-    check_download(csv, "weiss.csv", "weiss", keep_splits=["train"])
+    check_download(csv, "weiss.csv", "weiss")
     csv.write_bytes(csv.read_bytes()[:-3000])
     with pytest.raises(SourceFormatError, match=r"weiss\.csv: line \d+"):
-        check_download(csv, "weiss.csv", "weiss", keep_splits=["train"])
+        check_download(csv, "weiss.csv", "weiss")
 
     rar = tmp_path / "ARDIS.rar"
     write_ardis_archive(rar, np.random.default_rng(1))
@@ -364,6 +368,27 @@ def test_pin_mismatch_names_the_lock_and_how_to_reset_it(server, tmp_path):  # n
     assert f"(expected by the lock file {lock})" in message
     assert f"delete {lock} (or put the new checksum in the config) and rerun" in message
     assert snapshot(dest, lock) == before
+
+
+def test_damaged_released_table_is_not_pinned(tmp_path):
+    from softdigits.annotation import RELEASED_COLUMNS
+
+    path = tmp_path / "released.parquet"
+    pq.write_table(pa.table({c: pa.array(["x"], pa.string()) for c in RELEASED_COLUMNS}), path)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ReleasedTableError, match=r"released\.parquet: not a readable Parquet file"):
+        check_download(path, "soft-digits.parquet", "released")
+
+
+def test_import_never_writes_over_the_answers(tmp_path):
+    from softdigits.annotation import run_import
+
+    raw = write_answers(GOOD, tmp_path / "answers.parquet", "parquet")
+    before = snapshot(raw)
+    with pytest.raises(RawAnnotationError, match=r"answers\.parquet: the raw table path is the answers file"):
+        run_import(answers_path=raw, campaign_dir=tmp_path, raw_out=raw,
+                   report_out=tmp_path / "report.json", on_bad_rows="error")
+    assert snapshot(raw) == before
 
 
 # ------------------------------------------------------------ 3. verified files outlive reruns

@@ -13,6 +13,7 @@ import pytest
 from softdigits.download import (
     ChecksumError,
     DownloadError,
+    content_check,
     download,
     download_plan,
     parse_checksum,
@@ -163,3 +164,10 @@ def test_url_filename_and_download_plan():
     corpora["ardis"]["files"]["copy"] = {"url": "https://other/A.rar", "checksum": None}
     with pytest.raises(ValueError, match=r"corpora\.ardis\.files: two URLs end in the same file name"):
         download_plan(corpora, "dl")
+
+
+def test_content_check_names_the_reader_of_each_download():
+    plan = {"ardis": {"archive": "dl/ardis/A.rar"}, "mnist": {"train_images": "dl/mnist/t.gz"}}
+    assert content_check(plan, "dl/ardis/A.rar") == {"reader": "ardis", "file_key": "archive"}
+    assert content_check(plan, "dl/mnist/t.gz") == {"reader": "mnist", "file_key": "train_images"}
+    assert content_check(plan, "dl/soft_digits/s.parquet") == {"reader": "released"}

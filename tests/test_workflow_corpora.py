@@ -192,3 +192,38 @@ def test_every_download_origin_through_the_cli(tmp_path):
     mukhoti = io.read_images(workdir / "results/dedup/mukhoti.parquet")
     assert "sampled_labels" in mukhoti.column_names and io.read_metadata(
         workdir / "results/dedup/mukhoti.parquet")["origin"] == "download"
+
+
+def test_a_failed_redownload_keeps_the_verified_file(tmp_path):
+    """Issue 12: the config's URL changes, Snakemake deletes the output, the new file is
+    corrupt; the verified file survives in the store and a revert restores it offline."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    weiss_frame(np.random.default_rng(0)).to_csv(mirror / "weiss.csv", index=False)
+    good = (mirror / "weiss.csv").read_bytes()
+    (mirror / "v2").mkdir()
+    (mirror / "v2" / "weiss.csv").write_bytes(good[: len(good) // 2])  # the new release, corrupt
+    target = "resources/downloads/weiss/weiss.csv"
+
+    def fetch(name: str, url: Path, checksum: str | None, check: bool = True):
+        (workdir / name).write_text(yaml.safe_dump({"corpora": {"mukhoti": {"origin": "off"}, "weiss": {
+            "origin": "download", "files": {"csv": {"url": url.as_uri(), "checksum": checksum}}}}}))
+        return snakemake(workdir, "--configfile", "config/test.yaml", name, "--cores", "1", target,
+                         check=check)
+
+    fetch("first.yaml", mirror / "weiss.csv", None)
+    sha = hashlib.sha256(good).hexdigest()
+    kept = workdir / f"resources/verified/sha256-{sha}"
+    lock = workdir / "resources/checksums/weiss/weiss.csv.sha256"
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (kept, lock)}
+    assert kept.read_bytes() == good
+
+    new_sum = "sha256:" + hashlib.sha256(b"what the new release should be").hexdigest()
+    proc = fetch("new.yaml", mirror / "v2" / "weiss.csv", new_sum, check=False)
+    assert proc.returncode != 0 and not (workdir / target).exists()
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (kept, lock)} == before
+
+    (mirror / "weiss.csv").unlink()  # offline: the revert is served by the store
+    fetch("first.yaml", mirror / "weiss.csv", None)
+    assert (workdir / target).read_bytes() == good
