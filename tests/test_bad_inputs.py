@@ -7,8 +7,10 @@ Downloads run against an HTTP server on 127.0.0.1 (tests/test_download.py's).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io as io_
 import os
 import subprocess
 import sys
@@ -19,12 +21,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from test_annotation import GOOD, answers, write_answers
 from test_download import GOOD as PAYLOAD, server  # noqa: F401  (the server fixture)
 from test_sources import weiss_frame
 
 from softdigits import io, sources
+from softdigits.cli import main
 from softdigits.annotation import RawAnnotationError, ReleasedTableError, read_raw_annotations, read_released
 from softdigits.config import ConfigError, check_files
 from softdigits.download import ChecksumError, DownloadError, download, store_path
@@ -35,6 +37,15 @@ SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
 def cli(*args) -> subprocess.CompletedProcess:
+    """`softdigits ARGS` in this process (fast); an uncaught exception fails the test."""
+    out, err = io_.StringIO(), io_.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args) -> subprocess.CompletedProcess:
+    """`softdigits ARGS` as its own process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "softdigits.cli", *map(str, args)],
                           capture_output=True, text=True)
 
@@ -91,7 +102,7 @@ def test_empty_answers_csv_is_named(tmp_path):
     out = tmp_path / "labels.parquet"
     out.write_bytes(b"earlier labels")
     before = snapshot(raw, out)
-    proc = cli("aggregate", "--annotations", raw, "--out", out)
+    proc = cli_process("aggregate", "--annotations", raw, "--out", out)
     assert_one_line_error(proc, f"{raw}: the file is empty")
     assert snapshot(raw, out) == before
 
@@ -135,7 +146,7 @@ def test_malformed_yaml_config_gives_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("study:\n  corpora: [mnist\ntraining:\n  seeds: [0]\n")
     before = snapshot(bad)
-    proc = cli("check-config", REPO / "workflow_config.yaml", bad)
+    proc = cli_process("check-config", REPO / "workflow_config.yaml", bad)
     assert_one_line_error(proc, f"{bad}:3:", "YAML syntax error")
     assert snapshot(bad) == before
 
