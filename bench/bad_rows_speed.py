@@ -4,7 +4,7 @@
 
 Writes, in a temporary folder, a CSV of N_ROWS (default 1e6) rows in which every
 (annotator, image) pair lacks one class (the systematic case of issue 12: each row
-is bad), and a good file of the same size, then times `read_raw_annotations` on
+is bad), one in which every response is bad, and a good file of the same size, then times `read_raw_annotations` on
 each. Prints the seconds and the first line of the error. Goal: under 30 s.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 from softdigits.annotation import RawAnnotationError, read_raw_annotations
 
 
-def answers_csv(path: Path, n_rows: int, classes_per_pair: int) -> None:
+def answers_csv(path: Path, n_rows: int, classes_per_pair: int, responses=("yes", "no", "unsure")) -> None:
     pairs = int(np.ceil(n_rows / classes_per_pair))
     pair = np.repeat(np.arange(pairs), classes_per_pair)[:n_rows]
     cls = np.tile(np.arange(classes_per_pair), pairs)[:n_rows]
@@ -30,7 +30,7 @@ def answers_csv(path: Path, n_rows: int, classes_per_pair: int) -> None:
         "annotator_id": "a" + (pair % 997).astype(str),
         "image_id": "img" + (pair // 997).astype(str),
         "class": cls,
-        "response": rng.choice(["yes", "no", "unsure"], n_rows),
+        "response": rng.choice(list(responses), n_rows),
         "is_attention_check": "false",
         "reaction_time_ms": rng.integers(300, 3000, n_rows),
     }).to_csv(path, index=False)
@@ -49,9 +49,12 @@ def timed(path: Path) -> tuple[float, str]:
 def main() -> None:
     n_rows = int(float(sys.argv[1])) if len(sys.argv) > 1 else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
-        for name, classes in (("bad (every pair lacks class 9)", 9), ("good", 10)):
+        cases = (("bad (every pair lacks class 9)", 9, ("yes", "no", "unsure")),
+                 ("bad (every response is 'maybe')", 10, ("maybe",)),
+                 ("good", 10, ("yes", "no", "unsure")))
+        for name, classes, responses in cases:
             path = Path(tmp) / "answers.csv"
-            answers_csv(path, n_rows, classes)
+            answers_csv(path, n_rows, classes, responses)
             seconds, outcome = timed(path)
             print(f"{name}: {n_rows} rows, {seconds:.1f} s: {outcome[:300]}")
 

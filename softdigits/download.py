@@ -214,7 +214,8 @@ def _read_lock(lock: Path, url: str) -> str | None:
         return None
     parts = lock.read_text().split()
     if len(parts) != 2:
-        raise DownloadError(f"{lock}: malformed checksum lock (expected 'sha256:<hex> <url>')")
+        raise DownloadError(f"{lock}: malformed checksum lock (expected 'sha256:<hex> <url>'); "
+                            "delete it to check and pin the file anew on its next download")
     recorded, locked_url = parts
     parse_checksum(recorded)
     if locked_url != url:
