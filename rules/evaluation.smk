@@ -245,8 +245,9 @@ rule findings:
         summary=rules.evaluate_summary.output.summary,
         tests=rules.evaluate_summary.output.tests,
         spearman=rules.evaluate_summary.output.spearman,
+        data_maps=rules.evaluate_summary.output.data_maps,
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
-        code=code("metrics", "stats", "dynamics", "tables", "findings"),
+        code=code("metrics", "stats", "dynamics", "tables", "cartography", "findings"),
     output:
         md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst",
                   category="Findings check"),
@@ -257,6 +258,9 @@ rule findings:
         modest_gain_pp=config["evaluation"]["modest_gain_pp"],
         negligible_rho=config["evaluation"]["negligible_rho"],
         data_map_gold=config["evaluation"]["data_map_gold"],
+        # hard-region share beside claim 3b: the regions of each corpus's cartography
+        region_thresholds=lambda wc: {c: config["cartography"]["corpora"].get(c, {}).get("thresholds")
+                                      for c in STUDY_CORPORA},
         human_labels=human_labels,
     log:
         f"{LOGS}/findings.log",

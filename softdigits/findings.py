@@ -187,9 +187,25 @@ def crossover_table(metrics: pd.DataFrame, corpus: str, alpha: float) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def negligible_table(spearman: pd.DataFrame, corpus: str, negligible_rho: float) -> pd.DataFrame:
+def hard_share(maps: pd.DataFrame, thresholds: dict | None) -> pd.Series:
+    """Per (model, target): % of the HLV training images in the hard region of the model data
+    map, by the corpus's cartography thresholds (reported beside claim 3b, not a condition:
+    the paper notes that no synthetic-target image falls there)."""
+    from softdigits.cartography import Thresholds, assign_regions
+
+    hlv = maps[maps["hlv"].astype(bool)]
+    if thresholds is None or hlv.empty:
+        return pd.Series(dtype=float)
+    hard = assign_regions(hlv["confidence"], hlv["variability"], Thresholds(**thresholds)) == "hard"
+    return pd.Series(hard, index=hlv.index).groupby([hlv["model"], hlv["target"]]).mean() * 100
+
+
+def negligible_table(spearman: pd.DataFrame, corpus: str, negligible_rho: float,
+                     hard: pd.Series | None = None) -> pd.DataFrame:
     """Per model: rho of u_mean with confidence and variability for the synthetic target
-    (and the uncertainty-weighted soft target beside it), all training images."""
+    (and the uncertainty-weighted soft target beside it), all training images; with the
+    share of HLV images in the hard region when `hard` (from hard_share) is given."""
+    hard = pd.Series(dtype=float) if hard is None else hard
     sel = spearman[(spearman["corpus"] == corpus) & (spearman["stratum"] == "all")
                    & (spearman["uncertainty"] == "u_mean")]
     rows = []
@@ -200,12 +216,15 @@ def negligible_table(spearman: pd.DataFrame, corpus: str, negligible_rho: float)
         rows.append({"corpus": corpus, "model": model, "rho conf (synthetic)": conf, "rho var (synthetic)": var,
                      f"rho conf ({PRIMARY_SOFT})": rho.get((PRIMARY_SOFT, "confidence"), np.nan),
                      f"rho var ({PRIMARY_SOFT})": rho.get((PRIMARY_SOFT, "variability"), np.nan),
+                     "hard % of HLV (synthetic)": hard.get((model, "original"), np.nan),
+                     f"hard % of HLV ({PRIMARY_SOFT})": hard.get((model, PRIMARY_SOFT), np.nan),
                      "negligible": _yes(ok)})
     return pd.DataFrame(rows)
 
 
 def synthetic_misaligned(metrics: pd.DataFrame, spearman: pd.DataFrame, studies: dict[str, pd.DataFrame], *,
-                         alpha: float, negligible_rho: float, gold_note: str) -> Finding:
+                         alpha: float, negligible_rho: float, gold_note: str, data_maps: pd.DataFrame | None = None,
+                         thresholds: dict[str, dict] | None = None) -> Finding:
     claim = "Synthetic (model-generated) labels are misaligned with human judgement"
     paper = ("§3.3, §3.4, App. F.1: models trained on the synthetic labels lead on the original evaluation set "
              "(LeNet 87.67% vs ~63%) and trail the human-trained ones on the human evaluation set (60.46% vs "
@@ -216,13 +235,17 @@ def synthetic_misaligned(metrics: pd.DataFrame, spearman: pd.DataFrame, studies:
             "synthetic-trained minus human-trained is > 0 on the original labels AND < 0 on the human "
             f"majority, each with Holm-adjusted paired t-test p < {alpha} (Holm within each evaluation set). "
             f"(b) One condition per model, on the {gold_note}: |Spearman rho| of u_mean with the synthetic "
-            f"target's confidence and with its variability are both < {negligible_rho}.")
+            f"target's confidence and with its variability are both < {negligible_rho}. Reported beside (b), "
+            "not a condition: the share of HLV training images in the hard region of the data map "
+            "(the corpus's cartography thresholds).")
     corpora = synthetic_corpora(studies)
     if not corpora:
         return Finding(claim, paper, rule, verdict(0, 0), 0, 0, [],
                        "Not testable in this run: no corpus has synthetic original labels.")
     cross = pd.concat([crossover_table(metrics, c, alpha) for c in corpora], ignore_index=True)
-    negl = pd.concat([negligible_table(spearman, c, negligible_rho) for c in corpora], ignore_index=True)
+    hard = {c: hard_share(data_maps[data_maps["corpus"] == c], (thresholds or {}).get(c))
+            if data_maps is not None else None for c in corpora}
+    negl = pd.concat([negligible_table(spearman, c, negligible_rho, hard[c]) for c in corpora], ignore_index=True)
     a, b = _count_yes(cross, "crossover"), _count_yes(negl, "negligible")
     # a pair without a paired test (fewer than 2 seeds) counts as not holding: the claim is
     # about the crossover, so part (b) alone must never carry the verdict
@@ -267,13 +290,14 @@ def soft_correlates_best(spearman: pd.DataFrame, *, alpha: float, gold_note: str
 
 
 def check_findings(metrics, summary, tests, spearman, studies, *, modest_pp: float, alpha: float,
-                   negligible_rho: float, data_map_gold: str) -> list[Finding]:
+                   negligible_rho: float, data_map_gold: str, data_maps: pd.DataFrame | None = None,
+                   thresholds: dict[str, dict] | None = None) -> list[Finding]:
     gold_note = "model data maps with " + GOLD_NOTES[data_map_gold]
     return [
         kl_on_hlv(tests),
         accuracy_gains(summary, modest_pp),
         synthetic_misaligned(metrics, spearman, studies, alpha=alpha, negligible_rho=negligible_rho,
-                             gold_note=gold_note),
+                             gold_note=gold_note, data_maps=data_maps, thresholds=thresholds),
         soft_correlates_best(spearman, alpha=alpha, gold_note=gold_note),
     ]
 
@@ -309,8 +333,9 @@ def render(findings: list[Finding], origins: dict[str, str], *, alpha: float) ->
     return "\n".join(lines) + "\n"
 
 
-def write_findings(*, metrics, summary, tests, spearman, studies: dict[str, str], alpha: float,
-                   modest_pp: float, negligible_rho: float, data_map_gold: str, md, json_path) -> list[Finding]:
+def write_findings(*, metrics, summary, tests, spearman, data_maps, studies: dict[str, str], alpha: float,
+                   modest_pp: float, negligible_rho: float, data_map_gold: str, thresholds: dict[str, dict],
+                   md, json_path) -> list[Finding]:
     """Read the evaluation files and study tables; write findings Markdown and JSON."""
     from softdigits.io import write_json, write_text
     from softdigits.metrics import labels_origin, read_study
@@ -319,7 +344,8 @@ def write_findings(*, metrics, summary, tests, spearman, studies: dict[str, str]
     frames = {corpus: read_study(path) for corpus, path in studies.items()}
     found = check_findings(pd.read_parquet(metrics), pd.read_parquet(summary), pd.read_parquet(tests),
                            pd.read_parquet(spearman), frames, modest_pp=modest_pp, alpha=alpha,
-                           negligible_rho=negligible_rho, data_map_gold=data_map_gold)
+                           negligible_rho=negligible_rho, data_map_gold=data_map_gold,
+                           data_maps=pd.read_parquet(data_maps), thresholds=thresholds)
     write_text(render(found, origins, alpha=alpha), md)
     write_json({"human_labels": origins, "preface": preface(origins), "alpha": alpha,
                 "data_map_gold": data_map_gold, "findings": [f.as_dict() for f in found]}, json_path)

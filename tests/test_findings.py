@@ -157,3 +157,24 @@ def test_findings_dict_is_json_ready():
     found = check()
     text = json.dumps([f.as_dict() for f in found], allow_nan=False, default=float)
     assert '"verdict": "supported"' in text
+
+
+def test_hard_region_share_is_reported_beside_claim_3b():
+    thresholds = {"confidence_high": 0.7, "confidence_low": 0.3, "variability_low": 0.1, "variability_high": 0.2}
+    maps = pd.DataFrame({
+        "corpus": "mukhoti", "model": "lenet", "hlv": [True, True, True, True, False],
+        "target": ["original", "original", "human_uncertainty", "human_uncertainty", "original"],
+        "confidence": [0.9, 0.2, 0.1, 0.9, 0.1], "variability": [0.05, 0.05, 0.05, 0.05, 0.05],
+    })
+    share = F.hard_share(maps, thresholds)
+    assert share["lenet", "original"] == pytest.approx(50.0)      # the NoHLV image does not count
+    assert share["lenet", "human_uncertainty"] == pytest.approx(50.0)
+    metrics, rho = run_metrics(), spearman()
+    summary = S.seed_summary(metrics, KEYS)
+    found = F.check_findings(metrics, summary, S.paired_comparisons(metrics, [], alpha=0.05), rho, studies(),
+                             modest_pp=2.0, alpha=0.05, negligible_rho=0.2, data_map_gold="trained_target",
+                             data_maps=maps, thresholds={"mukhoti": thresholds})
+    negl = found[2].tables[1][1].set_index("model")
+    assert negl.loc["lenet", "hard % of HLV (synthetic)"] == pytest.approx(50.0)
+    assert np.isnan(negl.loc["simple_ffn", "hard % of HLV (synthetic)"])
+    assert found[2].verdict == "supported"  # reported, not a condition
