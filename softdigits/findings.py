@@ -247,15 +247,16 @@ def synthetic_misaligned(metrics: pd.DataFrame, spearman: pd.DataFrame, studies:
             if data_maps is not None else None for c in corpora}
     negl = pd.concat([negligible_table(spearman, c, negligible_rho, hard[c]) for c in corpora], ignore_index=True)
     a, b = _count_yes(cross, "crossover"), _count_yes(negl, "negligible")
-    # a pair without a paired test (fewer than 2 seeds) counts as not holding: the claim is
-    # about the crossover, so part (b) alone must never carry the verdict
-    total = len(cross) + len(negl)
+    # a pair without a paired test (fewer than 2 seeds, a target not trained) counts as not
+    # holding: the claim is about the crossover, so part (b) alone must never carry the verdict
+    pairs = sum(metrics.loc[metrics["corpus"] == c, "model"].nunique() for c in corpora) * len(HUMAN_TARGETS)
+    total = max(pairs, len(cross)) + len(negl)
     detail = (f"(a) the crossover holds for {a} of {len(cross)} (model, human target) pairs "
               f"(synthetic leads on the original labels in {_count_yes(cross, 'leads on orig')}, "
               f"trails on the human majority in {_count_yes(cross, 'trails on human')}); "
               f"(b) negligible for {b} of {len(negl)} models.")
-    if len(cross) and not cross["_testable"].all():
-        detail += " Pairs without a paired test (fewer than 2 seeds) count as not holding."
+    if len(cross) < pairs or (len(cross) and not cross["_testable"].all()):
+        detail += " Pairs without a paired test (fewer than 2 seeds, a target not trained) count as not holding."
     return Finding(claim, paper, rule, verdict(a + b, total), a + b, total,
                    [("(a) Crossover: accuracy (%) of synthetic-trained vs human-trained models, paired by seed",
                      cross.drop(columns="_testable", errors="ignore")),

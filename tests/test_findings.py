@@ -127,6 +127,9 @@ def test_claim3_part_b_and_untestable_seed():
     one_seed = check(run_metrics(seeds=[0]))
     assert one_seed[2].verdict == "not reproduced" and one_seed[2].met == 2 and one_seed[2].total == 8
     assert one_seed[0].verdict == "not reproduced" and one_seed[0].total == 0
+    # no human-trained runs at all: (b) holds everywhere but cannot carry the claim
+    synthetic_only = check(run_metrics().query("target == 'original'"))
+    assert synthetic_only[2].verdict == "not reproduced" and synthetic_only[2].total == 8
 
 
 def test_claim4_not_reproduced_when_soft_is_not_strongest_or_not_significant():
