@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import stats as sps
 
+from softdigits import targets
 from softdigits.io import DataContractError, N_DIGITS, vectors_array
 from softdigits.metrics import check_probs, js_divergence
 
@@ -164,16 +165,28 @@ def gold_labels(study: pd.DataFrame, target: str, mode: str) -> np.ndarray:
     """
     if mode not in DATA_MAP_GOLDS:
         raise ValueError(f"evaluation.data_map_gold must be one of {DATA_MAP_GOLDS}, got {mode!r}")
-    if mode == "human_majority" or target == "human_majority":
+    if mode == "human_majority" or target in ("human_majority", "label_smoothing"):
+        # label smoothing keeps the mode of the one-hot majority it smooths
         gold = study["soft_label_argmax"].to_numpy(dtype=np.int64)
     elif target == "original":
         gold = study["label"].to_numpy(dtype=np.int64)
     elif target in SOFT_TARGET_COLUMNS:
         digits = np.stack(study[SOFT_TARGET_COLUMNS[target]].to_numpy()).astype(np.float64)[:, :N_DIGITS]
         gold = np.where(digits.sum(axis=1) > 0, digits.argmax(axis=1), NO_GOLD)
+    elif target == "human_shuffled":
+        raise ValueError("the gold of 'human_shuffled' runs depends on the shuffle: use shuffled_gold")
     else:
         raise ValueError(f"unknown training target {target!r}")
     return np.where((gold >= 0) & (gold < N_DIGITS), gold, NO_GOLD)
+
+
+def shuffled_gold(study_path: str | os.PathLike, not_a_digit: str, shuffle_seed: int) -> pd.Series:
+    """image_id -> gold of `human_shuffled` runs: the argmax of the shuffled label each image was
+    trained toward (built by the same code as training), NO_GOLD where the image has none."""
+    study = targets.read_study(study_path)
+    built = targets.build_targets(study, "human_shuffled", not_a_digit, shuffle_seed=shuffle_seed)
+    gold = np.where(built.usable, built.values.argmax(axis=1), NO_GOLD)
+    return pd.Series(gold, index=study.image_id)
 
 
 def evaluate_dynamics(
@@ -184,11 +197,13 @@ def evaluate_dynamics(
     n_permutations: int,
     seed: int,
     gold: str,
+    trained_gold: dict[str, pd.Series] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """JSD curves, data maps and Spearman tests of one model's runs.
 
     `runs` maps (target, seed) to a dynamics_predictions file; `gold` is the
-    data-map gold rule (DATA_MAP_GOLDS). Returns
+    data-map gold rule (DATA_MAP_GOLDS); `trained_gold` gives, per target whose gold
+    the study table alone cannot tell (`human_shuffled`), image_id -> gold. Returns
     (jsd: target, seed, epoch, stratum, jsd, n_images),
     (data maps: target, image_id, gold, confidence, variability, n_values, hlv, u_mean, u_prop) and
     (spearman: target, stratum, uncertainty, variable, rho, p_permutation, ...).
@@ -196,7 +211,10 @@ def evaluate_dynamics(
     info = study.set_index("image_id")
     jsd_frames, map_frames = [], []
     for target in sorted({t for t, _ in runs}):
-        gold_of = pd.Series(gold_labels(study, target, gold), index=info.index)
+        if gold == "trained_target" and target in (trained_gold or {}):
+            gold_of = trained_gold[target].reindex(info.index, fill_value=NO_GOLD)
+        else:
+            gold_of = pd.Series(gold_labels(study, target, gold), index=info.index)
         p_gold, ids_of_target = [], None
         for (t, s), path in sorted(runs.items()):
             if t != target:

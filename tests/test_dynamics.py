@@ -129,6 +129,26 @@ def test_gold_agrees_with_the_training_targets():
         assert (gold[usable] == dist[usable].argmax(axis=1)).all()
 
 
+def test_gold_of_the_controls_is_what_they_trained_toward(tmp_path):
+    """label_smoothing keeps the majority's mode; human_shuffled's gold follows the shuffle."""
+    from softdigits import targets
+    from study_fixture import write_study
+
+    assert D.gold_labels(gold_study(), "label_smoothing", "trained_target").tolist() == [5, -1, -1, 6]
+    with pytest.raises(ValueError, match="shuffled_gold"):
+        D.gold_labels(gold_study(), "human_shuffled", "trained_target")
+    path = tmp_path / "study.parquet"
+    write_study(path)
+    gold = D.shuffled_gold(path, "renormalise", shuffle_seed=3)
+    study = targets.read_study(path)
+    dist, usable = targets.target_distributions(study, "human_shuffled", "renormalise", shuffle_seed=3)
+    assert (gold.index == study.image_id).all()
+    assert ((gold.to_numpy() != D.NO_GOLD) == usable).all()
+    assert (gold.to_numpy()[usable] == dist[usable].argmax(axis=1)).all()
+    own = np.where(usable, targets.target_distributions(study, "human_uncertainty", "renormalise")[0].argmax(1), -1)
+    assert (gold.to_numpy() != own).any()  # the shuffle moved some images' gold
+
+
 def test_data_map_of_the_synthetic_target_uses_the_original_label(tmp_path):
     frame = gold_study()
     probs = np.zeros((3, 4, 10))
