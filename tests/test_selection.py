@@ -189,7 +189,7 @@ def scarce_hard_corpus(hard_digits=(0, 1, 2)) -> pd.DataFrame:
 
 def test_without_a_minimum_the_balanced_program_can_leave_a_split_without_hard_images():
     # Each lone hard image may go to any split (1 x share rounds down or up), and the
-    # balance objective does not care which: here none reaches val or test.
+    # balance objective does not care which: here none reaches train.
     selection, _, _ = S.select(scarce_hard_corpus(), spec())
     hard = selection[selection["region"] == "hard"]["split"].value_counts()
     assert len(hard) > 0 and hard.sum() == 3
