@@ -225,17 +225,24 @@ def table_report(name, ext):
     if ext != "csv":
         return path
     return report(path, caption=f"../report/evaluation/{name}.rst", category="Evaluation tables",
-                  subcategory="Paired tests" if name == "paired_tests" else "Paper tables",
-                  labels={"table": name})
+                  subcategory=table_subcategory(name), labels={"table": name})
+
+
+def table_subcategory(name):
+    if name == "paired_tests":
+        return "Paired tests"
+    if name in ("table_controls", "table_temperature", "table_selective"):
+        return "Controls and post-hoc views (beyond the paper)"
+    return "Paper tables"
 
 
 def evaluation_targets():
     return (
         [f"{EVAL}/{name}.parquet" for name in ("metrics", "reliability", "jsd", "data_maps", "spearman",
-                                                 "summary", "paired_tests")]
+                                                 "summary", "posthoc_summary", "paired_tests", *POSTHOC_VIEWS)]
         + [f"{TABLES}/{name}.{ext}" for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")]
         + [f"{FIGURES}/data_maps/{c}/{m}.png" for c in STUDY_CORPORA for m in training_grid("models")]
-        + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability") for c in STUDY_CORPORA]
+        + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability", "risk_coverage") for c in STUDY_CORPORA]
         + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]
     )
 

@@ -7,7 +7,10 @@ EVAL = f"{RESULTS}/evaluation"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
 EVALUATION_TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests",
-                     "table9_vs_paper", "table4_vs_paper"]
+                     "table9_vs_paper", "table4_vs_paper", "table_controls", "table_temperature", "table_selective"]
+# per-corpus outputs of evaluate_runs beyond metrics/reliability that evaluate_summary merges
+# (risk_coverage stays per corpus: only its figure reads it)
+POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreement"]
 
 
 rule evaluate_runs:
@@ -86,6 +89,7 @@ rule evaluate_summary:
     output:
         metrics=f"{EVAL}/metrics.parquet",
         reliability=f"{EVAL}/reliability.parquet",
+        **{name: expand(f"{EVAL}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
         jsd=f"{EVAL}/jsd.parquet",
         data_maps=f"{EVAL}/data_maps.parquet",
         spearman=f"{EVAL}/spearman.parquet",
@@ -94,11 +98,16 @@ rule evaluate_summary:
     params:
         corpora=STUDY_CORPORA,
         models=lambda wc: training_grid("models"),
+        # issue 15: the post-hoc views merged, their seed summary (with a calibration column)
+        **{name: f"{EVAL}/{name}.parquet" for name in POSTHOC_VIEWS},
+        posthoc_summary=f"{EVAL}/posthoc_summary.parquet",
         comparisons=config["evaluation"]["comparisons"],
         alpha=config["evaluation"]["alpha"],
     log:
         f"{LOGS}/evaluate_summary.log",
     benchmark:
+        # a comparison naming a target not in training.targets has no rows (skipped)
+        control_comparisons=config["evaluation"]["control_comparisons"],
         f"{BENCHMARKS}/evaluate_summary.tsv"
     threads: 1
     resources:
@@ -117,8 +126,10 @@ rule table_results:
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
         paper_table9="resources/evaluation/paper_table9.csv",
         paper_table4="resources/evaluation/paper_table4.csv",
-        code=code("metrics", "dynamics", "tables"),
+        code=code("metrics", "dynamics", "stats", "tables"),
     output:
+        posthoc_summary=rules.evaluate_summary.output.posthoc_summary,
+        temperature=rules.evaluate_summary.output.temperature,
         **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
     params:
         corpora=STUDY_CORPORA,
@@ -228,6 +239,33 @@ rule plot_corpus_size:
                category="Evaluation figures", subcategory="Corpus size (Table 5)"),
     log:
         f"{LOGS}/plot_corpus_size.log",
+rule plot_risk_coverage:
+    input:
+        risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
+        study=study_table("{corpus}"),
+        code=code("metrics", "tables", "evaluation_plots"),
+    output:
+        report(f"{FIGURES}/risk_coverage_{{corpus}}.png", caption="../report/evaluation/risk_coverage.rst",
+               category="Evaluation figures", subcategory="Risk-coverage (beyond the paper)",
+               labels={"corpus": "{corpus}"}),
+    params:
+        models=lambda wc: training_grid("models"),
+        targets=lambda wc: training_grid("targets"),
+        human_labels=human_labels,
+    log:
+        f"{LOGS}/plot_risk_coverage/{{corpus}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_risk_coverage/{{corpus}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=runtime(300),
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../scripts/plot_risk_coverage.py"
+
+
     benchmark:
         f"{BENCHMARKS}/plot_corpus_size.tsv"
     threads: 1

@@ -1,12 +1,15 @@
-"""Merge the per-corpus evaluation files; seed summaries and paired tests."""
+"""Merge the per-corpus evaluation files; seed summaries and paired tests (paper, controls, temperature)."""
 from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.stats import summarise_evaluation  # noqa: E402
+from softdigits.stats import POSTHOC_INPUTS, summarise_evaluation  # noqa: E402
 
+names = ("metrics", "reliability", "jsd", "data_map", "spearman") + POSTHOC_INPUTS
 summarise_evaluation(
-    {name: list(snakemake.input[name]) for name in ("metrics", "reliability", "jsd", "data_map", "spearman")},
+    {name: list(snakemake.input[name]) for name in names},
     dict(snakemake.output.items()),
-    comparisons=[tuple(c) for c in snakemake.params.comparisons], alpha=snakemake.params.alpha,
+    comparisons=[tuple(c) for c in snakemake.params.comparisons],
+    control_comparisons=[tuple(c) for c in snakemake.params.control_comparisons],
+    alpha=snakemake.params.alpha,
 )

@@ -1,4 +1,5 @@
-"""The paper's Tables 2, 3, 4, 9, 10, the ECE table, the paired tests, Tables 9 and 4 against the paper."""
+"""The paper's Tables 2, 3, 4, 9, 10, the ECE table, the paired tests, Tables 9 and 4 against the paper,
+and the tables beyond it (controls, temperature scaling, selective prediction)."""
 from softdigits.jobs import start
 
 log = start(snakemake)
@@ -14,4 +15,5 @@ write_evaluation_tables(
     data_map_gold=snakemake.params.data_map_gold, alpha=snakemake.params.alpha,
     negligible_rho=snakemake.params.negligible_rho,
     outputs=dict(snakemake.output.items()),
+    posthoc_summary=snakemake.input.posthoc_summary, temperature=snakemake.input.temperature,
 )

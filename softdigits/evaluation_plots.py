@@ -1,4 +1,5 @@
-"""Figures of the evaluation: model data maps, JSD curves, reliability diagram, Table-5 curve.
+"""Figures of the evaluation: model data maps, JSD curves, reliability diagram, Table-5 curve,
+and the risk-coverage curves of selective prediction (issue 15).
 
 Each figure carries the human-labels sentence in its footer, so a figure
 copied out of the report still says whether the labels were simulated.
@@ -128,3 +129,46 @@ def plot_corpus_size(runs: pd.DataFrame, *, footer: str, path: str | os.PathLike
     ax.set_title(f"Corpus-size sensitivity (Table 5), {int(g['count'].max())} repetitions per size")
     ax.grid(alpha=0.3)
     _save(fig, path, footer)
+
+
+RISK_STRATA = ("all", "NoHLV", "HLV")
+
+
+def mean_risk_coverage(curves: pd.DataFrame) -> pd.DataFrame:
+    """Mean risk over seeds at each coverage, per (model, target, stratum).
+
+    Every run of a corpus scores the same test images, so the coverages k/n are the same
+    for every seed and the mean is taken point by point."""
+    g = curves.groupby(["model", "target", "stratum", "coverage"], sort=True)["risk"]
+    return g.agg(risk="mean", n_seeds="count").reset_index()
+
+
+def plot_risk_coverage(curves: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str,
+                       footer: str, path: str | os.PathLike):
+    """Rows: models; columns: all, NoHLV, HLV; one curve per target: the mean over seeds of the
+    risk (error against the human majority) among the most confident images, by coverage.
+    Returns the (closed) figure, so its plotted data can be read back."""
+    mean = mean_risk_coverage(curves)
+    models = [m for m in models if m in set(mean["model"])]
+    targets = [t for t in targets if t in set(mean["target"])]  # targets not trained: no curve
+    colours = {t: plt.get_cmap("tab10")(i) for i, t in enumerate(targets)}
+    fig, axes = plt.subplots(len(models), len(RISK_STRATA), figsize=(4 * len(RISK_STRATA), 3.2 * len(models)),
+                             squeeze=False, sharex=True)
+    for i, model in enumerate(models):
+        for j, stratum in enumerate(RISK_STRATA):
+            ax = axes[i, j]
+            for target in targets:
+                sub = mean[(mean["model"] == model) & (mean["target"] == target) & (mean["stratum"] == stratum)]
+                if len(sub):
+                    ax.plot(sub["coverage"], sub["risk"], lw=1.2, label=target, color=colours[target])
+            ax.set_title(f"{MODEL_NAMES.get(model, model)} · {stratum}", fontsize=9)
+            ax.set_xlim(0, 1)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("risk (error vs human majority)")
+            if i == len(models) - 1:
+                ax.set_xlabel("coverage (most confident first)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Risk-coverage, test set, mean over seeds: {CORPUS_NAMES.get(corpus, corpus)}")
+    _save(fig, path, footer)
+    return fig

@@ -1,4 +1,5 @@
-"""The findings check: does this run reproduce each claim of the paper's section 3?
+"""The findings check: does this run reproduce each claim of the paper's section 3, and
+the two claims of issue 15 beyond it (claims 5 and 6, on the controls and selective prediction)?
 
 Each claim gets a verdict from a rule stated in its text, the numbers behind
 it and the test used. A rule is a list of conditions (one per corpus, model or
@@ -26,6 +27,18 @@ SOFT_TARGETS = ("human_uncertainty", "human_equal")
 HARD_TARGETS = ("human_majority", "original")
 HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
 PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
+CONTROL_TARGETS = ("label_smoothing", "human_shuffled")  # issue 15: softness / label set without the image
+
+
+def raw_tests(tests: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Target comparisons on the saved predictions (before temperature scaling), one split.
+
+    paired_tests also holds the same comparisons after T and every target after vs before T;
+    a frame without those columns (only paired_comparisons' own) is all raw."""
+    keep = tests["split"] == split
+    if "calibration" in tests:
+        keep &= tests["calibration"] == "none"
+    return tests[keep]
 
 
 @dataclass
@@ -68,8 +81,9 @@ def _count_yes(frame: pd.DataFrame, column: str) -> int:
 # ------------------------------------------------------------------ claim 1
 
 def kl_on_hlv(tests: pd.DataFrame) -> Finding:
+    tests = raw_tests(tests)
     sel = tests[(tests["metric"] == "kl") & (tests["eval_set"] == "human_soft") & (tests["stratum"] == "HLV")
-                & (tests["split"] == "test") & tests["treatment"].isin(SOFT_TARGETS)
+                & tests["treatment"].isin(SOFT_TARGETS)
                 & tests["control"].isin(HARD_TARGETS)]
     testable = sel[np.isfinite(sel["p_holm"])]
     holds = testable["improved"] & testable["significant"]
@@ -290,6 +304,92 @@ def soft_correlates_best(spearman: pd.DataFrame, *, alpha: float, gold_note: str
     )
 
 
+# ------------------------------------------------------------------ claims 5 and 6 (issue 15)
+
+def beats_each(tests: pd.DataFrame, metrics: pd.DataFrame, controls: tuple[str, ...], *, metric: str,
+               eval_set: str, stratum: str) -> tuple[pd.DataFrame, int, int, str, list[str]]:
+    """One condition per (corpus, model of the run, control): human_uncertainty is better on
+    `metric` with Holm-adjusted paired t-test p < alpha (the test's own family). A condition
+    without a test (a target not trained, fewer than 2 seeds, the pair not configured) is
+    counted and does not hold, so a run without the controls can never support the claim.
+    Returns (numbers, met, total, what was missing in words, the targets not trained)."""
+    trained = set(metrics["target"])
+    t = raw_tests(tests)
+    t = t[(t["metric"] == metric) & (t["eval_set"] == eval_set) & (t["stratum"] == stratum)
+          & (t["treatment"] == PRIMARY_SOFT) & t["control"].isin(controls)].set_index(["corpus", "model", "control"])
+    t = t[~t.index.duplicated()]  # a pair configured in two families: the first (paper) is the one read
+    cells = metrics[["corpus", "model"]].drop_duplicates().sort_values(["corpus", "model"])
+    rows = []
+    for corpus, model in cells.itertuples(index=False):
+        for control in controls:
+            row = {"corpus": corpus, "model": model, "control": control}
+            if PRIMARY_SOFT not in trained or control not in trained:
+                rows.append(row | {"holds": "no (not run)"})
+                continue
+            if (corpus, model, control) not in t.index or not np.isfinite(t.loc[(corpus, model, control), "p_holm"]):
+                rows.append(row | {"holds": "no (no paired test)"})
+                continue
+            r = t.loc[(corpus, model, control)]
+            rows.append(row | {"mean_diff": r["mean_diff"], "cohen_dz": r["cohen_dz"], "p_holm": r["p_holm"],
+                               "holds": _yes(r["improved"] and r["significant"])})
+    numbers = pd.DataFrame(rows, columns=["corpus", "model", "control", "mean_diff", "cohen_dz", "p_holm", "holds"])
+    met = _count_yes(numbers, "holds")
+    not_run = [c for c in (PRIMARY_SOFT, *controls) if c not in trained]
+    missing = (f"Not run: training.targets lacks {', '.join(not_run)}, so the claim is not reproduced "
+               "whatever the other conditions say. " if not_run else "")
+    if (numbers["holds"] == "no (no paired test)").any():
+        missing += "Comparisons without a paired test (fewer than 2 seeds, or not in the configured comparisons) " \
+                   "count as not holding. "
+    return numbers, met, len(numbers), missing, not_run
+
+
+def _run_verdict(met: int, total: int, not_run: list[str]) -> str:
+    """verdict(), except that a claim naming a target this run did not train is not reproduced
+    (the existing rule for what a run cannot test), never partly supported by the rest."""
+    return "not reproduced" if not_run else verdict(met, total)
+
+
+def human_information(tests: pd.DataFrame, metrics: pd.DataFrame) -> Finding:
+    numbers, met, total, missing, not_run = beats_each(tests, metrics, CONTROL_TARGETS, metric="kl",
+                                              eval_set="human_soft", stratum="HLV")
+    return Finding(
+        claim="Human information, not softness: human soft labels beat both controls on HLV KL",
+        paper="Beyond the paper (issue 15). The paper's §3.3 KL gain on HLV images could come from the soft "
+              "labels' softness alone; the controls keep the softness (label_smoothing, entropy-matched) or "
+              "the label distribution (human_shuffled, within each majority class) and drop the image-specific "
+              "information.",
+        rule="One condition per (corpus, model, control in label_smoothing / human_shuffled) on the HLV test "
+             "images, before temperature scaling: human_uncertainty's mean KL(human || model) is lower than the "
+             "control's, with Holm-adjusted paired t-test p < alpha (controls family). Not reproduced (not run) "
+             "when a control is not in training.targets.",
+        verdict=_run_verdict(met, total, not_run), met=met, total=total,
+        tables=[("Paired by seed: human_uncertainty − control KL (nats), HLV", numbers)],
+        detail=f"{missing}{met} of {total} conditions hold.",
+    )
+
+
+SELECTIVE_CONTROLS = ("label_smoothing", *HARD_TARGETS)
+
+
+def selective_gain(tests: pd.DataFrame, metrics: pd.DataFrame) -> Finding:
+    numbers, met, total, missing, not_run = beats_each(tests, metrics, SELECTIVE_CONTROLS, metric="aurc",
+                                              eval_set="human", stratum="all")
+    return Finding(
+        claim="Soft labels help selective prediction: human soft labels have lower AURC",
+        paper="Beyond the paper (issue 15). §3.4 points at selective classification, which label smoothing is "
+              "known to degrade [46], but measures none of it.",
+        rule="One condition per (corpus, model, control in label_smoothing / human_majority / original) on all "
+             "test images, before temperature scaling: human_uncertainty's mean AURC (max-probability "
+             "confidence, errors against the human majority) is lower than the control's, with Holm-adjusted "
+             "paired t-test p < alpha (the comparison's family: controls for label_smoothing, paper for the "
+             "hard targets). Not reproduced (not run) when one of these targets is not in training.targets; a "
+             "comparison without a paired test counts as not holding.",
+        verdict=_run_verdict(met, total, not_run), met=met, total=total,
+        tables=[("Paired by seed: human_uncertainty − control AURC, all test images", numbers)],
+        detail=f"{missing}{met} of {total} conditions hold.",
+    )
+
+
 def check_findings(metrics, summary, tests, spearman, studies, *, modest_pp: float, alpha: float,
                    negligible_rho: float, data_map_gold: str, data_maps: pd.DataFrame | None = None,
                    thresholds: dict[str, dict] | None = None) -> list[Finding]:
@@ -300,6 +400,8 @@ def check_findings(metrics, summary, tests, spearman, studies, *, modest_pp: flo
         synthetic_misaligned(metrics, spearman, studies, alpha=alpha, negligible_rho=negligible_rho,
                              gold_note=gold_note, data_maps=data_maps, thresholds=thresholds),
         soft_correlates_best(spearman, alpha=alpha, gold_note=gold_note),
+        human_information(tests, metrics),
+        selective_gain(tests, metrics),
     ]
 
 
@@ -318,6 +420,8 @@ def preface(origins: dict[str, str]) -> str:
 
 def render(findings: list[Finding], origins: dict[str, str], *, alpha: float) -> str:
     lines = ["# Findings check: the paper's section 3 against this run", "", preface(origins), "",
+             "Claims 1-4 are the paper's; claims 5 and 6 go beyond it (issue 15: the controls and "
+             "selective prediction).", "",
              f"Tests: paired by seed, two-sided paired t-test, Holm correction, alpha = {alpha}; "
              "Spearman p-values by permutation. Numbers: test split, means over seeds.", "",
              "Verdicts: **supported** (every condition holds), **partly** (more than half hold), "

@@ -95,21 +95,25 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
     return out
 
 
-HIGHER_IS_BETTER = {"accuracy": True, "kl": False, "brier": False, "ece": False}
+HIGHER_IS_BETTER = {"accuracy": True, "kl": False, "brier": False, "ece": False,
+                    # selective prediction and disagreement detection (issue 15)
+                    "aurc": False, "eaurc": False, "hlv_auroc": True, "entropy_spearman": True}
 FAMILY = ["corpus", "split", "metric", "eval_set"]
 
 
 def paired_comparisons(
-    metrics: pd.DataFrame, comparisons: list[tuple[str, str]], *, alpha: float
+    metrics: pd.DataFrame, comparisons: list[tuple[str, str]], *, alpha: float, by: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """Paired-by-seed tests of treatment vs control targets for every metric cell.
 
     `metrics` is long-form (corpus, model, target, seed, split, eval_set,
-    stratum, metric, value). Only seeds that both targets have are paired.
-    Holm correction within each FAMILY; `improved` says whether the treatment
-    is better on average in the metric's own direction.
+    stratum, metric, value, and the extra key columns `by`, e.g. calibration).
+    Only seeds that both targets have are paired; a comparison naming a target
+    the frame lacks (not trained) is skipped. Holm correction within each
+    FAMILY (+ `by`); `improved` says whether the treatment is better on average
+    in the metric's own direction.
     """
-    cell = ["corpus", "model", "split", "eval_set", "stratum", "metric"]
+    cell = ["corpus", "model", "split", "eval_set", "stratum", "metric", *by]
     rows = []
     for key, group in metrics.groupby(cell, sort=True):
         by_target = group.pivot_table(index="seed", columns="target", values="value", aggfunc="first")
@@ -119,27 +123,101 @@ def paired_comparisons(
             pair = by_target[[treatment, control]].dropna()
             res = paired_test(pair[treatment].to_numpy(), pair[control].to_numpy())
             rows.append(dict(zip(cell, key)) | {"treatment": treatment, "control": control} | res)
-    columns = cell + ["treatment", "control", "n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high",
-                      "t", "p_t", "p_signflip", "cohen_dz"]
-    tests = pd.DataFrame(rows, columns=columns)
+    return _holm_columns(pd.DataFrame(rows, columns=cell + ["treatment", "control"] + TEST_COLUMNS),
+                         FAMILY + list(by), alpha)
+
+
+TEST_COLUMNS = ["n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "t", "p_t", "p_signflip", "cohen_dz"]
+
+
+def _holm_columns(tests: pd.DataFrame, family: list[str], alpha: float) -> pd.DataFrame:
+    """p_holm (within each `family` group), significant, improved (in the metric's direction)."""
     if tests.empty:
         return tests.assign(p_holm=[], significant=[], improved=[])
-    tests["p_holm"] = tests.groupby(FAMILY)["p_t"].transform(lambda p: holm(p.to_numpy()))
+    tests["p_holm"] = tests.groupby(family)["p_t"].transform(lambda p: holm(p.to_numpy()))
     tests["significant"] = tests["p_holm"] < alpha
     sign = tests["metric"].map(HIGHER_IS_BETTER).map({True: 1.0, False: -1.0})
     tests["improved"] = sign * tests["mean_diff"] > 0
     return tests
 
 
+# ------------------------------------------- post-hoc views: controls and temperature (issue 15)
+
+AFTER_T = "after T − before"  # the calibration label of a before/after temperature-scaling test
+POSTHOC_KEYS = ["corpus", "model", "target", "seed", "split", "calibration", "eval_set", "stratum",
+                "metric", "value"]
+# the reference each disagreement view is scored against
+DISAGREEMENT_EVAL_SET = {"hlv_auroc": "human", "entropy_spearman": "human_soft"}
+
+
+def posthoc_long(metrics: pd.DataFrame, metrics_temperature: pd.DataFrame, selective: pd.DataFrame,
+                 disagreement: pd.DataFrame) -> pd.DataFrame:
+    """Every per-run number of the evaluation in one long frame with a `calibration` column
+    (none / temperature): the metrics before and after temperature scaling, AURC and E-AURC
+    (errors against the human majority: eval_set human) and the disagreement views
+    (whole test set: stratum all)."""
+    parts = [metrics.assign(calibration="none"), metrics_temperature.assign(calibration="temperature"),
+             selective.assign(eval_set="human"),
+             disagreement.assign(stratum="all", eval_set=disagreement["metric"].map(DISAGREEMENT_EVAL_SET))]
+    return pd.concat([p[POSTHOC_KEYS] for p in parts], ignore_index=True)
+
+
+def temperature_comparisons(long: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
+    """Every target after vs before temperature scaling, paired by seed, per metric cell.
+
+    treatment = control = the target; calibration = AFTER_T; mean_diff = after − before.
+    Holm within each FAMILY (models, strata and targets of a corpus x split x metric x eval set).
+    """
+    cell = ["corpus", "model", "split", "eval_set", "stratum", "metric", "target"]
+    rows = []
+    for key, group in long.groupby(cell, sort=True):
+        by_cal = group.pivot_table(index="seed", columns="calibration", values="value", aggfunc="first")
+        if "none" not in by_cal or "temperature" not in by_cal:
+            continue
+        pair = by_cal[["temperature", "none"]].dropna()
+        res = paired_test(pair["temperature"].to_numpy(), pair["none"].to_numpy())
+        row = dict(zip(cell, key))
+        rows.append(row | {"calibration": AFTER_T, "treatment": row["target"], "control": row["target"]} | res)
+    columns = cell[:-1] + ["calibration", "treatment", "control"] + TEST_COLUMNS
+    return _holm_columns(pd.DataFrame(rows, columns=columns), FAMILY, alpha)
+
+
+def all_paired_tests(long: pd.DataFrame, *, paper: list[tuple[str, str]], controls: list[tuple[str, str]],
+                     alpha: float) -> pd.DataFrame:
+    """The paired_tests file: three Holm families kept apart, so adding one never moves another's p.
+
+    - paper: the paper's comparisons (evaluation.comparisons), before and after T;
+    - controls: human_uncertainty vs the controls (evaluation.control_comparisons), before and after T;
+    - temperature: every target after vs before temperature scaling.
+    Rows of a target that was not trained do not exist (skipped, not NaN).
+    """
+    frames = [paired_comparisons(long, paper, alpha=alpha, by=("calibration",)).assign(family="paper"),
+              paired_comparisons(long, controls, alpha=alpha, by=("calibration",)).assign(family="controls"),
+              temperature_comparisons(long, alpha=alpha).assign(family="temperature")]
+    columns = ["family", "corpus", "model", "split", "calibration", "eval_set", "stratum", "metric", "treatment",
+               "control"] + TEST_COLUMNS + ["p_holm", "significant", "improved"]
+    out = pd.concat([f[columns] for f in frames if len(f)] or [pd.DataFrame(columns=columns)],
+                    ignore_index=True)
+    # typed even when empty (no comparison had both targets), so readers can test p_holm
+    floats = [c for c in TEST_COLUMNS + ["p_holm"] if c != "n_pairs"]
+    return out.astype({**{c: "float64" for c in floats}, "n_pairs": "int64", "significant": bool, "improved": bool})
+
+
 SUMMARY_KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"]
 
 
-def summarise_evaluation(inputs: dict[str, list], outputs: dict[str, str], *,
-                         comparisons: list[tuple[str, str]], alpha: float) -> None:
-    """Merge per-corpus evaluation files into one each; write the seed summary and paired tests.
+POSTHOC_INPUTS = ("temperature", "metrics_temperature", "selective", "disagreement")
 
-    `inputs`: metrics, reliability, jsd, data_map, spearman -> file lists;
-    `outputs`: the same names (data_map -> data_maps) plus summary and tests.
+
+def summarise_evaluation(inputs: dict[str, list], outputs: dict[str, str], *,
+                         comparisons: list[tuple[str, str]], control_comparisons: list[tuple[str, str]],
+                         alpha: float) -> None:
+    """Merge per-corpus evaluation files into one each; write the seed summaries and paired tests.
+
+    `inputs`: metrics, reliability, jsd, data_map, spearman and the post-hoc views
+    (POSTHOC_INPUTS) -> file lists; `outputs`: the same names (data_map -> data_maps)
+    plus summary (the metrics, as before), posthoc_summary (every view with its
+    calibration, see posthoc_long) and tests (all_paired_tests).
     The merged files' metadata keep every corpus's labels origin.
     """
     from softdigits.io import read_metadata, write_table
@@ -159,4 +237,7 @@ def summarise_evaluation(inputs: dict[str, list], outputs: dict[str, str], *,
         write_table(frame, outputs["data_maps" if name == "data_map" else name], metadata=meta)
     metrics = merged["metrics"]
     write_table(seed_summary(metrics, SUMMARY_KEYS), outputs["summary"], metadata=meta)
-    write_table(paired_comparisons(metrics, comparisons, alpha=alpha), outputs["tests"], metadata=meta)
+    long = posthoc_long(metrics, merged["metrics_temperature"], merged["selective"], merged["disagreement"])
+    write_table(seed_summary(long, SUMMARY_KEYS + ["calibration"]), outputs["posthoc_summary"], metadata=meta)
+    write_table(all_paired_tests(long, paper=comparisons, controls=control_comparisons, alpha=alpha),
+                outputs["tests"], metadata=meta)

@@ -1,5 +1,6 @@
 """The paper's result tables (2, 3, 4, 9, 10, an ECE table and the paired tests) in its layout,
-and Tables 9 and 4 beside the paper's published values.
+Tables 9 and 4 beside the paper's published values, and the tables of issue 15 beyond the
+paper (the controls, temperature scaling, selective prediction).
 
 Every table is built from a long-form frame (seed summaries, Spearman rows or
 paired tests) and written three ways: Markdown (for reading), CSV in the same
@@ -17,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from softdigits.io import markdown_table, write_csv, write_table, write_text
+from softdigits.stats import AFTER_T
 
 MODEL_NAMES = {"simple_ffn": "SimpleFFN", "deeper_ffn": "DeeperFFN", "lenet": "LeNet"}
 CORPUS_NAMES = {"mnist": "MNIST", "mukhoti": "Mukhoti", "ardis": "ARDIS", "weiss": "Weiss"}
 EVAL_SET_NAMES = {"orig": "original labels", "human": "human majority", "human_soft": "human soft label"}
+CALIBRATION_NAMES = {"none": "before T", "temperature": "after T"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ def mean_std(mean: float, std: float, n: int, *, percent: bool, decimals: int) -
 
 
 def _display(column: str, value) -> str:
-    names = {"model": MODEL_NAMES, "corpus": CORPUS_NAMES, "eval_set": EVAL_SET_NAMES}.get(column, {})
+    names = {"model": MODEL_NAMES, "corpus": CORPUS_NAMES, "eval_set": EVAL_SET_NAMES,
+             "calibration": CALIBRATION_NAMES}.get(column, {})
     return names.get(value, str(value))
 
 
@@ -112,24 +116,44 @@ def spearman_table(spearman: pd.DataFrame, order: dict[str, list], stratum: str 
     return wide, long.reset_index(drop=True)
 
 
+# Rows of the paired-tests table (the Parquet file keeps every test): per calibration label,
+# the (metric, evaluation set) cells shown. Before T: the paper's headline metrics and AURC;
+# after T: KL and Brier (does calibration close the soft-hard gap?); after vs before T: the
+# metrics temperature scaling is meant to change.
+TESTS_HEADLINE = {
+    "none": {("accuracy", "human"), ("kl", "human_soft"), ("brier", "human_soft"), ("aurc", "human")},
+    "temperature": {("kl", "human_soft"), ("brier", "human_soft")},
+    AFTER_T: {("kl", "human_soft"), ("brier", "human_soft"), ("ece", "human"), ("aurc", "human")},
+}
+FAMILIES = ("paper", "controls", "temperature")
+
+
 def tests_table(tests: pd.DataFrame, order: dict[str, list], split: str = "test"):
-    """The paired-by-seed comparisons on the headline metrics, one row per test."""
-    headline = {("accuracy", "human"), ("kl", "human_soft"), ("brier", "human_soft")}
-    keep = [(m, e) in headline for m, e in zip(tests["metric"], tests["eval_set"])]
+    """The paired-by-seed comparisons on the headline cells (TESTS_HEADLINE), one row per test."""
+    tests = tests.assign(family=tests["family"] if "family" in tests else "paper",
+                         calibration=tests["calibration"] if "calibration" in tests else "none")
+    keep = [(m, e) in TESTS_HEADLINE.get(c, set())
+            for m, e, c in zip(tests["metric"], tests["eval_set"], tests["calibration"])]
     long = tests[np.array(keep, dtype=bool) & (tests["split"] == split).to_numpy()].copy()
     scale = np.where(long["metric"] == "accuracy", 100.0, 1.0)
     fmt = lambda v: f"{v:+.3f}"
     rank = {k: {v: i for i, v in enumerate(vals)} for k, vals in order.items()}
-    long = (long.assign(_corpus=long["corpus"].map(rank["corpus"]), _model=long["model"].map(rank["model"]),
+    long = (long.assign(_family=long["family"].map({f: i for i, f in enumerate(FAMILIES)}),
+                        _cal=long["calibration"].map({"none": 0, "temperature": 1, AFTER_T: 2}),
+                        _corpus=long["corpus"].map(rank["corpus"]), _model=long["model"].map(rank["model"]),
                         _stratum=long["stratum"].map({"all": 0, "HLV": 1, "NoHLV": 2}))
-            .sort_values(["_corpus", "metric", "_stratum", "_model", "treatment", "control"])
-            .drop(columns=["_corpus", "_model", "_stratum"]))
+            .sort_values(["_family", "_corpus", "_cal", "metric", "_stratum", "_model", "treatment", "control"])
+            .drop(columns=["_family", "_cal", "_corpus", "_model", "_stratum"]))
+    comparison = [f"{t}: after T − before" if c == AFTER_T else f"{t} − {k}"
+                  for t, k, c in zip(long["treatment"], long["control"], long["calibration"])]
     wide = pd.DataFrame({
+        "family": long["family"],
         "dataset": long["corpus"].map(lambda v: _display("corpus", v)),
         "metric": long["metric"] + " / " + long["eval_set"].map(lambda v: _display("eval_set", v)),
+        "calibration": long["calibration"].map(lambda v: CALIBRATION_NAMES.get(v, v)),
         "stratum": long["stratum"],
         "model": long["model"].map(lambda v: _display("model", v)),
-        "comparison": long["treatment"] + " − " + long["control"],
+        "comparison": comparison,
         "mean diff [95% CI]": [f"{fmt(m * s)} [{fmt(lo * s)}, {fmt(hi * s)}]" for m, lo, hi, s in
                                zip(long["mean_diff"], long["ci_low"], long["ci_high"], scale)],
         "d_z": long["cohen_dz"].map(lambda v: f"{v:+.2f}"),
@@ -140,6 +164,111 @@ def tests_table(tests: pd.DataFrame, order: dict[str, list], split: str = "test"
         "better & significant": np.where(long["improved"] & long["significant"], "yes", "no"),
     })
     return wide, long.reset_index(drop=True)
+
+
+# ------------------------------------------------ beyond the paper: controls, T, selective (issue 15)
+
+PRIMARY_SOFT = "human_uncertainty"
+CONTROL_TARGETS = ("label_smoothing", "human_shuffled")
+# Table 3's rows for the controls: the human soft label, the two controls, the hard majority as the floor
+CONTROL_ROWS = (PRIMARY_SOFT, *CONTROL_TARGETS, "human_majority")
+
+
+@dataclass(frozen=True)
+class View:
+    """One block of a post-hoc table: a metric on an evaluation set, in some strata."""
+
+    metric: str
+    eval_set: str
+    label: str
+    strata: tuple[str, ...]
+    percent: bool = False
+    decimals: int = 3
+
+
+TEMPERATURE_VIEWS = (
+    View("accuracy", "human", "accuracy % (human majority)", ("all", "NoHLV", "HLV"), percent=True, decimals=2),
+    View("kl", "human_soft", "KL (human soft label)", ("all", "NoHLV", "HLV")),
+    View("brier", "human_soft", "Brier (human soft label)", ("all", "NoHLV", "HLV")),
+    View("ece", "human", "ECE (human majority)", ("all", "NoHLV", "HLV")),
+)
+SELECTIVE_VIEWS = (
+    View("aurc", "human", "AURC", ("all", "NoHLV", "HLV"), decimals=4),
+    View("eaurc", "human", "E-AURC", ("all", "NoHLV", "HLV"), decimals=4),
+    View("hlv_auroc", "human", "HLV AUROC of predictive entropy", ("all",)),
+    View("entropy_spearman", "human_soft", "Spearman rho, predictive vs human entropy", ("all",)),
+)
+T_LABEL = "T (fitted on val)"
+
+
+def views_long(summary: pd.DataFrame, views: tuple[View, ...], split: str = "test") -> pd.DataFrame:
+    """The posthoc seed-summary rows of `views`, with the view's label as `view` and its cell text."""
+    parts = []
+    for v in views:
+        rows = summary[(summary["metric"] == v.metric) & (summary["eval_set"] == v.eval_set)
+                       & summary["stratum"].isin(v.strata) & (summary["split"] == split)]
+        cells = [mean_std(m, s, n, percent=v.percent, decimals=v.decimals)
+                 for m, s, n in zip(rows["mean"], rows["std"], rows["n_seeds"])]
+        parts.append(rows.assign(view=v.label, cell=cells))
+    columns = list(summary.columns) + ["view", "cell"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def views_table(long: pd.DataFrame, views_order: list[str], order: dict[str, list]) -> pd.DataFrame:
+    """Rows (corpus, view, stratum, target), columns (model, before/after T)."""
+    order = order | {"view": views_order, "stratum": ["all", "NoHLV", "HLV"],
+                     "calibration": list(CALIBRATION_NAMES)}
+    wide = layout(long, long["cell"], ("corpus", "view", "stratum", "target"), ("model", "calibration"), order)
+    return wide.rename(columns={"view": "metric"})
+
+
+def table_controls(summary: pd.DataFrame, tests: pd.DataFrame, order: dict[str, list], split: str = "test"):
+    """Table 3's layout (KL(human || model), NoHLV and HLV, before T) with the controls as rows.
+
+    A control's cell is marked * where human_uncertainty's KL is significantly lower than that
+    control's (controls family, Holm). Targets not trained have no row."""
+    long = summary[(summary["metric"] == "kl") & (summary["eval_set"] == "human_soft")
+                   & summary["stratum"].isin(["NoHLV", "HLV"]) & (summary["split"] == split)
+                   & summary["target"].isin(CONTROL_ROWS)]
+    if "calibration" in long:
+        long = long[long["calibration"] == "none"]
+    beaten = set()
+    if len(tests) and "family" in tests:
+        t = tests[(tests["family"] == "controls") & (tests["metric"] == "kl") & (tests["eval_set"] == "human_soft")
+                  & (tests["calibration"] == "none") & (tests["split"] == split)
+                  & (tests["treatment"] == PRIMARY_SOFT) & tests["improved"] & tests["significant"]]
+        beaten = set(zip(t["corpus"], t["model"], t["stratum"], t["control"]))
+    long = long.assign(beaten=[(c, m, st, tg) in beaten for c, m, st, tg in
+                               zip(long["corpus"], long["model"], long["stratum"], long["target"])])
+    cells = pd.Series([mean_std(m, s, n, percent=False, decimals=3) + (" *" if b else "")
+                       for m, s, n, b in zip(long["mean"], long["std"], long["n_seeds"], long["beaten"])],
+                      dtype=object)
+    order = order | {"target": [t for t in CONTROL_ROWS if t in order["target"]], "stratum": ["NoHLV", "HLV"]}
+    wide = layout(long, cells, ("corpus", "target"), ("model", "stratum"), order)
+    return wide, long.reset_index(drop=True)
+
+
+def table_temperature(summary: pd.DataFrame, temperature: pd.DataFrame, order: dict[str, list],
+                      split: str = "test"):
+    """Accuracy, KL, Brier, ECE per stratum before and after temperature scaling, and the fitted T."""
+    from softdigits.stats import seed_summary
+
+    long = views_long(summary, TEMPERATURE_VIEWS, split)
+    fitted = seed_summary(temperature, ["corpus", "model", "target"], value="temperature")
+    fitted = fitted.assign(view=T_LABEL, stratum="all", calibration="temperature", metric="temperature",
+                           eval_set="val", split="val",
+                           cell=[mean_std(m, s, n, percent=False, decimals=3)
+                                 for m, s, n in zip(fitted["mean"], fitted["std"], fitted["n_seeds"])])
+    long = pd.concat([long, fitted[long.columns]], ignore_index=True)
+    wide = views_table(long, [v.label for v in TEMPERATURE_VIEWS] + [T_LABEL], order)
+    return wide, long.drop(columns="cell")
+
+
+def table_selective(summary: pd.DataFrame, order: dict[str, list], split: str = "test"):
+    """AURC and E-AURC per stratum, HLV AUROC and entropy Spearman, before and after T."""
+    long = views_long(summary, SELECTIVE_VIEWS, split)
+    wide = views_table(long, [v.label for v in SELECTIVE_VIEWS], order)
+    return wide, long.drop(columns="cell")
 
 
 # ------------------------------------------------------------ against the paper
@@ -245,9 +374,32 @@ NOTES = {
                        "sign with permutation p < {alpha}; negligible = |rho| < {negligible_rho}. Correlations "
                        "over all training images of the model data maps ({gold}).",
     "paired_tests": "Paired by seed: treatment − control per seed. Primary test: two-sided paired t-test; "
-                    "Holm correction within each corpus × metric × evaluation set; sign-flip: exact "
+                    "Holm correction within each family × corpus × metric × evaluation set × calibration "
+                    "(families: paper = evaluation.comparisons; controls = evaluation.control_comparisons; "
+                    "temperature = every target after − before temperature scaling); sign-flip: exact "
                     "permutation test as a distribution-free check (its minimum with 6 seeds is 1/32). "
-                    "d_z = mean difference / sd of differences. Accuracy differences in percentage points.",
+                    "d_z = mean difference / sd of differences. Accuracy differences in percentage points. "
+                    "Shown: the headline cells; the Parquet file evaluation/paired_tests.parquet holds every "
+                    "test (all metrics, strata, the disagreement views).",
+    "table_controls": "Mean±std over seeds, before temperature scaling. KL(human || model) in nats, as in "
+                      "Table 3. label_smoothing: the one-hot human majority smoothed uniformly with the epsilon "
+                      "that matches the mean train entropy of human_uncertainty (softness without "
+                      "image-specific information); human_shuffled: the human_uncertainty labels permuted "
+                      "among train images of the same majority class (the label distribution without the "
+                      "image pairing). * = human_uncertainty's KL is lower with Holm-adjusted paired t-test "
+                      "p < {alpha} (controls family). {not_run}",
+    "table_temperature": "Mean±std over seeds. One temperature T per run, fitted on the val split by NLL against "
+                         "the targets the run was trained on (bounded search over log T in [0.01, 100]); before "
+                         "T = the saved predictions, after T = softmax(log p / T). Accuracy can only change "
+                         "through ties (T keeps each image's argmax). Per-run T and fit diagnostics: "
+                         "evaluation/temperature.parquet; after − before paired tests: paired_tests (family "
+                         "temperature).",
+    "table_selective": "Mean±std over seeds. Confidence = top-class probability; error = disagreement with the "
+                       "human majority (a not-a-digit majority is an error). AURC = mean risk over the n "
+                       "coverages (lower is better); E-AURC = AURC − the oracle ranking's AURC; tied "
+                       "confidences take their expected risk. HLV AUROC: the predictive entropy telling HLV "
+                       "from NoHLV test images (0.5 = chance); Spearman rho between the predictive entropy and "
+                       "the human soft label's entropy. A view that is undefined for a run is left out.",
 }
 
 
@@ -255,10 +407,19 @@ def table_paths(folder: str | os.PathLike, name: str) -> dict[str, Path]:
     return {ext: Path(folder) / f"{name}.{ext}" for ext in ("md", "csv", "parquet")}
 
 
+def not_run_note(targets: list[str]) -> str:
+    """The controls that training.targets lacks, said in the controls table's note."""
+    missing = [t for t in CONTROL_TARGETS if t not in targets]
+    return (f"Not run (not in training.targets, so no row): {', '.join(missing)}." if missing else "")
+
+
 def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str], order: dict[str, list],
                             paper_table9, paper_table4, data_map_gold: str, alpha: float,
-                            negligible_rho: float, outputs: dict[str, str]) -> None:
-    """Read the evaluation's long-form files and write every table (outputs: '<name>_<ext>' -> path)."""
+                            negligible_rho: float, outputs: dict[str, str], posthoc_summary=None,
+                            temperature=None) -> None:
+    """Read the evaluation's long-form files and write every table (outputs: '<name>_<ext>' -> path).
+
+    The tables of issue 15 are written when `posthoc_summary` and `temperature` are given."""
     from softdigits.dynamics import GOLD_NOTES
     from softdigits.metrics import labels_sentence, study_origins
 
@@ -267,7 +428,8 @@ def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str]
     built = {spec.name: (spec.title, *metric_table(summary, spec, order)) for spec in METRIC_TABLES}
     built["table4"] = ("Table 4: Spearman correlation of human uncertainty with model confidence and "
                        "variability (model data maps)", *spearman_table(spearman, order))
-    built["paired_tests"] = ("Paired-by-seed tests of the paper's target comparisons",
+    built["paired_tests"] = ("Paired-by-seed tests of the paper's target comparisons, the controls and "
+                             "temperature scaling",
                              *tests_table(tests, order))
     built["table9_vs_paper"] = ("Table 9 against the paper: overall test accuracy (%)",
                                 *table9_vs_paper(summary, read_paper_table(paper_table9, PAPER_TABLE9_COLUMNS),
@@ -276,7 +438,18 @@ def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str]
                                 "confidence and variability, and what the paper states",
                                 *table4_vs_paper(spearman, read_paper_table(paper_table4, PAPER_TABLE4_COLUMNS),
                                                  order, alpha=alpha, negligible_rho=negligible_rho))
-    fill = {"gold": GOLD_NOTES[data_map_gold], "alpha": alpha, "negligible_rho": negligible_rho}
+    if posthoc_summary is not None:
+        posthoc, fitted = pd.read_parquet(posthoc_summary), pd.read_parquet(temperature)
+        built["table_controls"] = ("Controls (beyond the paper): KL(human || model) in nats on the test set, by "
+                                   "stratum, Table 3's layout with the control targets as rows",
+                                   *table_controls(posthoc, tests, order))
+        built["table_temperature"] = ("Temperature scaling (beyond the paper): test metrics before and after T, "
+                                      "by stratum, and the fitted T", *table_temperature(posthoc, fitted, order))
+        built["table_selective"] = ("Selective prediction and disagreement detection (beyond the paper): AURC, "
+                                    "E-AURC by stratum, HLV AUROC and entropy Spearman on the test set",
+                                    *table_selective(posthoc, order))
+    fill = {"gold": GOLD_NOTES[data_map_gold], "alpha": alpha, "negligible_rho": negligible_rho,
+            "not_run": not_run_note(order["target"])}
     for name, (title, wide, long) in built.items():
         paths = {ext: outputs[f"{name}_{ext}"] for ext in ("md", "csv", "parquet")}
         write_table_files(wide, long, paths, title=title, labels=labels, notes=NOTES[name].format(**fill))

@@ -49,3 +49,37 @@ def test_jsd_reliability_and_corpus_size_figures(tmp_path):
                          for n in (50, 100, 150) for r in range(3)])
     P.plot_corpus_size(runs, footer="x", path=tmp_path / "size.png")
     assert is_png(tmp_path / "size.png")
+
+
+def test_risk_coverage_figure_plots_the_seed_mean_of_each_target(tmp_path):
+    from softdigits import selective
+
+    rng = np.random.default_rng(3)
+    targets = TARGETS + ["label_smoothing"]
+    frames, by_hand = [], {}
+    for m, t, s, st in itertools.product(MODELS, targets, (0, 1, 2), P.RISK_STRATA):
+        confidence, error = rng.uniform(size=20), rng.uniform(size=20) < 0.3
+        coverage, risk = selective.risk_coverage(confidence, error)
+        frames.append(pd.DataFrame(dict(model=m, target=t, seed=s, stratum=st, coverage=coverage, risk=risk)))
+        by_hand.setdefault((m, t, st), []).append(risk)
+    curves = pd.concat(frames, ignore_index=True)
+    # human_shuffled is asked for but was not trained: no curve, no error
+    fig = P.plot_risk_coverage(curves, MODELS, targets + ["human_shuffled"], corpus="mnist",
+                               footer="Human labels: SIMULATED.", path=tmp_path / "rc.png")
+    assert is_png(tmp_path / "rc.png")
+    axes = np.array(fig.axes).reshape(len(MODELS), len(P.RISK_STRATA))
+    for i, m in enumerate(MODELS):
+        for j, st in enumerate(P.RISK_STRATA):
+            lines = {line.get_label(): line for line in axes[i, j].get_lines()}
+            assert sorted(lines) == sorted(targets)
+            for t in targets:
+                x, y = lines[t].get_data()
+                np.testing.assert_allclose(x, np.arange(1, 21) / 20)
+                np.testing.assert_allclose(y, np.mean(by_hand[(m, t, st)], axis=0))
+            assert axes[i, j].get_title() == f"{P.MODEL_NAMES[m]} · {st}"
+    assert "SIMULATED" in "".join(text.get_text() for text in fig.texts)
+    # a curve that differs is drawn differently: the check can fail
+    shifted = curves.assign(risk=np.where(curves["target"] == "original", curves["risk"] + 0.1, curves["risk"]))
+    fig2 = P.plot_risk_coverage(shifted, MODELS, targets, corpus="mnist", footer="x", path=tmp_path / "rc2.png")
+    y2 = {ln.get_label(): ln.get_ydata() for ln in fig2.axes[0].get_lines()}
+    assert not np.allclose(y2["original"], np.mean(by_hand[(MODELS[0], "original", "all")], axis=0))

@@ -18,24 +18,32 @@ TARGETS = ["original", "human_majority", "human_equal", "human_uncertainty"]
 KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"]
 
 
-def run_metrics(*, kl_gain=0.4, gain=None, synth_lead=0.2, synth_trail=0.06, seeds=range(6)):
+def run_metrics(*, kl_gain=0.4, gain=None, synth_lead=0.2, synth_trail=0.06, seeds=range(6),
+                controls=F.CONTROL_TARGETS, control_kl=0.3, aurc_gap=None):
     """Per-seed test metrics. kl_gain: soft targets' KL drop; gain: corpus -> soft targets'
     accuracy gain on the human majority; synth_lead / synth_trail: how far Mukhoti's
-    original-trained models lead on the original labels / trail on the human majority."""
+    original-trained models lead on the original labels / trail on the human majority;
+    controls: the control targets trained; control_kl: how much higher their KL is than
+    human_uncertainty's; aurc_gap: target -> how much higher its AURC is (default 0.03 for
+    every target but human_uncertainty)."""
     gain = {"mnist": 0.01, "mukhoti": 0.06} if gain is None else gain
+    aurc_gap = {} if aurc_gap is None else aurc_gap
     rng = np.random.default_rng(0)
     rows = []
-    for corpus, model, target, seed in itertools.product(("mnist", "mukhoti"), MODELS, TARGETS, seeds):
+    targets = TARGETS + list(controls)
+    for corpus, model, target, seed in itertools.product(("mnist", "mukhoti"), MODELS, targets, seeds):
         soft = target in F.SOFT_TARGETS
         synthetic = corpus == "mukhoti" and target == "original"
-        kl = 0.9 - (kl_gain if soft else 0.0) + rng.normal(0, 0.01)
+        control = target in F.CONTROL_TARGETS
+        kl = 0.9 - (kl_gain if soft else 0.0) - (kl_gain - control_kl if control else 0.0) + rng.normal(0, 0.01)
+        aurc = 0.1 + aurc_gap.get(target, 0.0 if target == F.PRIMARY_SOFT else 0.03) + rng.normal(0, 0.002)
         acc_h = 0.7 + (gain[corpus] if soft else 0.0) - (synth_trail if synthetic else 0.0) + rng.normal(0, 0.002)
         if corpus == "mukhoti":
             acc_o = 0.6 + (synth_lead if synthetic else 0.0) + rng.normal(0, 0.002)
         else:
             acc_o = acc_h
         for eval_set, metric, value in (("human_soft", "kl", kl), ("human", "accuracy", acc_h),
-                                        ("orig", "accuracy", acc_o)):
+                                        ("orig", "accuracy", acc_o), ("human", "aurc", aurc)):
             for stratum in ("all", "HLV", "NoHLV"):
                 rows.append(dict(corpus=corpus, model=model, target=target, seed=seed, split="test",
                                  eval_set=eval_set, stratum=stratum, metric=metric, value=value))
@@ -68,7 +76,8 @@ def check(metrics=None, rho=None, *, modest_pp=2.0):
     rho = spearman() if rho is None else rho
     summary = S.seed_summary(metrics, KEYS)
     comparisons = [(s, h) for s in F.SOFT_TARGETS for h in F.HARD_TARGETS]
-    tests = S.paired_comparisons(metrics, comparisons, alpha=0.05)
+    controls = [(F.PRIMARY_SOFT, c) for c in F.CONTROL_TARGETS]
+    tests = S.all_paired_tests(metrics.assign(calibration="none"), paper=comparisons, controls=controls, alpha=0.05)
     return F.check_findings(metrics, summary, tests, rho, studies(), modest_pp=modest_pp, alpha=0.05,
                             negligible_rho=0.2, data_map_gold="trained_target")
 
@@ -86,7 +95,7 @@ def test_verdict_counts_conditions():
 
 def test_every_claim_supported_when_the_data_say_so():
     found = check()
-    assert verdicts(found) == ["supported"] * 4
+    assert verdicts(found) == ["supported"] * 6
     assert all(f.met == f.total > 0 for f in found)
 
 
@@ -147,7 +156,7 @@ def test_not_reproduced_without_both_corpora_and_render_says_simulated():
     assert finding.verdict == "not reproduced" and "Not testable" in finding.detail
     text = F.render(check(), {"mnist": "simulated", "mukhoti": "simulated"}, alpha=0.05)
     assert "SIMULATED" in text.splitlines()[2]
-    assert text.count("**supported**") == 5  # four headings and the legend
+    assert text.count("**supported**") == 7  # six headings and the legend
     failing = F.render(check(run_metrics(kl_gain=0.0)), {"mnist": "simulated"}, alpha=0.05)
     assert "## 1. Soft labels lower KL(human || model) on the HLV stratum: **not reproduced**" in failing
     real = F.preface({"mnist": "campaign"})
@@ -181,3 +190,44 @@ def test_hard_region_share_is_reported_beside_claim_3b():
     assert negl.loc["lenet", "hard % of HLV (synthetic)"] == pytest.approx(50.0)
     assert np.isnan(negl.loc["simple_ffn", "hard % of HLV (synthetic)"])
     assert found[2].verdict == "supported"  # reported, not a condition
+
+
+# ------------------------------------------------------------------ claims 5 and 6 (issue 15)
+
+def test_claim5_human_information_needs_both_controls_beaten():
+    assert check()[4].verdict == "supported" and check()[4].total == 2 * 2 * 2  # corpora x models x controls
+    # the controls as good as the human soft label: softness alone explains the gain
+    same = check(run_metrics(control_kl=0.0))[4]
+    assert same.verdict == "not reproduced" and same.met == 0
+    assert check(run_metrics(control_kl=-0.1))[4].verdict == "not reproduced"
+    # one control beaten, the other not: half the conditions, not reproduced
+    half = run_metrics()
+    shuffled_hlv_kl = (half["target"] == "human_shuffled") & (half["metric"] == "kl")
+    half.loc[shuffled_hlv_kl, "value"] -= 0.3
+    assert check(half)[4].verdict == "not reproduced" and check(half)[4].met == 4
+
+
+def test_claims_5_and_6_not_reproduced_when_the_controls_were_not_run():
+    found = check(run_metrics(controls=()))
+    for claim in found[4:]:
+        assert claim.verdict == "not reproduced" and "Not run: training.targets lacks" in claim.detail
+    assert found[4].met == 0 and found[4].total == 8
+    table = found[4].tables[0][1]
+    assert (table["holds"] == "no (not run)").all()
+    # claim 6: the hard targets are beaten (8 of 12), but without label_smoothing it was not run
+    assert found[5].met == 8 and found[5].total == 12
+    only_shuffled = check(run_metrics(controls=("human_shuffled",)))[4]
+    assert only_shuffled.verdict == "not reproduced" and "label_smoothing" in only_shuffled.detail
+    # the paper's claims do not move with the controls
+    assert verdicts(found[:4]) == ["supported"] * 4
+
+
+def test_claim6_selective_prediction_verdicts():
+    assert check()[5].verdict == "supported" and check()[5].met == 12
+    worse = check(run_metrics(aurc_gap={t: -0.03 for t in ("label_smoothing", "human_majority", "original")}))[5]
+    assert worse.verdict == "not reproduced" and worse.met == 0
+    # label smoothing ranks as well as the human soft label: 2 of 3 controls beaten -> partly
+    assert check(run_metrics(aurc_gap={"label_smoothing": 0.0}))[5].verdict == "partly"
+    # no significant difference anywhere
+    assert check(run_metrics(aurc_gap={t: 0.0 for t in TARGETS + list(F.CONTROL_TARGETS)}))[5].verdict == \
+        "not reproduced"

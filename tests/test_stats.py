@@ -53,3 +53,66 @@ def test_paired_comparisons_direction_and_family():
     row = tests.iloc[0]
     assert row["improved"] and row["significant"] and row["mean_diff"] < 0
     assert row["n_pairs"] == 4
+
+
+# ------------------------------------------- post-hoc views: controls and temperature (issue 15)
+
+def posthoc_frames(targets=("human_uncertainty", "label_smoothing", "human_majority"), seeds=range(4)):
+    """Per-run frames as evaluate_runs writes them: metrics, metrics after T, selective, disagreement."""
+    rng = np.random.default_rng(0)
+    base = dict(corpus="mnist", model="lenet", split="test")
+    metrics, scaled, selective, disagreement = [], [], [], []
+    for target, seed in ((t, s) for t in targets for s in seeds):
+        kl = {"human_uncertainty": 0.3, "label_smoothing": 0.6}.get(target, 0.9) + 0.01 * seed
+        run = base | dict(target=target, seed=seed)
+        metrics.append(run | dict(eval_set="human_soft", stratum="HLV", metric="kl", value=kl))
+        scaled.append(run | dict(eval_set="human_soft", stratum="HLV", metric="kl", value=kl - 0.1 - 0.001 * seed))
+        for cal in ("none", "temperature"):
+            selective.append(run | dict(calibration=cal, stratum="all", metric="aurc", value=rng.uniform(0, .1)))
+            disagreement.append(run | dict(calibration=cal, metric="hlv_auroc", value=rng.uniform(.5, 1)))
+    return [pd.DataFrame(f) for f in (metrics, scaled, selective, disagreement)]
+
+
+def test_posthoc_long_labels_calibration_and_reference():
+    long = S.posthoc_long(*posthoc_frames())
+    assert set(long["calibration"]) == {"none", "temperature"}
+    assert set(long.loc[long["metric"] == "aurc", "eval_set"]) == {"human"}
+    auroc = long[long["metric"] == "hlv_auroc"]
+    assert set(auroc["eval_set"]) == {"human"} and set(auroc["stratum"]) == {"all"}
+    assert len(long) == 3 * 4 * (1 + 1 + 2 + 2)
+
+
+def test_all_paired_tests_families_and_before_after_by_hand():
+    long = S.posthoc_long(*posthoc_frames())
+    tests = S.all_paired_tests(long, paper=[("human_uncertainty", "human_majority")],
+                               controls=[("human_uncertainty", "label_smoothing"),
+                                         ("human_uncertainty", "human_shuffled")],  # not trained: skipped
+                               alpha=0.05)
+    assert set(tests["family"]) == {"paper", "controls", "temperature"}
+    assert "human_shuffled" not in set(tests["control"])
+    kl = tests[(tests["metric"] == "kl") & (tests["calibration"] == "none")].set_index("family")
+    # human_uncertainty - label_smoothing = -0.3 on every seed (up to rounding): p ~ 0
+    assert kl.loc["controls", "mean_diff"] == pytest.approx(-0.3) and kl.loc["controls", "p_t"] < 1e-10
+    assert kl.loc["controls", "improved"] and kl.loc["controls", "significant"]
+    # after - before T on KL: -0.1 - 0.001 * seed, seeds 0..3 -> mean -0.1015, as ttest_rel says
+    after = tests[(tests["family"] == "temperature") & (tests["metric"] == "kl")
+                  & (tests["treatment"] == "label_smoothing")].iloc[0]
+    assert after["calibration"] == S.AFTER_T and after["control"] == "label_smoothing"
+    assert after["mean_diff"] == pytest.approx(-0.1015)
+    d = -0.1 - 0.001 * np.arange(4)
+    assert after["p_t"] == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+    # Holm within the temperature family: the three targets' KL tests of (mnist, test, kl, human_soft)
+    fam = tests[(tests["family"] == "temperature") & (tests["metric"] == "kl")]
+    assert len(fam) == 3 and fam["p_holm"].tolist() == pytest.approx(S.holm(fam["p_t"].to_numpy()).tolist())
+    # the paper family's p-values do not move when the controls family is added or dropped
+    alone = S.all_paired_tests(long, paper=[("human_uncertainty", "human_majority")], controls=[], alpha=0.05)
+    pd.testing.assert_series_equal(alone.query("family == 'paper'")["p_holm"].reset_index(drop=True),
+                                   tests.query("family == 'paper'")["p_holm"].reset_index(drop=True))
+
+
+def test_all_paired_tests_when_nothing_can_be_compared():
+    long = S.posthoc_long(*posthoc_frames(targets=("original",)))
+    tests = S.all_paired_tests(long, paper=[("human_uncertainty", "original")], controls=[], alpha=0.05)
+    assert set(tests["family"]) == {"temperature"}  # only the before/after tests remain
+    empty = S.all_paired_tests(long[long["calibration"] == "none"], paper=[], controls=[], alpha=0.05)
+    assert empty.empty and empty["p_holm"].dtype == np.float64

@@ -149,3 +149,97 @@ def test_paper_table_errors_name_file_and_column(tmp_path):
         T.read_paper_table(bad, T.PAPER_TABLE4_COLUMNS)
     with pytest.raises(ValueError, match=r"p.csv: lacks column\(s\) \['model', 'eval_set', 'mean_pct'"):
         T.read_paper_table(bad, T.PAPER_TABLE9_COLUMNS)
+
+
+# ------------------------------------------------ beyond the paper: controls, T, selective (issue 15)
+
+ALL_TARGETS = TARGETS + ["label_smoothing", "human_shuffled"]
+ORDER_ALL = ORDER | {"target": ALL_TARGETS}
+
+
+def posthoc_metrics(targets=ALL_TARGETS, seeds=range(6)):
+    """Per-seed rows of every view before and after T; the controls' HLV KL 0.2 above human_uncertainty's."""
+    rng = np.random.default_rng(2)
+    rows = []
+    views = [("accuracy", "human"), ("kl", "human_soft"), ("brier", "human_soft"), ("ece", "human"),
+             ("aurc", "human"), ("eaurc", "human")]
+    for corpus, model, target, seed, cal in itertools.product(ORDER["corpus"], MODELS, targets, seeds,
+                                                              ("none", "temperature")):
+        for metric, eval_set in views:
+            for stratum in ("all", "HLV", "NoHLV"):
+                value = 0.5 + (0.2 if target in T.CONTROL_TARGETS else 0.0) - (0.05 if cal == "temperature" else 0)
+                rows.append(dict(corpus=corpus, model=model, target=target, seed=seed, split="test",
+                                 calibration=cal, eval_set=eval_set, stratum=stratum, metric=metric,
+                                 value=value + rng.normal(0, 0.01)))
+        for metric, eval_set in (("hlv_auroc", "human"), ("entropy_spearman", "human_soft")):
+            rows.append(dict(corpus=corpus, model=model, target=target, seed=seed, split="test", calibration=cal,
+                             eval_set=eval_set, stratum="all", metric=metric, value=0.7 + rng.normal(0, 0.01)))
+    return pd.DataFrame(rows)
+
+
+def posthoc_summary_of(long):
+    return S.seed_summary(long, ["corpus", "model", "target", "split", "eval_set", "stratum", "metric",
+                                 "calibration"])
+
+
+def test_table_controls_rows_marks_and_not_run():
+    long = posthoc_metrics()
+    tests = S.all_paired_tests(long, paper=[], controls=[("human_uncertainty", c) for c in T.CONTROL_TARGETS],
+                               alpha=0.05)
+    wide, rows = T.table_controls(posthoc_summary_of(long), tests, ORDER_ALL)
+    assert wide["target"].tolist()[:4] == ["human_uncertainty", "label_smoothing", "human_shuffled", "human_majority"]
+    assert list(wide.columns[2:]) == [f"{m} · {s}" for m in ("SimpleFFN", "DeeperFFN", "LeNet") for s in ("NoHLV", "HLV")]
+    assert len(wide) == 2 * 4 and set(rows["calibration"]) == {"none"}
+    # the controls are 0.2 nats worse: marked *; human_uncertainty and human_majority are not controls
+    marked = wide.set_index(["dataset", "target"]).loc[("MNIST", "label_smoothing")]
+    assert all(cell.endswith(" *") for cell in marked)
+    sel = long.query("corpus == 'mnist' and model == 'lenet' and target == 'label_smoothing' and stratum == 'HLV' "
+                     "and metric == 'kl' and calibration == 'none'")["value"]
+    assert marked["LeNet · HLV"] == f"{sel.mean():.3f}±{sel.std(ddof=1):.3f} *"
+    assert not wide.set_index("target").loc["human_majority"].iloc[:, 1:].apply(lambda c: c.str.endswith("*")).any().any()
+    # a control as good as human_uncertainty gets no mark
+    same = long.assign(value=np.where(long["target"] == "human_shuffled", long["value"] - 0.2, long["value"]))
+    tests = S.all_paired_tests(same, paper=[], controls=[("human_uncertainty", "human_shuffled")], alpha=0.05)
+    wide, _ = T.table_controls(posthoc_summary_of(same), tests, ORDER_ALL)
+    assert not wide.set_index("target").loc["human_shuffled"].iloc[:, 1:].apply(lambda c: c.str.endswith("*")).any().any()
+    # controls not trained: no rows, and the note says so
+    plain = posthoc_metrics(targets=TARGETS)
+    wide, _ = T.table_controls(posthoc_summary_of(plain), tests.iloc[:0], ORDER)
+    assert set(wide["target"]) == {"human_uncertainty", "human_majority"}
+    assert T.not_run_note(TARGETS) == "Not run (not in training.targets, so no row): label_smoothing, human_shuffled."
+    assert T.not_run_note(ALL_TARGETS) == ""
+
+
+def test_table_temperature_before_after_and_fitted_t():
+    long = posthoc_metrics()
+    fitted = pd.DataFrame([dict(corpus=c, model=m, target=t, seed=s, temperature=1.5 + 0.1 * s)
+                           for c, m, t, s in itertools.product(ORDER["corpus"], MODELS, ALL_TARGETS, range(6))])
+    wide, rows = T.table_temperature(posthoc_summary_of(long), fitted, ORDER_ALL)
+    assert list(wide.columns[:4]) == ["dataset", "metric", "stratum", "target"]
+    assert "LeNet · before T" in wide.columns and "LeNet · after T" in wide.columns
+    # 4 metrics x 3 strata x 6 targets + 6 T rows, per corpus
+    assert len(wide) == 2 * (4 * 3 * 6 + 6)
+    t_rows = wide[wide["metric"] == T.T_LABEL]
+    t = 1.5 + 0.1 * np.arange(6)
+    assert (t_rows["LeNet · after T"] == f"{t.mean():.3f}±{t.std(ddof=1):.3f}").all()
+    assert (t_rows["LeNet · before T"] == "").all()
+    acc = wide[(wide["metric"] == "accuracy % (human majority)") & (wide["stratum"] == "HLV")].iloc[0]
+    assert 45 < float(acc["LeNet · before T"].split("±")[0]) < 55  # ~0.5 shown in percent
+    assert set(rows["view"]) == {v.label for v in T.TEMPERATURE_VIEWS} | {T.T_LABEL}
+
+
+def test_table_selective_and_tests_table_families():
+    long = posthoc_metrics()
+    wide, rows = T.table_selective(posthoc_summary_of(long), ORDER_ALL)
+    per_corpus = (2 * 3 + 2) * 6  # AURC, E-AURC x 3 strata; AUROC and Spearman on all images; x targets
+    assert len(wide) == 2 * per_corpus
+    auroc = wide[wide["metric"] == "HLV AUROC of predictive entropy"]
+    assert set(auroc["stratum"]) == {"all"} and (auroc["LeNet · after T"] != "").all()
+    tests = S.all_paired_tests(long, paper=[("human_uncertainty", "human_majority")],
+                               controls=[("human_uncertainty", "label_smoothing")], alpha=0.05)
+    twide, tlong = T.tests_table(tests, ORDER_ALL)
+    assert twide["family"].tolist() == sorted(twide["family"], key=T.FAMILIES.index)
+    shown = set(zip(tlong["calibration"], tlong["metric"]))
+    assert ("none", "aurc") in shown and ("temperature", "kl") in shown and (S.AFTER_T, "ece") in shown
+    assert ("temperature", "accuracy") not in shown and ("none", "hlv_auroc") not in shown
+    assert "label_smoothing: after T − before" in set(twide["comparison"])

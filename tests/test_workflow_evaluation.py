@@ -20,13 +20,14 @@ import yaml
 from conftest import dry_run_jobs, snakemake
 from softdigits.io import vectors_column, write_json, write_table
 
+# the controls of issue 15 are in the fabricated grid, so the whole post-hoc path runs
 GRID = {"models": ["simple_ffn", "lenet"], "targets": ["original", "human_majority", "human_equal",
-                                                      "human_uncertainty"], "seeds": [0, 1, 2],
-        "not_a_digit": "renormalise"}
+                                                      "human_uncertainty", "label_smoothing", "human_shuffled"],
+        "seeds": [0, 1, 2], "not_a_digit": "renormalise"}
 EVAL_RULES = ["evaluate_runs", "evaluate_dynamics", "evaluate_summary", "table_results", "plot_data_maps",
-              "plot_jsd", "plot_reliability", "plot_corpus_size", "findings"]
+              "plot_jsd", "plot_reliability", "plot_risk_coverage", "plot_corpus_size", "findings"]
 TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests", "table9_vs_paper",
-          "table4_vs_paper"]
+          "table4_vs_paper", "table_controls", "table_temperature", "table_selective"]
 
 
 def study_table(corpus: str, rng, n: int = 60) -> pd.DataFrame:
@@ -71,8 +72,11 @@ def fabricate(workdir, corpora=("mnist", "mukhoti")) -> None:
         study = study_table(corpus, rng)
         write_table(study, workdir / f"results/study/{corpus}.parquet", metadata={"labels_origin": "simulated"})
         soft = np.stack(study["soft_label"])[:, :10] + 1e-3
-        references = {"original": np.stack(study["label_dist"]), "human_majority": np.eye(10)[study["soft_label"].map(np.argmax).clip(0, 9)],
-                      "human_equal": soft, "human_uncertainty": soft}
+        majority = np.eye(10)[study["soft_label"].map(np.argmax).clip(0, 9)]
+        references = {"original": np.stack(study["label_dist"]), "human_majority": majority,
+                      "human_equal": soft, "human_uncertainty": soft,
+                      # the controls: uniform softness on the majority; soft labels of other images
+                      "label_smoothing": 0.8 * majority + 0.02, "human_shuffled": np.roll(soft, 1, axis=0)}
         evaluated = study["split"].isin(["val", "test"]).to_numpy()
         train = (study["split"] == "train").to_numpy()
         for model, target, seed in itertools.product(GRID["models"], GRID["targets"], GRID["seeds"]):
@@ -110,7 +114,8 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     fabricate(workflow_copy)
     targets = ["results/findings.md", "results/findings.json"] + [f"results/tables/{t}.csv" for t in TABLES] + [
         "results/figures/table5_curve.png", "results/figures/jsd_mnist.png", "results/figures/reliability_mukhoti.png",
-        "results/figures/data_maps/mukhoti/lenet.png"]
+        "results/figures/data_maps/mukhoti/lenet.png", "results/figures/risk_coverage_mnist.png",
+        "results/figures/risk_coverage_mukhoti.png"]
     snakemake(workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets)
     for path in targets:
         assert (workflow_copy / path).stat().st_size > 0, path
@@ -118,9 +123,24 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     assert set(metrics["corpus"]) == {"mnist", "mukhoti"} and set(metrics["seed"]) == {0, 1, 2}
     assert set(metrics["stratum"]) == {"all", "HLV", "NoHLV"}
     table3 = pd.read_csv(workflow_copy / "results/tables/table3.csv")
-    assert len(table3) == 2 * 4 and "LeNet · HLV" in table3.columns
+    assert len(table3) == 2 * 6 and "LeNet · HLV" in table3.columns
     findings = json.loads((workflow_copy / "results/findings.json").read_text())
-    assert "SIMULATED" in findings["preface"] and len(findings["findings"]) == 4
+    assert "SIMULATED" in findings["preface"] and len(findings["findings"]) == 6
+    assert "Not run" not in findings["findings"][4]["detail"]  # both controls were trained
+    # issue 15: the controls as rows, T before/after, selective views, the three test families
+    controls = pd.read_csv(workflow_copy / "results/tables/table_controls.csv")
+    assert controls["target"].tolist() == ["human_uncertainty", "label_smoothing", "human_shuffled",
+                                           "human_majority"] * 2
+    temperature = pd.read_csv(workflow_copy / "results/tables/table_temperature.csv")
+    assert "LeNet · after T" in temperature.columns and "T (fitted on val)" in set(temperature["metric"])
+    selective = pd.read_csv(workflow_copy / "results/tables/table_selective.csv")
+    assert {"AURC", "E-AURC", "HLV AUROC of predictive entropy"} <= set(selective["metric"])
+    tests = pd.read_parquet(workflow_copy / "results/evaluation/paired_tests.parquet")
+    assert set(tests["family"]) == {"paper", "controls", "temperature"}
+    assert {"label_smoothing", "human_shuffled"} <= set(tests.loc[tests["family"] == "controls", "control"])
+    fitted = pd.read_parquet(workflow_copy / "results/evaluation/temperature.parquet")
+    assert len(fitted) == 2 * 2 * 6 * 3 and (fitted["temperature"] > 0).all()
+    assert "SIMULATED" in (workflow_copy / "results/tables/table_selective.md").read_text()
     assert {f["verdict"] for f in findings["findings"]} <= {"supported", "partly", "not reproduced"}
     assert findings["data_map_gold"] == "trained_target"
     # the synthetic target's data map is on its own (original) label, not the human majority
@@ -140,6 +160,27 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     html = (workflow_copy / "results/report.html").read_text()
     assert "SIMULATED" in html and "Table 3" in html
     assert "Table 9 against the paper" in html and "Table 4 against the paper" in html
+    assert "Controls (beyond the paper)" in html and "Risk-coverage (beyond the paper)" in html
+
+
+@pytest.mark.workflow
+def test_fabricated_runs_without_the_controls_skip_their_rows(workflow_copy):
+    """The default grid may leave the controls out: their comparisons, rows and findings are skipped."""
+    overlay_path = workflow_copy / "config/test.yaml"
+    overlay = yaml.safe_load(overlay_path.read_text())
+    plain = {**GRID, "targets": [t for t in GRID["targets"] if t not in ("label_smoothing", "human_shuffled")]}
+    overlay["training"] = {**(overlay.get("training") or {}), **plain}
+    overlay_path.write_text(yaml.safe_dump(overlay))
+    fabricate(workflow_copy, corpora=("mnist", "mukhoti"))
+    targets = ["results/findings.json", "results/tables/table_controls.md", "results/figures/risk_coverage_mnist.png"]
+    snakemake(workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets)
+    tests = pd.read_parquet(workflow_copy / "results/evaluation/paired_tests.parquet")
+    assert "controls" not in set(tests["family"]) and not tests["control"].isin(["label_smoothing", "human_shuffled"]).any()
+    text = (workflow_copy / "results/tables/table_controls.md").read_text()
+    assert "Not run (not in training.targets, so no row): label_smoothing, human_shuffled." in text
+    findings = json.loads((workflow_copy / "results/findings.json").read_text())["findings"]
+    assert [f["verdict"] for f in findings[4:]] == ["not reproduced"] * 2
+    assert all(f["detail"].startswith("Not run: training.targets lacks") for f in findings[4:])
 
 
 @pytest.mark.workflow
@@ -152,4 +193,5 @@ def test_tiny_run_produces_every_table_and_figure(tiny_run):
     assert (figures / "table5_curve.png").exists()
     assert list((figures / "data_maps").glob("*/*.png"))
     assert list(figures.glob("jsd_*.png")) and list(figures.glob("reliability_*.png"))
+    assert list(figures.glob("risk_coverage_*.png"))
     assert (tiny_run / "results/findings.md").read_text().startswith("# Findings check")
