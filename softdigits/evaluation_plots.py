@@ -2,7 +2,9 @@
 and the risk-coverage curves of selective prediction (issue 15).
 
 Each figure carries the human-labels sentence in its footer, so a figure
-copied out of the report still says whether the labels were simulated.
+copied out of the report still says whether the labels were simulated. Every
+plot function returns its (closed) figure, so tests can read the plotted data
+back from the axes.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model
     if points is not None:
         fig.colorbar(points, ax=axes, shrink=0.6, label="human uncertainty u_mean")
     _save(fig, path, footer)
+    return fig
 
 
 def plot_jsd(jsd: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str, footer: str,
@@ -85,6 +88,7 @@ def plot_jsd(jsd: pd.DataFrame, models: list[str], targets: list[str], *, corpus
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Epoch-to-epoch Jensen-Shannon divergence, training images: {CORPUS_NAMES.get(corpus, corpus)}")
     _save(fig, path, footer)
+    return fig
 
 
 def pooled_bins(bins: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +118,7 @@ def plot_reliability(bins: pd.DataFrame, models: list[str], targets: list[str], 
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Reliability diagram, test set, all seeds pooled: {CORPUS_NAMES.get(corpus, corpus)}")
     _save(fig, path, footer)
+    return fig
 
 
 def plot_corpus_size(runs: pd.DataFrame, *, footer: str, path: str | os.PathLike) -> None:
@@ -129,6 +134,7 @@ def plot_corpus_size(runs: pd.DataFrame, *, footer: str, path: str | os.PathLike
     ax.set_title(f"Corpus-size sensitivity (Table 5), {int(g['count'].max())} repetitions per size")
     ax.grid(alpha=0.3)
     _save(fig, path, footer)
+    return fig
 
 
 RISK_STRATA = ("all", "NoHLV", "HLV")

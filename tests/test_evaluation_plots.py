@@ -21,9 +21,14 @@ def test_data_maps_figure(tmp_path):
     maps = pd.DataFrame([dict(target=t, image_id=f"i{i}", confidence=rng.uniform(), variability=rng.uniform(0, .4),
                               hlv=bool(i % 2), u_mean=rng.uniform(0, .3)) for t in TARGETS for i in range(40)])
     out = tmp_path / "maps.png"
-    P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
-                     footer="Human labels: SIMULATED.", path=out)
+    fig = P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
+                           footer="Human labels: SIMULATED.", path=out)
     assert is_png(out)
+    # panel (human_majority, HLV): its points are that target's HLV images
+    offsets = fig.axes[3].collections[0].get_offsets()
+    want = maps[(maps["target"] == "human_majority") & maps["hlv"]].sort_values("u_mean")
+    np.testing.assert_allclose(offsets, want[["variability", "confidence"]].to_numpy())
+    assert "SIMULATED" in "".join(t.get_text() for t in fig.texts)
     again = tmp_path / "again.png"
     P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
                      footer="Human labels: SIMULATED.", path=again)
@@ -34,8 +39,14 @@ def test_jsd_reliability_and_corpus_size_figures(tmp_path):
     rng = np.random.default_rng(1)
     jsd = pd.DataFrame([dict(model=m, target=t, seed=s, epoch=e, stratum=st, jsd=rng.uniform(0, 1 / e))
                         for m, t, s, e, st in itertools.product(MODELS, TARGETS, (0, 1), range(2, 8), ("HLV", "NoHLV"))])
-    P.plot_jsd(jsd, MODELS, TARGETS, corpus="mnist", footer="x", path=tmp_path / "jsd.png")
+    fig = P.plot_jsd(jsd, MODELS, TARGETS, corpus="mnist", footer="x", path=tmp_path / "jsd.png")
     assert is_png(tmp_path / "jsd.png")
+    # the plotted curve is the seed mean of each epoch
+    line = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}["human_uncertainty"]  # simple_ffn, HLV
+    want = jsd.query("model == 'simple_ffn' and stratum == 'HLV' and target == 'human_uncertainty'"
+                     ).groupby("epoch")["jsd"].mean()
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), float), want.index.to_numpy(float))
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), want.to_numpy())
     frames = []
     for m, t, s in itertools.product(MODELS, TARGETS, (0, 1)):
         q = rng.dirichlet(np.ones(10), 50)
@@ -43,12 +54,19 @@ def test_jsd_reliability_and_corpus_size_figures(tmp_path):
     bins = pd.concat(frames)
     pooled = P.pooled_bins(bins)
     assert pooled["count"].sum() == len(MODELS) * len(TARGETS) * 2 * 50
-    P.plot_reliability(bins, MODELS, TARGETS, corpus="mnist", footer="x", path=tmp_path / "rel.png")
+    fig = P.plot_reliability(bins, MODELS, TARGETS, corpus="mnist", footer="x", path=tmp_path / "rel.png")
     assert is_png(tmp_path / "rel.png")
+    lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}  # lenet
+    want = pooled.query("model == 'lenet' and target == 'original'")
+    np.testing.assert_allclose(np.asarray(lines["original"].get_xdata(), float), want["mean_confidence"])
+    np.testing.assert_allclose(np.asarray(lines["original"].get_ydata(), float), want["accuracy"])
     runs = pd.DataFrame([dict(samples_per_digit=n, repetition=r, test_accuracy=0.9 + 0.001 * n ** 0.5)
                          for n in (50, 100, 150) for r in range(3)])
-    P.plot_corpus_size(runs, footer="x", path=tmp_path / "size.png")
+    fig = P.plot_corpus_size(runs, footer="x", path=tmp_path / "size.png")
     assert is_png(tmp_path / "size.png")
+    x, y = (np.asarray(v, float) for v in fig.axes[0].get_lines()[0].get_data())
+    np.testing.assert_allclose(x, [50, 100, 150])
+    np.testing.assert_allclose(y, (0.9 + 0.001 * np.array([50, 100, 150]) ** 0.5) * 100)
 
 
 def test_risk_coverage_figure_plots_the_seed_mean_of_each_target(tmp_path):
