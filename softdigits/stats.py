@@ -12,7 +12,10 @@ Choices (stated in the README and the table captions):
   beside it as a check.
 - Holm's step-down correction controls the family-wise error within each
   family (one family per corpus x metric x evaluation set: a block of a paper
-  table, across models, strata and comparisons).
+  table, across models, strata and comparisons). The comparisons beyond the
+  paper (issue 15: the controls, before vs after temperature scaling, and every
+  comparison after T) are families of their own (all_paired_tests), so adding
+  them never changes a p-value of the paper's comparisons.
 - Effect sizes: the mean paired difference with its 95% t interval, and
   Cohen's d_z = mean difference / sd of the differences.
 """

@@ -415,11 +415,12 @@ def not_run_note(targets: list[str]) -> str:
 
 def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str], order: dict[str, list],
                             paper_table9, paper_table4, data_map_gold: str, alpha: float,
-                            negligible_rho: float, outputs: dict[str, str], posthoc_summary=None,
-                            temperature=None) -> None:
+                            negligible_rho: float, outputs: dict[str, str], posthoc_summary,
+                            temperature) -> None:
     """Read the evaluation's long-form files and write every table (outputs: '<name>_<ext>' -> path).
 
-    The tables of issue 15 are written when `posthoc_summary` and `temperature` are given."""
+    posthoc_summary, temperature: evaluate_summary's post-hoc seed summary and merged per-run T
+    (the tables of issue 15)."""
     from softdigits.dynamics import GOLD_NOTES
     from softdigits.metrics import labels_sentence, study_origins
 
@@ -438,16 +439,15 @@ def write_evaluation_tables(*, summary, spearman, tests, studies: dict[str, str]
                                 "confidence and variability, and what the paper states",
                                 *table4_vs_paper(spearman, read_paper_table(paper_table4, PAPER_TABLE4_COLUMNS),
                                                  order, alpha=alpha, negligible_rho=negligible_rho))
-    if posthoc_summary is not None:
-        posthoc, fitted = pd.read_parquet(posthoc_summary), pd.read_parquet(temperature)
-        built["table_controls"] = ("Controls (beyond the paper): KL(human || model) in nats on the test set, by "
-                                   "stratum, Table 3's layout with the control targets as rows",
-                                   *table_controls(posthoc, tests, order))
-        built["table_temperature"] = ("Temperature scaling (beyond the paper): test metrics before and after T, "
-                                      "by stratum, and the fitted T", *table_temperature(posthoc, fitted, order))
-        built["table_selective"] = ("Selective prediction and disagreement detection (beyond the paper): AURC, "
-                                    "E-AURC by stratum, HLV AUROC and entropy Spearman on the test set",
-                                    *table_selective(posthoc, order))
+    posthoc, fitted = pd.read_parquet(posthoc_summary), pd.read_parquet(temperature)
+    built["table_controls"] = ("Controls (beyond the paper): KL(human || model) in nats on the test set, by "
+                               "stratum, Table 3's layout with the control targets as rows",
+                               *table_controls(posthoc, tests, order))
+    built["table_temperature"] = ("Temperature scaling (beyond the paper): test metrics before and after T, "
+                                  "by stratum, and the fitted T", *table_temperature(posthoc, fitted, order))
+    built["table_selective"] = ("Selective prediction and disagreement detection (beyond the paper): AURC, "
+                                "E-AURC by stratum, HLV AUROC and entropy Spearman on the test set",
+                                *table_selective(posthoc, order))
     fill = {"gold": GOLD_NOTES[data_map_gold], "alpha": alpha, "negligible_rho": negligible_rho,
             "not_run": not_run_note(order["target"])}
     for name, (title, wide, long) in built.items():
