@@ -50,6 +50,7 @@ rule annotation_export:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(14.3),
     conda:
         "../envs/data.yaml"
     script:
@@ -79,6 +80,7 @@ if LABELS_ORIGIN == "simulated":
         threads: 2
         resources:
             mem_mb=6000,
+            runtime=runtime(36.1),
         conda:
             "../envs/data.yaml"
         script:
@@ -104,6 +106,7 @@ if LABELS_ORIGIN == "campaign":
         threads: 1
         resources:
             mem_mb=3000,
+            runtime=runtime(300),
         conda:
             "../envs/data.yaml"
         script:
@@ -126,6 +129,7 @@ if LABELS_ORIGIN != "released":
         threads: 1
         resources:
             mem_mb=3000,
+            runtime=runtime(6.5),
         conda:
             "../envs/data.yaml"
         script:
@@ -147,6 +151,7 @@ rule study_table:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(8.3),
     conda:
         "../envs/data.yaml"
     script:
@@ -192,6 +197,7 @@ rule dataset_stats:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(6.3),
     conda:
         "../envs/plots.yaml"
     script:

@@ -26,6 +26,7 @@ rule cartography_train:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=runtime(42.3, lambda c: len(c["cartography"]["seeds"]) * max(s["epochs"] for s in c["cartography"]["corpora"].values())),
     conda:
         "../envs/torch.yaml"
     script:
@@ -49,6 +50,7 @@ rule cartography_regions:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(4.7),
     conda:
         "../envs/data.yaml"
     script:
@@ -79,6 +81,7 @@ rule cartography_plot:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(4.3),
     conda:
         "../envs/plots.yaml"
     script:

@@ -1,8 +1,11 @@
 # Shared by every stage: config validation, code fingerprints, target lists.
 import json
+import math
 import os
 import sys
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
@@ -32,6 +35,22 @@ def code(*modules):
     """
     names = ("io", "jobs") + modules
     return [str(PACKAGE / f"{name}.py") for name in dict.fromkeys(names)]
+
+
+DEFAULT_CONFIG = yaml.safe_load((Path(workflow.basedir) / "workflow_config.yaml").read_text())
+
+
+def runtime(seconds, work=lambda c: 1):
+    """A rule's time limit in minutes (`resources: runtime=`, sbatch -t on a cluster).
+
+    `seconds`: the rule's slowest job in its benchmark file on the default config (2 cores;
+    README "Running on a SLURM cluster" lists them); `work(config)`: the configured size its
+    time grows with, so the limit scales by work(config) / work(default config), e.g. 16x for
+    config/paper.yaml's 4M pool. Margin: 3x (slower or shared nodes) plus 10 minutes of
+    start-up, and at least 15 minutes.
+    """
+    scale = work(config) / work(DEFAULT_CONFIG)
+    return max(15, math.ceil(3 * seconds * scale / 60) + 10)
 
 
 def all_targets():

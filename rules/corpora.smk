@@ -47,6 +47,7 @@ rule download_file:
     threads: 1
     resources:
         mem_mb=256,
+        runtime=runtime(60),
     localrule: True
     conda:
         "../envs/data.yaml"
@@ -71,6 +72,7 @@ rule corpus_mnist:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(7.4),
     conda:
         "../envs/data.yaml"
     script:
@@ -93,6 +95,7 @@ rule corpus_mukhoti:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(1.2),
     conda:
         "../envs/torch.yaml"
     script:
@@ -115,6 +118,7 @@ rule corpus_ardis:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(60),
     conda:
         "../envs/data.yaml"
     script:
@@ -138,6 +142,7 @@ rule corpus_weiss:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(60),
     conda:
         "../envs/data.yaml"
     script:

@@ -39,6 +39,7 @@ rule dedup:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=runtime(8.2),
     conda:
         "../envs/data.yaml"
     script:

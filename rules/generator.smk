@@ -28,6 +28,7 @@ rule generator_vae:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(198, lambda c: c["generator"]["vae"]["epochs"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -55,6 +56,7 @@ rule generator_ensemble_member:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(105, lambda c: c["generator"]["ensemble"]["epochs"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -76,6 +78,7 @@ rule generator_ensemble:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(17.3, lambda c: c["generator"]["ensemble"]["members"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -102,6 +105,7 @@ rule generator_pool:
     threads: 2
     resources:
         mem_mb=4000,
+        runtime=runtime(165, lambda c: c["generator"]["mixing"]["pool_size"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -127,6 +131,7 @@ rule generator_select:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=runtime(5.7, lambda c: c["generator"]["mixing"]["pool_size"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -159,6 +164,7 @@ rule generator_figures:
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=runtime(9.5, lambda c: c["generator"]["mixing"]["pool_size"]),
     conda:
         "../envs/plots.yaml"
     script:

@@ -38,6 +38,7 @@ rule selection_solve:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(config["selection"]["time_limit_s"]),
     conda:
         "../envs/selection.yaml"
     script:
@@ -68,6 +69,7 @@ rule corpus_size_run:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=runtime(66, lambda c: max(c["corpus_size"]["samples_per_digit"]) * c["corpus_size"]["repetitions"] * c["corpus_size"]["epochs"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -93,6 +95,7 @@ rule corpus_size_table:
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=runtime(60),
     conda:
         "../envs/data.yaml"
     script:

@@ -28,6 +28,7 @@ rule train_run:
     threads: 1
     resources:
         mem_mb=1500,
+        runtime=runtime(16.2, lambda c: c["training"]["test_performance"]["max_epochs"] + c["training"]["dynamics"]["epochs"]),
     conda:
         "../envs/torch.yaml"
     script:
