@@ -22,6 +22,7 @@ Choices (stated in the README and the table captions):
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -39,6 +40,14 @@ def seed_summary(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.Da
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _sign_patterns(n: int) -> np.ndarray:
+    """All 2^n sign patterns (read-only; built once per n: thousands of tests share them)."""
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    signs.flags.writeable = False
+    return signs
+
+
 def signflip_pvalue(diff: np.ndarray, seed: int = 0) -> float:
     """Two-sided sign-flip permutation p-value of the mean paired difference.
 
@@ -47,7 +56,7 @@ def signflip_pvalue(diff: np.ndarray, seed: int = 0) -> float:
     diff = np.asarray(diff, dtype=np.float64)
     n = len(diff)
     if n <= MAX_EXACT_SIGNFLIP:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        signs = _sign_patterns(n)
     else:
         signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(2**MAX_EXACT_SIGNFLIP, n))
     observed = abs(diff.mean())
@@ -118,13 +127,18 @@ def paired_comparisons(
     """
     cell = ["corpus", "model", "split", "eval_set", "stratum", "metric", *by]
     rows = []
-    for key, group in metrics.groupby(cell, sort=True):
-        by_target = group.pivot_table(index="seed", columns="target", values="value", aggfunc="first")
+    # one pivot (seeds x targets per cell), not one per cell: thousands of cells after T
+    wide = metrics.pivot_table(index=cell + ["seed"], columns="target", values="value", aggfunc="first")
+    comparisons = [(t, c) for t, c in comparisons if t in wide and c in wide]
+    column = {target: i for i, target in enumerate(wide.columns)}
+    for key, by_target in wide.groupby(level=cell, sort=True):
+        values = by_target.to_numpy()  # numpy inside the loop: pandas per group is the slow part
         for treatment, control in comparisons:
-            if treatment not in by_target or control not in by_target:
-                continue
-            pair = by_target[[treatment, control]].dropna()
-            res = paired_test(pair[treatment].to_numpy(), pair[control].to_numpy())
+            pair = values[:, [column[treatment], column[control]]]
+            if np.isnan(pair).all(axis=0).any():
+                continue  # a target without runs in this cell
+            pair = pair[~np.isnan(pair).any(axis=1)]
+            res = paired_test(pair[:, 0], pair[:, 1])
             rows.append(dict(zip(cell, key)) | {"treatment": treatment, "control": control} | res)
     return _holm_columns(pd.DataFrame(rows, columns=cell + ["treatment", "control"] + TEST_COLUMNS),
                          FAMILY + list(by), alpha)
@@ -173,15 +187,18 @@ def temperature_comparisons(long: pd.DataFrame, *, alpha: float) -> pd.DataFrame
     """
     cell = ["corpus", "model", "split", "eval_set", "stratum", "metric", "target"]
     rows = []
-    for key, group in long.groupby(cell, sort=True):
-        by_cal = group.pivot_table(index="seed", columns="calibration", values="value", aggfunc="first")
-        if "none" not in by_cal or "temperature" not in by_cal:
+    columns = cell[:-1] + ["calibration", "treatment", "control"] + TEST_COLUMNS
+    wide = long.pivot_table(index=cell + ["seed"], columns="calibration", values="value", aggfunc="first")
+    if "none" not in wide or "temperature" not in wide:
+        return _holm_columns(pd.DataFrame(rows, columns=columns), FAMILY, alpha)
+    for key, by_cal in wide[["temperature", "none"]].groupby(level=cell, sort=True):
+        pair = by_cal.to_numpy()
+        if np.isnan(pair).all(axis=0).any():
             continue
-        pair = by_cal[["temperature", "none"]].dropna()
-        res = paired_test(pair["temperature"].to_numpy(), pair["none"].to_numpy())
+        pair = pair[~np.isnan(pair).any(axis=1)]
+        res = paired_test(pair[:, 0], pair[:, 1])
         row = dict(zip(cell, key))
         rows.append(row | {"calibration": AFTER_T, "treatment": row["target"], "control": row["target"]} | res)
-    columns = cell[:-1] + ["calibration", "treatment", "control"] + TEST_COLUMNS
     return _holm_columns(pd.DataFrame(rows, columns=columns), FAMILY, alpha)
 
 
