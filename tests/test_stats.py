@@ -116,3 +116,12 @@ def test_all_paired_tests_when_nothing_can_be_compared():
     assert set(tests["family"]) == {"temperature"}  # only the before/after tests remain
     empty = S.all_paired_tests(long[long["calibration"] == "none"], paper=[], controls=[], alpha=0.05)
     assert empty.empty and empty["p_holm"].dtype == np.float64
+
+
+def test_a_target_missing_from_one_cell_is_skipped_there_only():
+    long = S.posthoc_long(*posthoc_frames())
+    long = pd.concat([long, long.assign(model="simple_ffn")], ignore_index=True)
+    long = long[~((long["model"] == "simple_ffn") & (long["target"] == "label_smoothing"))]
+    long = long[~((long["seed"] == 0) & (long["target"] == "human_uncertainty"))]  # a seed without a pair
+    tests = S.paired_comparisons(long, [("human_uncertainty", "label_smoothing")], alpha=0.05, by=("calibration",))
+    assert set(tests["model"]) == {"lenet"} and (tests["n_pairs"] == 3).all()
