@@ -291,11 +291,13 @@ def image_signal(images, pixels, image_ids, reference, reference_pixels, *, k: i
 # ------------------------------------------------------------------ check
 
 
-def ridge_accuracy(features: np.ndarray, target: np.ndarray, seed: int = 0, ridge: float = 1.0) -> float:
+def ridge_accuracy(features: np.ndarray, target: np.ndarray, seed: int = 0, ridge: float = 1000.0) -> float:
     """Held-out accuracy of a one-vs-rest ridge classifier predicting `target`.
 
     Two folds (a seeded random half each way), features standardised on the
-    training half. The same simple learner is given pixels or records, so that the
+    training half. The strong default ridge suits 784 correlated pixels and about a
+    thousand images per fold (on the default run's Ambiguous-MNIST selection any
+    ridge from 100 to 10,000 gives the same picture). The same simple learner is given pixels or records, so that the
     two accuracies differ only in what the features carry.
     """
     x = np.asarray(features, dtype=np.float64)
