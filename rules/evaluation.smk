@@ -43,6 +43,7 @@ rule evaluate_runs:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(300),
     conda:
         "../envs/data.yaml"
     script:
@@ -54,7 +55,7 @@ rule evaluate_dynamics:
         study=study_table("{corpus}"),
         dynamics=lambda wc: [f"{run_dir(wc.corpus, wc.model, t, s)}/dynamics_predictions.parquet"
                              for t in training_grid("targets") for s in training_grid("seeds")],
-        code=code("metrics", "dynamics"),
+        code=code("metrics", "dynamics", "targets"),
     output:
         jsd=f"{EVAL}/{{corpus}}/{{model}}/jsd.parquet",
         data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
@@ -63,6 +64,8 @@ rule evaluate_dynamics:
         runs=lambda wc: [[t, s] for t in training_grid("targets") for s in training_grid("seeds")],
         last_epochs=config["evaluation"]["data_map_last_epochs"],
         gold=config["evaluation"]["data_map_gold"],
+        not_a_digit=lambda wc: training_grid("not_a_digit"),
+        shuffle_seed=lambda wc: training_grid("shuffle_seed"),
         permutations=config["evaluation"]["spearman_permutations"],
         seed=config["evaluation"]["permutation_seed"],
     log:
@@ -72,6 +75,7 @@ rule evaluate_dynamics:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=runtime(300, lambda c: c["evaluation"]["spearman_permutations"]),
     conda:
         "../envs/data.yaml"
     script:
@@ -85,33 +89,34 @@ rule evaluate_summary:
         jsd=per_model("jsd"),
         data_map=per_model("data_map"),
         spearman=per_model("spearman"),
+        **{name: expand(f"{EVAL}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
         code=code("stats"),
     output:
         metrics=f"{EVAL}/metrics.parquet",
         reliability=f"{EVAL}/reliability.parquet",
-        **{name: expand(f"{EVAL}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
         jsd=f"{EVAL}/jsd.parquet",
         data_maps=f"{EVAL}/data_maps.parquet",
         spearman=f"{EVAL}/spearman.parquet",
         summary=f"{EVAL}/summary.parquet",
+        # issue 15: the post-hoc views merged, their seed summary (with a calibration column)
+        **{name: f"{EVAL}/{name}.parquet" for name in POSTHOC_VIEWS},
+        posthoc_summary=f"{EVAL}/posthoc_summary.parquet",
         tests=f"{EVAL}/paired_tests.parquet",
     params:
         corpora=STUDY_CORPORA,
         models=lambda wc: training_grid("models"),
-        # issue 15: the post-hoc views merged, their seed summary (with a calibration column)
-        **{name: f"{EVAL}/{name}.parquet" for name in POSTHOC_VIEWS},
-        posthoc_summary=f"{EVAL}/posthoc_summary.parquet",
         comparisons=config["evaluation"]["comparisons"],
+        # a comparison naming a target not in training.targets has no rows (skipped)
+        control_comparisons=config["evaluation"]["control_comparisons"],
         alpha=config["evaluation"]["alpha"],
     log:
         f"{LOGS}/evaluate_summary.log",
     benchmark:
-        # a comparison naming a target not in training.targets has no rows (skipped)
-        control_comparisons=config["evaluation"]["control_comparisons"],
         f"{BENCHMARKS}/evaluate_summary.tsv"
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=runtime(300),
     conda:
         "../envs/data.yaml"
     script:
@@ -123,13 +128,13 @@ rule table_results:
         summary=rules.evaluate_summary.output.summary,
         spearman=rules.evaluate_summary.output.spearman,
         tests=rules.evaluate_summary.output.tests,
+        posthoc_summary=rules.evaluate_summary.output.posthoc_summary,
+        temperature=rules.evaluate_summary.output.temperature,
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
         paper_table9="resources/evaluation/paper_table9.csv",
         paper_table4="resources/evaluation/paper_table4.csv",
         code=code("metrics", "dynamics", "stats", "tables"),
     output:
-        posthoc_summary=rules.evaluate_summary.output.posthoc_summary,
-        temperature=rules.evaluate_summary.output.temperature,
         **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
     params:
         corpora=STUDY_CORPORA,
@@ -146,6 +151,7 @@ rule table_results:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(300),
     conda:
         "../envs/data.yaml"
     script:
@@ -173,6 +179,7 @@ rule plot_data_maps:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(300),
     conda:
         "../envs/plots.yaml"
     script:
@@ -198,6 +205,7 @@ rule plot_jsd:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(300),
     conda:
         "../envs/plots.yaml"
     script:
@@ -224,21 +232,13 @@ rule plot_reliability:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(300),
     conda:
         "../envs/plots.yaml"
     script:
         "../scripts/plot_reliability.py"
 
 
-rule plot_corpus_size:
-    input:
-        runs=f"{RESULTS}/corpus_size/runs.parquet",
-        code=code("tables", "evaluation_plots"),
-    output:
-        report(f"{FIGURES}/table5_curve.png", caption="../report/evaluation/table5_curve.rst",
-               category="Evaluation figures", subcategory="Corpus size (Table 5)"),
-    log:
-        f"{LOGS}/plot_corpus_size.log",
 rule plot_risk_coverage:
     input:
         risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
@@ -266,11 +266,21 @@ rule plot_risk_coverage:
         "../scripts/plot_risk_coverage.py"
 
 
+rule plot_corpus_size:
+    input:
+        runs=f"{RESULTS}/corpus_size/runs.parquet",
+        code=code("tables", "evaluation_plots"),
+    output:
+        report(f"{FIGURES}/table5_curve.png", caption="../report/evaluation/table5_curve.rst",
+               category="Evaluation figures", subcategory="Corpus size (Table 5)"),
+    log:
+        f"{LOGS}/plot_corpus_size.log",
     benchmark:
         f"{BENCHMARKS}/plot_corpus_size.tsv"
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=runtime(300),
     conda:
         "../envs/plots.yaml"
     script:
@@ -307,6 +317,7 @@ rule findings:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=runtime(300),
     conda:
         "../envs/data.yaml"
     script:
