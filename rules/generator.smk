@@ -105,7 +105,7 @@ rule generator_pool:
     threads: 2
     resources:
         mem_mb=4000,
-        runtime=runtime(165, lambda c: c["generator"]["mixing"]["pool_size"]),
+        runtime=runtime(370, lambda c: c["generator"]["mixing"]["pool_size"]),
     conda:
         "../envs/torch.yaml"
     script:
@@ -131,7 +131,7 @@ rule generator_select:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=runtime(5.7, lambda c: c["generator"]["mixing"]["pool_size"]),
+        runtime=runtime(7.4, lambda c: c["generator"]["mixing"]["pool_size"]),
     conda:
         "../envs/torch.yaml"
     script:
