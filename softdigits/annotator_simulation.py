@@ -10,10 +10,16 @@ Perceptual signal per image (10 class strengths summing to one). It comes from w
 the image shows, never from a model the study trains (SimpleFFN, DeeperFFN, LeNet-5)
 nor from the generator's labelling ensemble (which made the synthetic labels):
 
-- k-NN over real digits: the class distribution of the image's `knn_k` nearest MNIST
-  *training* images in pixel space (squared Euclidean on the 0-255 pixels, uniform
-  votes; the image itself excluded when it is one of them). Their labels are the
-  writers' own, so a generated digit is read as whatever real digits it looks like.
+- k-NN over real digits, an exemplar model of categorisation: the class make-up of
+  the image's `knn_k` nearest MNIST *training* images (their labels are the writers'
+  own; the image itself excluded when it is one of them), each neighbour voting
+  exp(-(d^2 / d_1^2 - 1) / `knn_tau`) (uniform at 0), d_1 the nearest distance. The
+  distance is squared Euclidean on a coarse view of the digit: `knn_pool` x
+  `knn_pool` block means of the 0-255 pixels (people judge a digit's overall shape,
+  not the stroke-level detail a pixel classifier uses). With many neighbours (a few
+  hundred of 60,000) a clear digit is surrounded by its own class, while a blend of
+  two digits sits between both parents' classes and draws votes from each, so
+  people split on it and some of them read the other parent.
 - with a generation record (generated Ambiguous-MNIST): a weak prior, the parents'
   classes weighted by their mixing weights, with weight `record_weight` (small; the
   k-NN has the rest). The latent mixture is not a pixel blend, so the record is a
@@ -37,8 +43,8 @@ annotations per image around the configured number. Reaction time per answer:
 the participant's speed, slower when the two strongest perceived classes are
 close, with log-normal noise.
 
-Limits: the signal is a proxy for perception (pixel distance is not how people see
-digits; uniform k-NN votes come in steps of 1/k); annotators are independent given
+Limits: the signal is a proxy for perception (distance between coarse views is not
+how people see digits); annotators are independent given
 the image; lapses are uniform; gold checks are treated like any other image. The
 defaults were calibrated (bench/annotation_calibration.py) so that the paper's
 Table 1 statistics are roughly matched, which makes those statistics an input of
@@ -87,15 +93,16 @@ class PanelParams:
 # ------------------------------------------------------------------ signal
 
 
-def knn_class_distribution(
+def nearest_digits(
     query: np.ndarray,
     reference: np.ndarray,
     reference_labels: np.ndarray,
     k: int,
     query_rows: np.ndarray | None = None,
     chunk: int = 512,
-) -> np.ndarray:
-    """(n, 10) class distribution of each query's k nearest reference images.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest reference images of each query: (labels, squared distances), (n, k)
+    each, nearest first (all the others when the reference holds fewer than k).
 
     `query_rows[i]` is the row of query i in `reference` (or -1), which is skipped so
     that an image is not its own neighbour. Squared Euclidean distance on pixels.
@@ -103,19 +110,65 @@ def knn_class_distribution(
     ref = reference.astype(np.float32)
     ref_sq = (ref**2).sum(axis=1)
     q = query.astype(np.float32)
-    out = np.zeros((len(q), N_DIGITS))
+    # a small reference (a tiny test run) has fewer than k other images: take them all
+    k = min(int(k), len(ref) - (1 if query_rows is not None else 0))
+    labels = np.zeros((len(q), k), dtype=np.int64)
+    dist2 = np.zeros((len(q), k))
     for start in range(0, len(q), chunk):
         block = q[start:start + chunk]
-        dist = ref_sq[None, :] - 2.0 * block @ ref.T
+        dist = ref_sq[None, :] - 2.0 * block @ ref.T + (block**2).sum(axis=1)[:, None]
         if query_rows is not None:
             rows = np.asarray(query_rows[start:start + chunk])
             own = rows >= 0
             dist[np.flatnonzero(own), rows[own]] = np.inf
-        nearest = np.argpartition(dist, k, axis=1)[:, :k]
-        votes = reference_labels[nearest]
-        for c in range(N_DIGITS):
-            out[start:start + len(block), c] = (votes == c).mean(axis=1)
-    return out
+        nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        d = np.take_along_axis(dist, nearest, axis=1)
+        order = np.argsort(d, axis=1, kind="stable")
+        labels[start:start + len(block)] = reference_labels[np.take_along_axis(nearest, order, axis=1)]
+        dist2[start:start + len(block)] = np.maximum(np.take_along_axis(d, order, axis=1), 0.0)
+    return labels, dist2
+
+
+def pooled(pixels: np.ndarray, pool: int) -> np.ndarray:
+    """(n, (28 / pool)^2): each pool x pool block of the 28 x 28 image averaged (pool 1: as is).
+
+    A coarse view of the digit: its overall shape without the stroke-level detail
+    that a pixel classifier relies on.
+    """
+    if pool == 1:
+        return np.asarray(pixels)
+    if 28 % pool:
+        raise ValueError(f"knn_pool must divide 28, got {pool}")
+    side = 28 // pool
+    blocks = np.asarray(pixels, dtype=np.float32).reshape(-1, side, pool, side, pool)
+    return blocks.mean(axis=(2, 4)).reshape(len(pixels), side * side)
+
+
+def kernel_class_distribution(labels: np.ndarray, dist2: np.ndarray, tau: float) -> np.ndarray:
+    """(n, 10): the neighbours' votes, each weighted by exp(-(d^2 / d_1^2 - 1) / tau).
+
+    d_1 is the image's nearest-neighbour distance, so the kernel's width is relative
+    to how close the image is to any real digit. A blend of two digits has
+    neighbours of both parents' classes at similar distances, and both get votes;
+    a clear digit's nearest neighbours dominate. tau = 0 means uniform votes.
+    """
+    if tau <= 0:
+        weights = np.ones_like(dist2)
+    else:
+        ratio = dist2 / np.maximum(dist2[:, :1], 1e-9)
+        weights = np.exp(-(ratio - 1.0) / tau)
+    out = np.zeros((len(labels), N_DIGITS))
+    for c in range(N_DIGITS):
+        out[:, c] = np.where(labels == c, weights, 0.0).sum(axis=1)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def knn_class_distribution(query, reference, reference_labels, k: int, query_rows=None,
+                           tau: float = 0.0) -> np.ndarray:
+    """(n, 10) class distribution of each query's k nearest reference images
+    (`nearest_digits` voted by `kernel_class_distribution`)."""
+    labels, dist2 = nearest_digits(query, reference, reference_labels, k, query_rows)
+    return kernel_class_distribution(labels, dist2, tau)
 
 
 def record_class_distribution(parent_labels, mix_weights) -> np.ndarray:
@@ -221,18 +274,20 @@ def _answer_task(task: pd.DataFrame, signal: dict[str, np.ndarray], p: PanelPara
 
 @dataclass(frozen=True)
 class SignalParts:
-    """The two parts of the perceptual signal, before they are blended."""
+    """The parts of the perceptual signal, before they are voted and blended."""
 
     image_ids: list[str]
-    knn: np.ndarray  # (n, 10) class distribution of the nearest real digits
+    neighbour_labels: np.ndarray  # (n, k) classes of the nearest real digits, nearest first
+    neighbour_dist2: np.ndarray  # (n, k) their squared pixel distances
     prior: np.ndarray  # (n, 10) the generation record, or the one-hot original label, or zeros
     from_record: np.ndarray  # (n,) the prior is a generation record
 
-    def blend(self, *, label_weight: float, record_weight: float) -> dict[str, np.ndarray]:
-        """image_id -> w * prior + (1 - w) * k-NN, w by the kind of prior (0 without one)."""
+    def blend(self, *, label_weight: float, record_weight: float, knn_tau: float) -> dict[str, np.ndarray]:
+        """image_id -> w * prior + (1 - w) * k-NN kernel, w by the kind of prior (0 without one)."""
+        knn = kernel_class_distribution(self.neighbour_labels, self.neighbour_dist2, float(knn_tau))
         weight = np.where(self.from_record, float(record_weight), float(label_weight))
         weight = np.where(self.prior.sum(axis=1) > 0, weight, 0.0)
-        signal = weight[:, None] * self.prior + (1.0 - weight[:, None]) * self.knn
+        signal = weight[:, None] * self.prior + (1.0 - weight[:, None]) * knn
         return dict(zip(self.image_ids, signal))
 
 
@@ -244,6 +299,7 @@ def signal_parts(
     reference_pixels: np.ndarray,
     *,
     k: int,
+    pool: int = 1,
     records: pd.DataFrame | None = None,
 ) -> SignalParts:
     """The k-NN and the prior of each of `image_ids`.
@@ -261,10 +317,11 @@ def signal_parts(
     rows = row_of.loc[image_ids].to_numpy()
     in_reference = pd.Series(np.arange(len(reference)), index=reference["image_id"].to_numpy())
     own_rows = in_reference.reindex(image_ids).fillna(-1).to_numpy(dtype=np.int64)
-    knn = knn_class_distribution(pixels[rows], reference_pixels, reference["label"].to_numpy(), k,
-                                 query_rows=own_rows)
+    neighbour_labels, neighbour_dist2 = nearest_digits(
+        pooled(pixels[rows], pool), pooled(reference_pixels, pool), reference["label"].to_numpy(), k,
+        query_rows=own_rows)
     labels = images["label"].to_numpy()[rows]
-    prior = np.zeros_like(knn)
+    prior = np.zeros((len(rows), N_DIGITS))
     has_label = labels >= 0
     prior[np.flatnonzero(has_label), labels[has_label]] = 1.0
     covered = np.zeros(len(rows), dtype=bool)
@@ -276,16 +333,18 @@ def signal_parts(
             # The label of a generated image is the labelling ensemble's: never used.
             prior[covered] = record_class_distribution(rec.loc[ids, "parent_labels"],
                                                        rec.loc[ids, "mix_weights"])
-    return SignalParts(image_ids, knn, prior, covered)
+    return SignalParts(image_ids, neighbour_labels, neighbour_dist2, prior, covered)
 
 
-def image_signal(images, pixels, image_ids, reference, reference_pixels, *, k: int,
+def image_signal(images, pixels, image_ids, reference, reference_pixels, *, k: int, knn_tau: float,
+                 pool: int = 1,
                  label_weight: float, record_weight: float,
                  records: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """The perceptual signal (10 class strengths) of each of `image_ids` (`signal_parts`
     blended: the record with `record_weight`, an original label with `label_weight`)."""
-    parts = signal_parts(images, pixels, image_ids, reference, reference_pixels, k=k, records=records)
-    return parts.blend(label_weight=label_weight, record_weight=record_weight)
+    parts = signal_parts(images, pixels, image_ids, reference, reference_pixels, k=k, pool=pool,
+                         records=records)
+    return parts.blend(label_weight=label_weight, record_weight=record_weight, knn_tau=knn_tau)
 
 
 # ------------------------------------------------------------------ check
@@ -361,7 +420,8 @@ def run(*, corpus: str, campaign_dir, images_path, gold_images_path, reference_p
         table = io.read_images(path)
         meta = table.select(["image_id", "label"]).to_pandas()
         signal.update(image_signal(meta, io.pixels_array(table), ids, reference, reference_pixels,
-                                   k=int(simulation["knn_k"]),
+                                   k=int(simulation["knn_k"]), knn_tau=float(simulation["knn_tau"]),
+                                   pool=int(simulation["knn_pool"]),
                                    label_weight=float(simulation["label_weight"]),
                                    record_weight=float(simulation["record_weight"]), records=recs))
     params = PanelParams.from_config(simulation["panel"])

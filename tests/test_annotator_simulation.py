@@ -42,6 +42,32 @@ def test_knn_excludes_the_image_itself():
     np.testing.assert_allclose(out[0][[1, 7]], [1 / 3, 2 / 3])
 
 
+def test_kernel_votes_both_parents_of_a_blend_and_one_class_of_a_clear_digit():
+    labels = np.array([[3, 3, 8, 8], [3, 3, 8, 8]])
+    # a blend: its 3s and 8s are about as near; a clear 3: the 8s are much farther
+    dist2 = np.array([[100.0, 101.0, 102.0, 103.0], [100.0, 101.0, 300.0, 310.0]])
+    soft = sim.kernel_class_distribution(labels, dist2, tau=0.2)
+    assert 0.4 < soft[0, 8] < 0.5 and soft[0, 3] + soft[0, 8] == pytest.approx(1.0)
+    assert soft[1, 3] > 0.99
+    np.testing.assert_allclose(sim.kernel_class_distribution(labels, dist2, tau=0.0)[1][[3, 8]], [0.5, 0.5])
+
+
+def test_nearest_digits_are_sorted_with_true_distances():
+    reference = np.array([[0] * 4, [3] * 4, [1] * 4], dtype=np.uint8)
+    labels, dist2 = sim.nearest_digits(np.array([[0] * 4], dtype=np.uint8), reference, np.array([5, 6, 7]), k=3)
+    assert labels.tolist() == [[5, 7, 6]]
+    np.testing.assert_allclose(dist2, [[0.0, 4.0, 36.0]])
+
+
+def test_pooled_view_averages_blocks():
+    image = np.zeros((1, 784))
+    image[0, :2] = 4.0  # row 0, columns 0-1: one 2 x 2 block holds 8 / 4
+    out = sim.pooled(image, 2)
+    assert out.shape == (1, 196) and out[0, 0] == 2.0 and out[0, 1:].sum() == 0
+    with pytest.raises(ValueError, match="knn_pool"):
+        sim.pooled(image, 3)
+
+
 def test_record_distribution_weights_parent_classes():
     out = sim.record_class_distribution([[3, 8], [2, 2, 5]], [[0.25, 0.75], [0.2, 0.3, 0.5]])
     np.testing.assert_allclose(out[0][[3, 8]], [0.25, 0.75])
@@ -66,7 +92,7 @@ def test_image_signal_blends_label_or_record_with_knn_of_real_digits():
     images = pd.DataFrame({"image_id": [f"i{k}" for k in range(6)], "label": [0, 0, 6, 9, 9, 9]})
     records = pd.DataFrame({"image_id": ["i2"], "parent_labels": [[4, 5]],
                             "mix_weights": [[0.5, 0.5]]})
-    signal = sim.image_signal(images, pixels, ["i0", "i2"], reference, pixels[[0, 1, 3, 4]], k=2,
+    signal = sim.image_signal(images, pixels, ["i0", "i2"], reference, pixels[[0, 1, 3, 4]], k=2, knn_tau=0.0,
                               label_weight=0.5, record_weight=0.2, records=records)
     # i0: label 0; its neighbours without itself are i1 (0) and i3 (9)
     np.testing.assert_allclose(signal["i0"], 0.5 * np.eye(10)[0] + 0.5 * (np.eye(10)[0] + np.eye(10)[9]) / 2)
@@ -166,7 +192,7 @@ def panel_majority(record_weight, k=4):
     gold = pd.DataFrame({"image_id": [f"g:{d}" for d in range(10)], "gold_label": range(10)})
     tasks = design_campaign(ids, gold, annotators_per_image=k, images_per_task=23,
                             checks_per_task=3, seed=0)
-    signal = sim.image_signal(images, pixels, ids, reference, ref_pixels, k=10, label_weight=0.0,
+    signal = sim.image_signal(images, pixels, ids, reference, ref_pixels, k=10, knn_tau=0.0, label_weight=0.0,
                               record_weight=record_weight, records=records)
     signal.update({f"g:{d}": np.eye(10)[d] for d in range(10)})
     labels, _ = aggregate(sim.simulate_panel(tasks, signal, NOISY, seed=0))
