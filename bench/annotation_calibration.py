@@ -11,10 +11,12 @@ were chosen; rerun it after changing the generator, the selection or the panel:
     .venv/bin/python bench/annotation_calibration.py                      # the config as is
     .venv/bin/python bench/annotation_calibration.py --set panel.sure=0.5 \
         --key record_weight --values 0 0.1 0.2
+    .venv/bin/python bench/annotation_calibration.py --set knn_pool=1 --key knn_k --values 10 400
     .venv/bin/python bench/annotation_calibration.py --search 300     # seeded local search
 
 `--set` and `--key` name a key of `annotation.simulation`, or of its `panel` as
-`panel.<key>`. It needs `results/` of a default run up to the annotation export.
+`panel.<key>`. It needs `results/` (`--results`) of a default run up to the annotation
+export. The neighbours are found once per (knn_k, knn_pool); other keys are cheap.
 """
 
 from __future__ import annotations

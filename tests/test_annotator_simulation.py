@@ -57,6 +57,10 @@ def test_nearest_digits_are_sorted_with_true_distances():
     labels, dist2 = sim.nearest_digits(np.array([[0] * 4], dtype=np.uint8), reference, np.array([5, 6, 7]), k=3)
     assert labels.tolist() == [[5, 7, 6]]
     np.testing.assert_allclose(dist2, [[0.0, 4.0, 36.0]])
+    # more neighbours asked than the reference has (a tiny run): all the others
+    labels, _ = sim.nearest_digits(reference[[0]], reference, np.array([5, 6, 7]), k=10,
+                                   query_rows=np.array([0]))
+    assert labels.tolist() == [[7, 6]]
 
 
 def test_pooled_view_averages_blocks():
