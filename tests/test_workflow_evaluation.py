@@ -161,6 +161,8 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     assert "SIMULATED" in html and "Table 3" in html
     assert "Table 9 against the paper" in html and "Table 4 against the paper" in html
     assert "Controls (beyond the paper)" in html and "Risk-coverage (beyond the paper)" in html
+    # docutils shows a caption it cannot parse as a "System Message" box in the report
+    assert "system-message" not in html, "a report caption is not valid reStructuredText"
 
 
 @pytest.mark.workflow
