@@ -11,11 +11,8 @@ LABELS_NOTE = {
     "released": "the released soft-digits aggregates (human annotators; no per-annotator data)",
 }[LABELS_ORIGIN]
 
-if LABELS_ORIGIN != "released" and GOLD_CORPUS not in STUDY_CORPORA:
-    raise ValueError(
-        f"config annotation.campaign.gold_corpus={GOLD_CORPUS!r} must be one of study.corpora "
-        f"{STUDY_CORPORA} (its cartography data map picks the gold attention checks)"
-    )
+# The gold corpus and the campaign's answers files are checked with the config at load
+# (softdigits.config), before any rule exists.
 if LABELS_ORIGIN == "released" and ANNOTATION["released_download"]["url"]:
     # Fetched by the checksum-verified download_file rule of the corpora stage.
     _released = Path(ANNOTATION["released_file"])
@@ -25,10 +22,6 @@ if LABELS_ORIGIN == "released" and ANNOTATION["released_download"]["url"]:
             "when annotation.released_download.url is set"
         )
     DOWNLOAD_SPECS[str(_released)] = ANNOTATION["released_download"]
-if LABELS_ORIGIN == "campaign":
-    _missing = [c for c in STUDY_CORPORA if c not in ANNOTATION["answers"]]
-    if _missing:
-        raise ValueError(f"config annotation.answers lacks an answers file for {_missing}")
 
 
 rule annotation_export:

@@ -4,10 +4,7 @@
 # 150-easy-images-per-digit minimum of the selection.
 SELECTION = config["selection"]
 CORPUS_SIZE = config["corpus_size"]
-
-_no_budget = [c for c in STUDY_CORPORA if c not in SELECTION["corpora"]]
-if _no_budget:
-    raise ValueError(f"config selection.corpora lacks an entry (budget, min_easy_per_digit_train) for {_no_budget}")
+# A study corpus without a selection entry is refused with the config at load (softdigits.config).
 
 
 rule selection_solve:
