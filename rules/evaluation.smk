@@ -133,7 +133,7 @@ rule table_results:
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
         paper_table9="resources/evaluation/paper_table9.csv",
         paper_table4="resources/evaluation/paper_table4.csv",
-        code=code("metrics", "dynamics", "stats", "tables"),
+        code=code("metrics", "dynamics", "stats", "tables", "targets"),
     output:
         **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
     params:
@@ -162,7 +162,7 @@ rule plot_data_maps:
     input:
         data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "dynamics", "tables", "evaluation_plots"),
+        code=code("metrics", "dynamics", "tables", "evaluation_plots", "targets"),
     output:
         report(f"{FIGURES}/data_maps/{{corpus}}/{{model}}.png", caption="../report/evaluation/data_maps.rst",
                category="Evaluation figures", subcategory="Model data maps",
@@ -190,7 +190,7 @@ rule plot_jsd:
     input:
         jsd=lambda wc: [f"{EVAL}/{wc.corpus}/{m}/jsd.parquet" for m in training_grid("models")],
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots"),
+        code=code("metrics", "tables", "evaluation_plots", "targets"),
     output:
         report(f"{FIGURES}/jsd_{{corpus}}.png", caption="../report/evaluation/jsd.rst",
                category="Evaluation figures", subcategory="Training dynamics (JSD)", labels={"corpus": "{corpus}"}),
@@ -216,7 +216,7 @@ rule plot_reliability:
     input:
         reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots"),
+        code=code("metrics", "tables", "evaluation_plots", "targets"),
     output:
         report(f"{FIGURES}/reliability_{{corpus}}.png", caption="../report/evaluation/reliability.rst",
                category="Evaluation figures", subcategory="Reliability diagrams", labels={"corpus": "{corpus}"}),
@@ -243,7 +243,7 @@ rule plot_risk_coverage:
     input:
         risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots"),
+        code=code("metrics", "tables", "evaluation_plots", "targets"),
     output:
         report(f"{FIGURES}/risk_coverage_{{corpus}}.png", caption="../report/evaluation/risk_coverage.rst",
                category="Evaluation figures", subcategory="Risk-coverage (beyond the paper)",
@@ -269,7 +269,7 @@ rule plot_risk_coverage:
 rule plot_corpus_size:
     input:
         runs=f"{RESULTS}/corpus_size/runs.parquet",
-        code=code("tables", "evaluation_plots"),
+        code=code("tables", "evaluation_plots", "targets"),
     output:
         report(f"{FIGURES}/table5_curve.png", caption="../report/evaluation/table5_curve.rst",
                category="Evaluation figures", subcategory="Corpus size (Table 5)"),
@@ -295,7 +295,7 @@ rule findings:
         spearman=rules.evaluate_summary.output.spearman,
         data_maps=rules.evaluate_summary.output.data_maps,
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
-        code=code("metrics", "stats", "dynamics", "tables", "cartography", "findings"),
+        code=code("metrics", "stats", "dynamics", "tables", "cartography", "findings", "targets"),
     output:
         md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst",
                   category="Findings check"),

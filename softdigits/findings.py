@@ -21,13 +21,11 @@ from softdigits.dynamics import GOLD_NOTES
 from softdigits.io import markdown_table
 from softdigits.stats import paired_comparisons
 from softdigits.tables import CORPUS_NAMES, MODEL_NAMES
+from softdigits.targets import CONTROL_TARGETS, HUMAN_TARGETS, PRIMARY_SOFT
 
 VERDICTS = ("supported", "partly", "not reproduced")
 SOFT_TARGETS = ("human_uncertainty", "human_equal")
 HARD_TARGETS = ("human_majority", "original")
-HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
-PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
-CONTROL_TARGETS = ("label_smoothing", "human_shuffled")  # issue 15: softness / label set without the image
 
 
 def raw_tests(tests: pd.DataFrame, split: str = "test") -> pd.DataFrame:

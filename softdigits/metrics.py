@@ -196,7 +196,7 @@ def study_origins(paths: dict[str, str | os.PathLike]) -> dict[str, str]:
 
 # ------------------------------------------------------------ references and a run
 
-NOT_A_DIGIT_MODES = ("renormalise", "exclude")
+NOT_A_DIGIT_MODES = targets.NOT_A_DIGIT_MODES
 STRATA = ("all", "HLV", "NoHLV")
 
 

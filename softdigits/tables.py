@@ -19,6 +19,7 @@ import pandas as pd
 
 from softdigits.io import markdown_table, write_csv, write_table, write_text
 from softdigits.stats import AFTER_T
+from softdigits.targets import CONTROL_TARGETS, PRIMARY_SOFT
 
 MODEL_NAMES = {"simple_ffn": "SimpleFFN", "deeper_ffn": "DeeperFFN", "lenet": "LeNet"}
 CORPUS_NAMES = {"mnist": "MNIST", "mukhoti": "Mukhoti", "ardis": "ARDIS", "weiss": "Weiss"}
@@ -168,8 +169,6 @@ def tests_table(tests: pd.DataFrame, order: dict[str, list], split: str = "test"
 
 # ------------------------------------------------ beyond the paper: controls, T, selective (issue 15)
 
-PRIMARY_SOFT = "human_uncertainty"
-CONTROL_TARGETS = ("label_smoothing", "human_shuffled")
 # Table 3's rows for the controls: the human soft label, the two controls, the hard majority as the floor
 CONTROL_ROWS = (PRIMARY_SOFT, *CONTROL_TARGETS, "human_majority")
 

@@ -43,6 +43,7 @@ TARGET_COLUMNS = {
     "human_shuffled": "soft_label",  # permuted within each majority class
 }
 HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
+PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
 CONTROL_TARGETS = ("label_smoothing", "human_shuffled")
 NOT_A_DIGIT_MODES = ("renormalise", "exclude")
 SPLITS = ("train", "val", "test")
