@@ -1,6 +1,7 @@
 # softdigits: from raw digit corpora to the paper's tables and figures.
 # The stages live in rules/*.smk; all logic lives in the softdigits package.
 
+
 configfile: "workflow_config.yaml"
 
 

@@ -38,10 +38,16 @@ from softdigits import io  # noqa: E402
 from softdigits.aggregation import aggregate  # noqa: E402
 from softdigits.annotation import read_campaign  # noqa: E402
 from softdigits.annotator_simulation import (  # noqa: E402
-    PanelParams, pixel_vs_record_predictability, reference_digits, signal_parts, simulate_panel,
+    PanelParams,
+    pixel_vs_record_predictability,
+    reference_digits,
+    signal_parts,
+    simulate_panel,
 )
+from softdigits.constants import NOT_A_DIGIT
 from softdigits.dataset_stats import table1_row  # noqa: E402
-from softdigits.io import NOT_A_DIGIT  # noqa: E402
+
+# noqa: E402
 
 TARGETS = ["hlv_pct", "orig_label_agreement_pct", "u_mean", "u_prop"]  # within 10% of the paper
 SHOWN = ["hlv_pct", "orig_label_agreement_pct", "nan_pct", "u_mean", "u_prop"]
@@ -68,8 +74,11 @@ class Corpus:
         images = io.read_images(results / f"dedup/{corpus}.parquet")
         gold_images = io.read_images(results / f"dedup/{gold_corpus}.parquet")
         records_path = results / f"generator/{corpus}_records.parquet"
-        self.records = (pd.read_parquet(records_path, columns=["image_id", "parent_labels", "mix_weights"])
-                        if records_path.exists() else None)
+        self.records = (
+            pd.read_parquet(records_path, columns=["image_id", "parent_labels", "mix_weights"])
+            if records_path.exists()
+            else None
+        )
         self.meta = images.select(["image_id", "label"]).to_pandas()
         self.pixels = io.pixels_array(images)
         self.gold_meta = gold_images.select(["image_id", "label"]).to_pandas()
@@ -80,8 +89,13 @@ class Corpus:
 
     def labels(self, simulation: dict, seed: int) -> pd.DataFrame:
         """The aggregated labels of the simulated panel under `simulation`."""
-        raw = simulate_panel(self.tasks, self.signal(simulation), PanelParams.from_config(simulation["panel"]),
-                             seed=seed, annotator_prefix=f"sim-{self.name}")
+        raw = simulate_panel(
+            self.tasks,
+            self.signal(simulation),
+            PanelParams.from_config(simulation["panel"]),
+            seed=seed,
+            annotator_prefix=f"sim-{self.name}",
+        )
         labels, _ = aggregate(raw)
         return labels
 
@@ -93,20 +107,26 @@ class Corpus:
                 signal_parts(meta, pixels, ids, *self.reference, k=k[0], pool=k[1], records=recs)
                 for meta, pixels, ids, recs in (
                     (self.meta, self.pixels, self.study_ids, self.records),
-                    (self.gold_meta, self.gold_pixels, sorted(set(self.gold["image_id"])), None))
+                    (self.gold_meta, self.gold_pixels, sorted(set(self.gold["image_id"])), None),
+                )
             ]
         signal = {}
         for parts in self._parts[k]:
-            signal.update(parts.blend(label_weight=float(simulation["label_weight"]),
-                                      record_weight=float(simulation["record_weight"]),
-                                      knn_tau=float(simulation["knn_tau"])))
+            signal.update(
+                parts.blend(
+                    label_weight=float(simulation["label_weight"]),
+                    record_weight=float(simulation["record_weight"]),
+                    knn_tau=float(simulation["knn_tau"]),
+                )
+            )
         return signal
 
     def study(self, labels: pd.DataFrame) -> pa.Table:
         """The labels with the original label beside them, as `table1_row` reads them."""
         original = self.meta.set_index("image_id")["label"]
-        return pa.Table.from_pandas(labels.assign(label=original.loc[labels["image_id"]].to_numpy()),
-                                    preserve_index=False)
+        return pa.Table.from_pandas(
+            labels.assign(label=original.loc[labels["image_id"]].to_numpy()), preserve_index=False
+        )
 
     def row(self, labels: pd.DataFrame) -> dict:
         out = {k: table1_row(self.name, self.study(labels), "simulated")[k] for k in SHOWN}
@@ -119,10 +139,12 @@ class Corpus:
         digits = labels[labels["soft_label_argmax"] != NOT_A_DIGIT]
         rows = self.meta.reset_index().set_index("image_id").loc[digits["image_id"], "index"].to_numpy()
         records = self.records.set_index("image_id").loc[digits["image_id"]].reset_index()
-        scores = pixel_vs_record_predictability(self.pixels[rows], records,
-                                                digits["soft_label_argmax"].to_numpy())
-        return {"pixels_acc": scores["pixels_acc"], "record_acc": scores["record_acc"],
-                "record_argmax_acc": scores["record_argmax_acc"]}
+        scores = pixel_vs_record_predictability(self.pixels[rows], records, digits["soft_label_argmax"].to_numpy())
+        return {
+            "pixels_acc": scores["pixels_acc"],
+            "record_acc": scores["record_acc"],
+            "record_argmax_acc": scores["record_argmax_acc"],
+        }
 
 
 def report(corpus: Corpus, rows: list[dict], paper: pd.DataFrame) -> str:
@@ -133,15 +155,23 @@ def report(corpus: Corpus, rows: list[dict], paper: pd.DataFrame) -> str:
     within = table[[f"{c}_rel" for c in TARGETS]].abs().le(TOLERANCE).all(axis=1)
     table["all4_within_10pct"] = within
     head = pd.DataFrame([{"setting": "paper Table 1 (human annotators)", **target[SHOWN].to_dict()}])
-    return (f"{corpus.name}: Table 1 of the SIMULATED panel per setting (not human data)\n"
-            + pd.concat([head.set_index("setting"), table]).round(3).to_string())
+    return (
+        f"{corpus.name}: Table 1 of the SIMULATED panel per setting (not human data)\n"
+        + pd.concat([head.set_index("setting"), table]).round(3).to_string()
+    )
 
 
 # --search: the keys it moves and their bounds (record_weight stays a weak prior).
 SEARCH_BOUNDS = {
-    "label_weight": (0.0, 0.9), "record_weight": (0.0, 0.3), "knn_tau": (0.0, 1.0),
-    "panel.sure": (0.2, 0.9), "panel.floor": (0.05, 0.6), "panel.yes_mean": (0.15, 0.9),
-    "panel.unsure_mean": (0.02, 0.6), "panel.unsure_sd": (0.0, 0.3), "panel.noise_mean": (0.0, 0.25),
+    "label_weight": (0.0, 0.9),
+    "record_weight": (0.0, 0.3),
+    "knn_tau": (0.0, 1.0),
+    "panel.sure": (0.2, 0.9),
+    "panel.floor": (0.05, 0.6),
+    "panel.yes_mean": (0.15, 0.9),
+    "panel.unsure_mean": (0.02, 0.6),
+    "panel.unsure_sd": (0.0, 0.3),
+    "panel.noise_mean": (0.0, 0.25),
 }
 
 
@@ -191,12 +221,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", help="results folder of a default run")
     parser.add_argument("--corpus", nargs="+", default=["mnist", "mukhoti"])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="fixed overrides of annotation.simulation (panel.<key> for the panel's)")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fixed overrides of annotation.simulation (panel.<key> for the panel's)",
+    )
     parser.add_argument("--key", help="annotation.simulation key to sweep, or panel.<key>")
     parser.add_argument("--values", nargs="+", type=float, default=[])
-    parser.add_argument("--search", type=int, default=0, metavar="STEPS",
-                        help="first move the panel by a seeded local search of STEPS steps toward the paper")
+    parser.add_argument(
+        "--search",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="first move the panel by a seeded local search of STEPS steps toward the paper",
+    )
     parser.add_argument("--config", default=str(REPO / "workflow_config.yaml"))
     args = parser.parse_args()
 
@@ -223,8 +263,10 @@ def main() -> None:
             settings.append((f"{args.key}={value:g}", simulation))
 
     for corpus in corpora:
-        rows = [{"setting": f"SIMULATED {label}", **corpus.row(corpus.labels(sim, int(config["seed"])))}
-                for label, sim in settings]
+        rows = [
+            {"setting": f"SIMULATED {label}", **corpus.row(corpus.labels(sim, int(config["seed"])))}
+            for label, sim in settings
+        ]
         print(report(corpus, rows, paper), flush=True)
 
 

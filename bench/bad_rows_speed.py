@@ -26,14 +26,16 @@ def answers_csv(path: Path, n_rows: int, classes_per_pair: int, responses=("yes"
     pair = np.repeat(np.arange(pairs), classes_per_pair)[:n_rows]
     cls = np.tile(np.arange(classes_per_pair), pairs)[:n_rows]
     rng = np.random.default_rng(0)
-    pd.DataFrame({
-        "annotator_id": "a" + (pair % 997).astype(str),
-        "image_id": "img" + (pair // 997).astype(str),
-        "class": cls,
-        "response": rng.choice(list(responses), n_rows),
-        "is_attention_check": "false",
-        "reaction_time_ms": rng.integers(300, 3000, n_rows),
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "annotator_id": "a" + (pair % 997).astype(str),
+            "image_id": "img" + (pair // 997).astype(str),
+            "class": cls,
+            "response": rng.choice(list(responses), n_rows),
+            "is_attention_check": "false",
+            "reaction_time_ms": rng.integers(300, 3000, n_rows),
+        }
+    ).to_csv(path, index=False)
 
 
 def timed(path: Path) -> tuple[float, str]:
@@ -49,9 +51,11 @@ def timed(path: Path) -> tuple[float, str]:
 def main() -> None:
     n_rows = int(float(sys.argv[1])) if len(sys.argv) > 1 else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
-        cases = (("bad (every pair lacks class 9)", 9, ("yes", "no", "unsure")),
-                 ("bad (every response is 'maybe')", 10, ("maybe",)),
-                 ("good", 10, ("yes", "no", "unsure")))
+        cases = (
+            ("bad (every pair lacks class 9)", 9, ("yes", "no", "unsure")),
+            ("bad (every response is 'maybe')", 10, ("maybe",)),
+            ("good", 10, ("yes", "no", "unsure")),
+        )
         for name, classes, responses in cases:
             path = Path(tmp) / "answers.csv"
             answers_csv(path, n_rows, classes, responses)

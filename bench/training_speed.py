@@ -1,7 +1,7 @@
 """How fast is the training grid? Prints ratios and an honest extrapolation.
 
 1. The same runs trained two ways in this process: the pipeline's loop
-   (softdigits.grid/training: in-memory batches, fused Adam, dynamics from the
+   (softdigits.train_run/training: in-memory batches, fused Adam, dynamics from the
    training pass, validation loss only) versus a plain reference loop written the
    way such code usually is (DataLoader over a TensorDataset, torch.optim.Adam,
    a full evaluation pass over train and val every epoch, textbook LeNet layer
@@ -41,12 +41,12 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from study_fixture import write_study  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from softdigits import grid  # noqa: E402
+from softdigits import study_table, train_run  # noqa: E402
 from softdigits.models import build_model  # noqa: E402
-from study_fixture import write_study  # noqa: E402
 
 # The paper's split sizes (section 2.3).
 PAPER_SIZES = {"mnist": {"train": 2131, "val": 457, "test": 457}, "mukhoti": {"train": 1738, "val": 373, "test": 373}}
@@ -69,10 +69,12 @@ class TextbookLeNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
-        self.classifier = nn.Sequential(nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                                        nn.Linear(84, 10))
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)
+        )
 
     def forward(self, x):
         return self.classifier(self.features(x.view(-1, 1, 28, 28)).flatten(1))
@@ -88,13 +90,18 @@ def reference_model(name: str, seed: int) -> nn.Module:
 def reference_fit(name, cell, settings, seed, track_dynamics):
     """A plain loop: DataLoader, per-epoch evaluation of train and val, deepcopy of the best state."""
     model = reference_model(name, seed)
-    loader = DataLoader(TensorDataset(cell.x_train, cell.y_train), batch_size=settings.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        TensorDataset(cell.x_train, cell.y_train),
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scheduler = None
     if settings.plateau_factor is not None:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=settings.plateau_factor,
-                                                               patience=settings.plateau_patience)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, factor=settings.plateau_factor, patience=settings.plateau_patience
+        )
 
     def evaluate(x, y):
         model.eval()
@@ -107,7 +114,7 @@ def reference_fit(name, cell, settings, seed, track_dynamics):
         return sum(losses) / len(x), torch.cat(probs)
 
     best, best_state, stale, epochs, dynamics = float("inf"), None, 0, 0, []
-    for epoch in range(settings.max_epochs):
+    for _epoch in range(settings.max_epochs):
         model.train()
         for xb, yb in loader:
             optimiser.zero_grad()
@@ -143,12 +150,12 @@ def reference_fit(name, cell, settings, seed, track_dynamics):
 
 def time_ours(cell, model, regime, settings_config, seed=0):
     started = time.process_time()
-    _, entry = grid.train_regime(cell, regime, model=model, seed=seed, config=settings_config)
+    _, entry = train_run.train_regime(cell, regime, model=model, seed=seed, config=settings_config)
     return time.process_time() - started, entry["epochs_trained"]
 
 
 def time_reference(cell, model, regime, settings_config, seed=0):
-    settings = grid.regime_settings(settings_config, regime)
+    settings = train_run.regime_settings(settings_config, regime)
     started = time.process_time()
     epochs = reference_fit(model, cell, settings, seed, track_dynamics=regime == "dynamics")
     return time.process_time() - started, epochs
@@ -164,7 +171,7 @@ def child_cpu_seconds(cmd: list[str]) -> float:
 
 def startup_seconds(repeats: int = 3) -> float:
     """Median CPU time of a process that imports what a training job imports, and stops."""
-    code = "import snakemake.script, torch, softdigits.grid"
+    code = "import snakemake.script, torch, softdigits.train_run"
     return statistics.median(child_cpu_seconds([sys.executable, "-c", code]) for _ in range(repeats))
 
 
@@ -172,9 +179,9 @@ def job_seconds(study: Path, settings: dict, model: str, out: Path) -> float:
     """CPU time of one whole training job (both regimes) in a fresh process."""
     code = (
         "import sys, json, snakemake.script\n"
-        "from softdigits import grid\n"
-        "names = {n: sys.argv[2] + '/' + n + ('.json' if n == 'manifest' else '.parquet') for n in grid.OUTPUTS}\n"
-        "grid.run(study_path=sys.argv[1], outputs=names, model=sys.argv[3], target='human_uncertainty', seed=0,"
+        "from softdigits import train_run\n"
+        "names = {n: sys.argv[2] + '/' + n + ('.json' if n == 'manifest' else '.parquet') for n in run_outputs.OUTPUTS}\n"
+        "train_run.run(study_path=sys.argv[1], outputs=names, model=sys.argv[3], target='human_uncertainty', seed=0,"
         " config=json.loads(sys.argv[4]), threads=1, code_files=[])\n"
     )
     import json
@@ -186,29 +193,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cores", type=int, default=2, help="cores of the extrapolated grid run")
     parser.add_argument("--skip-reference", action="store_true", help="only time the pipeline's loop")
-    parser.add_argument("--results", type=Path, default=REPO / "results",
-                        help="a finished run's results folder, for the measured grid (section 4)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "results",
+        help="a finished run's results folder, for the measured grid (section 4)",
+    )
     args = parser.parse_args()
 
-    grid.configure_torch(1)
+    train_run.configure_torch(1)
     corpora, training, settings = default_config()
     settings = {**settings, "device": "cpu"}
-    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other processes slow every number)")
+    print(
+        f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other processes slow every number)"
+    )
     print(f"torch {torch.__version__}, 1 thread per run; synthetic study tables of the paper's split sizes\n")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         studies = {c: write_study(tmp / f"{c}.parquet", seed=1, sizes=s) for c, s in PAPER_SIZES.items()}
-        cells = {c: grid.prepare_cell(grid.read_study(p), "human_uncertainty", "renormalise", torch.device("cpu"))
-                 for c, p in studies.items()}
+        cells = {
+            c: train_run.prepare_cell(
+                study_table.read_study(p), "human_uncertainty", "renormalise", torch.device("cpu")
+            )
+            for c, p in studies.items()
+        }
 
         # 1. our loop vs the reference loop, same runs, MNIST size.
         print("1. Training loop, MNIST-size runs (2131 train images), target human_uncertainty, seed 0")
-        print(f"   {'model':<11} {'regime':<17} {'ours s':>7} {'ep':>3} {'ref s':>7} {'ep':>3} {'s/epoch ratio':>13}"
-              "   (CPU seconds)")
+        print(
+            f"   {'model':<11} {'regime':<17} {'ours s':>7} {'ep':>3} {'ref s':>7} {'ep':>3} {'s/epoch ratio':>13}"
+            "   (CPU seconds)"
+        )
         cell_seconds: dict[tuple[str, str], float] = {}
         ratios = []
         for model in training["models"]:
-            for regime in grid.REGIMES:
+            for regime in train_run.REGIMES:
                 ours, ours_epochs = time_ours(cells["mnist"], model, regime, settings)
                 cell_seconds["mnist", model] = cell_seconds.get(("mnist", model), 0.0) + ours
                 line = f"   {model:<11} {regime:<17} {ours:7.2f} {ours_epochs:3d}"
@@ -222,14 +241,18 @@ def main() -> None:
             print(f"   per-epoch speed-up of our loop, geometric mean: {statistics.geometric_mean(ratios):.1f}x")
 
         for model in training["models"]:  # the second corpus: its own sizes
-            cell_seconds["mukhoti", model] = sum(time_ours(cells["mukhoti"], model, r, settings)[0] for r in grid.REGIMES)
+            cell_seconds["mukhoti", model] = sum(
+                time_ours(cells["mukhoti"], model, r, settings)[0] for r in train_run.REGIMES
+            )
 
         # 2. start-up per job.
         print("\n2. Per-job start-up (Python + Snakemake script support + torch + package)")
         startup = startup_seconds()
         job = job_seconds(studies["mnist"], settings, "simple_ffn", tmp / "job")
-        print(f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job (both regimes): {job:.2f} s "
-              f"(start-up {startup / job:.0%} of it)")
+        print(
+            f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job (both regimes): {job:.2f} s "
+            f"(start-up {startup / job:.0%} of it)"
+        )
 
         # 3. the full default grid.
         n_runs_per_cell = len(training["targets"]) * len(training["seeds"])
@@ -238,24 +261,36 @@ def main() -> None:
         startup_total = startup * n_jobs
         total = train_total + startup_total
         wall = total / args.cores
-        print(f"\n3. Full default grid: {len(corpora)} corpora x {len(training['models'])} models x "
-              f"{len(training['targets'])} targets x {len(training['seeds'])} seeds = {n_jobs} jobs "
-              f"({2 * n_jobs} runs, both regimes per job)")
+        print(
+            f"\n3. Full default grid: {len(corpora)} corpora x {len(training['models'])} models x "
+            f"{len(training['targets'])} targets x {len(training['seeds'])} seeds = {n_jobs} jobs "
+            f"({2 * n_jobs} runs, both regimes per job)"
+        )
         for c in corpora:
             print("   " + ", ".join(f"{c}/{m}: {cell_seconds[c, m]:.1f} s per job" for m in training["models"]))
-        print(f"   extrapolated CPU time: training {train_total / 60:.1f} min + start-up {startup_total / 60:.1f} min "
-              f"= {total / 60:.1f} min (start-up share {startup_total / total:.0%})")
-        print(f"   wall time on {args.cores} idle cores (CPU time / cores; the jobs are short and many): {wall / 60:.1f} min; "
-              f"{goal_verdict(wall)}")
+        print(
+            f"   extrapolated CPU time: training {train_total / 60:.1f} min + start-up {startup_total / 60:.1f} min "
+            f"= {total / 60:.1f} min (start-up share {startup_total / total:.0%})"
+        )
+        print(
+            f"   wall time on {args.cores} idle cores (CPU time / cores; the jobs are short and many): {wall / 60:.1f} min; "
+            f"{goal_verdict(wall)}"
+        )
         print("   job granularity, same training, start-up measured above:")
         per_seed_jobs = n_jobs // len(training["targets"])
-        for label, jobs in ((f"one job per run and regime: {2 * n_jobs} jobs", 2 * n_jobs),
-                            (f"one job per cell, both regimes (ours): {n_jobs} jobs", n_jobs),
-                            (f"one job per corpus/model/seed, all targets: {per_seed_jobs} jobs", per_seed_jobs)):
-            print(f"     {label:<52} start-up {startup * jobs / 60:5.1f} min CPU, "
-                  f"wall {(train_total + startup * jobs) / args.cores / 60:5.1f} min")
-        print("   caveats: one target and seed measured per model (early stopping varies with the labels);"
-              " two parallel jobs on two cores run somewhat slower than one alone.")
+        for label, jobs in (
+            (f"one job per run and regime: {2 * n_jobs} jobs", 2 * n_jobs),
+            (f"one job per cell, both regimes (ours): {n_jobs} jobs", n_jobs),
+            (f"one job per corpus/model/seed, all targets: {per_seed_jobs} jobs", per_seed_jobs),
+        ):
+            print(
+                f"     {label:<52} start-up {startup * jobs / 60:5.1f} min CPU, "
+                f"wall {(train_total + startup * jobs) / args.cores / 60:5.1f} min"
+            )
+        print(
+            "   caveats: one target and seed measured per model (early stopping varies with the labels);"
+            " two parallel jobs on two cores run somewhat slower than one alone."
+        )
 
     measured_grid(args.results, args.cores)
 
@@ -271,13 +306,17 @@ def measured_grid(results: Path, cores: int) -> None:
     tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*/seed*.tsv"))
     print(f"\n4. Measured grid: the train_run jobs of {results}")
     if not tsvs:
-        print("   no benchmarks there; after a run, time it alone with\n"
-              "   time .venv/bin/snakemake --cores 2 --forcerun train_run --until train_run")
+        print(
+            "   no benchmarks there; after a run, time it alone with\n"
+            "   time .venv/bin/snakemake --cores 2 --forcerun train_run --until train_run"
+        )
         return
     seconds = pd.Series({t: pd.read_csv(t, sep="\t")["s"].iloc[-1] for t in tsvs})
     wall = seconds.sum() / cores
-    print(f"   {len(tsvs)} jobs, sum of job wall times {seconds.sum() / 60:.1f} min, / {cores} cores = "
-          f"{wall / 60:.1f} min; {goal_verdict(wall)}")
+    print(
+        f"   {len(tsvs)} jobs, sum of job wall times {seconds.sum() / 60:.1f} min, / {cores} cores = "
+        f"{wall / 60:.1f} min; {goal_verdict(wall)}"
+    )
     print("   (job wall times from the last run of each job, as that run scheduled them, on a possibly busy machine)")
     epochs = {}
     for t in tsvs:
@@ -285,10 +324,13 @@ def measured_grid(results: Path, cores: int) -> None:
         history = results / "training" / run / "test_performance_history.parquet"
         if history.exists():
             epochs.setdefault(f"{run.parts[0]}/{run.parts[1]}", []).append(
-                len(pd.read_parquet(history, columns=["epoch"])))
+                len(pd.read_parquet(history, columns=["epoch"]))
+            )
     if epochs:
-        print("   regime 1 epochs before early stopping, mean (min-max): " + ", ".join(
-            f"{k} {statistics.mean(v):.0f} ({min(v)}-{max(v)})" for k, v in sorted(epochs.items())))
+        print(
+            "   regime 1 epochs before early stopping, mean (min-max): "
+            + ", ".join(f"{k} {statistics.mean(v):.0f} ({min(v)}-{max(v)})" for k, v in sorted(epochs.items()))
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ rule annotation_export:
         images=f"{RESULTS}/dedup/{{corpus}}.parquet",
         gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
         gold_data_map=f"{RESULTS}/cartography/{GOLD_CORPUS}/data_map.parquet",
-        code=code("annotation", "aggregation"),
+        code=code("annotation_export"),
     output:
         campaign=directory(f"{RESULTS}/annotation/{{corpus}}/campaign"),
     params:
@@ -60,7 +60,7 @@ if LABELS_ORIGIN == "simulated":
             gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
             # the panel's real digits: k-NN over MNIST's training images
             reference=f"{RESULTS}/dedup/mnist.parquet",
-            code=code("annotation", "aggregation", "annotator_simulation"),
+            code=code("annotation_simulate"),
         output:
             raw=raw_annotations("{corpus}"),
         params:
@@ -86,7 +86,7 @@ if LABELS_ORIGIN == "campaign":
         input:
             answers=lambda wc: ANNOTATION["answers"][wc.corpus],
             campaign=f"{RESULTS}/annotation/{{corpus}}/campaign",
-            code=code("annotation", "aggregation"),
+            code=code("annotation_import"),
         output:
             raw=raw_annotations("{corpus}"),
             report=f"{RESULTS}/annotation/{{corpus}}/import_report.json",
@@ -111,7 +111,7 @@ if LABELS_ORIGIN != "released":
     rule aggregate_labels:
         input:
             raw=raw_annotations("{corpus}"),
-            code=code("annotation", "aggregation", "cli"),
+            code=code("aggregate_labels"),
         output:
             labels=f"{RESULTS}/annotation/{{corpus}}/labels.parquet",
             qc=f"{RESULTS}/annotation/{{corpus}}/qc.json",
@@ -132,7 +132,7 @@ if LABELS_ORIGIN != "released":
 rule study_table:
     input:
         unpack(study_inputs),
-        code=code("annotation", "aggregation"),
+        code=code("study_table"),
     output:
         study=f"{RESULTS}/study/{{corpus}}.parquet",
     params:
@@ -154,29 +154,35 @@ rule study_table:
 rule dataset_stats:
     input:
         study=expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA),
-        raw=(
-            expand(raw_annotations("{corpus}"), corpus=STUDY_CORPORA)
-            if LABELS_ORIGIN != "released"
-            else []
-        ),
+        raw=(expand(raw_annotations("{corpus}"), corpus=STUDY_CORPORA) if LABELS_ORIGIN != "released" else []),
         paper_table1="resources/annotation/paper_table1.csv",
-        code=code("dataset_stats", "aggregation"),
+        code=code("dataset_stats"),
     output:
-        table1_md=report(f"{RESULTS}/tables/table1.md", caption="../report/annotation_table1.rst",
-                         category="Annotation"),
+        table1_md=report(
+            f"{RESULTS}/tables/table1.md", caption="../report/annotation_table1.rst", category="Annotation"
+        ),
         table1_csv=f"{RESULTS}/tables/table1.csv",
         table1_parquet=f"{RESULTS}/tables/table1.parquet",
-        compare_md=report(f"{RESULTS}/tables/table1_vs_paper.md",
-                          caption="../report/annotation_table1_vs_paper.rst", category="Annotation"),
+        compare_md=report(
+            f"{RESULTS}/tables/table1_vs_paper.md",
+            caption="../report/annotation_table1_vs_paper.rst",
+            category="Annotation",
+        ),
         compare_csv=f"{RESULTS}/tables/table1_vs_paper.csv",
         compare_parquet=f"{RESULTS}/tables/table1_vs_paper.parquet",
         per_image_md=f"{RESULTS}/tables/annotations_per_image.md",
         per_image_csv=f"{RESULTS}/tables/annotations_per_image.csv",
         per_image_parquet=f"{RESULTS}/tables/annotations_per_image.parquet",
-        per_image_png=report(f"{RESULTS}/tables/annotations_per_image.png",
-                             caption="../report/annotation_per_image.rst", category="Annotation"),
-        corr_md=report(f"{RESULTS}/tables/appendix_b_correlations.md",
-                       caption="../report/annotation_correlations.rst", category="Annotation"),
+        per_image_png=report(
+            f"{RESULTS}/tables/annotations_per_image.png",
+            caption="../report/annotation_per_image.rst",
+            category="Annotation",
+        ),
+        corr_md=report(
+            f"{RESULTS}/tables/appendix_b_correlations.md",
+            caption="../report/annotation_correlations.rst",
+            category="Annotation",
+        ),
         corr_csv=f"{RESULTS}/tables/appendix_b_correlations.csv",
         corr_parquet=f"{RESULTS}/tables/appendix_b_correlations.parquet",
     params:

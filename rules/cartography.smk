@@ -9,7 +9,7 @@ CARTOGRAPHY_DIR = f"{RESULTS}/cartography"
 rule cartography_train:
     input:
         images=f"{RESULTS}/dedup/{{corpus}}.parquet",
-        code=code("cartography", "models", "training"),
+        code=code("cartography_train"),
     output:
         dynamics=f"{CARTOGRAPHY_DIR}/{{corpus}}/dynamics.parquet",
     params:
@@ -26,7 +26,10 @@ rule cartography_train:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=runtime(42.3, lambda c: len(c["cartography"]["seeds"]) * max(s["epochs"] for s in c["cartography"]["corpora"].values())),
+        runtime=runtime(
+            42.3,
+            lambda c: len(c["cartography"]["seeds"]) * max(s["epochs"] for s in c["cartography"]["corpora"].values()),
+        ),
     conda:
         "../envs/torch.yaml"
     script:
@@ -36,7 +39,7 @@ rule cartography_train:
 rule cartography_regions:
     input:
         dynamics=rules.cartography_train.output.dynamics,
-        code=code("cartography"),
+        code=code("cartography_regions"),
     output:
         data_map=f"{CARTOGRAPHY_DIR}/{{corpus}}/data_map.parquet",
         regions=f"{CARTOGRAPHY_DIR}/{{corpus}}/regions.csv",
@@ -60,7 +63,7 @@ rule cartography_regions:
 rule cartography_plot:
     input:
         data_map=rules.cartography_regions.output.data_map,
-        code=code("cartography", "plots"),
+        code=code("cartography_plot"),
     output:
         report(
             f"{CARTOGRAPHY_DIR}/{{corpus}}/data_map.png",

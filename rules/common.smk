@@ -9,14 +9,13 @@ import yaml
 
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
+from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 # Scripts import the package from the repository (also inside per-rule conda envs).
 # (We set PYTHONPATH for the jobs; no user environment variable is required.)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
-)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
 PACKAGE = Path(workflow.basedir) / "softdigits"
 RESULTS = "results"
@@ -27,14 +26,10 @@ STUDY_CORPORA = config["study"]["corpora"]
 CORPORA = [name for name, spec in config["corpora"].items() if spec["origin"] != "off"]
 
 
-def code(*modules):
-    """The package modules behind a rule's script, as inputs (editing one reruns its jobs).
-
-    Snakemake tracks a `script:` by its own mtime only, so every rule lists the
-    modules behind it (plus the shared io/jobs plumbing) here.
-    """
-    names = ("io", "jobs") + modules
-    return [str(PACKAGE / f"{name}.py") for name in dict.fromkeys(names)]
+def code(script):
+    """The package modules behind a rule's script (scripts/<script>.py), as inputs, so that
+    editing one reruns its jobs: every package module the script imports, transitively."""
+    return script_code(Path(workflow.basedir) / "scripts" / f"{script}.py")
 
 
 DEFAULT_CONFIG = yaml.safe_load((Path(workflow.basedir) / "workflow_config.yaml").read_text())
@@ -120,17 +115,19 @@ def corpus_size_images(wildcards):
 
 
 def selection_targets():
-    return (
-        [f"{RESULTS}/selection/{corpus}{suffix}" for corpus in STUDY_CORPORA
-         for suffix in (".parquet", "_strata.csv", "_strata.md")]
-        + corpus_size_targets()
-    )
+    return [
+        f"{RESULTS}/selection/{corpus}{suffix}"
+        for corpus in STUDY_CORPORA
+        for suffix in (".parquet", "_strata.csv", "_strata.md")
+    ] + corpus_size_targets()
 
 
 def corpus_size_targets():
     if "mnist" not in CORPORA:  # Table 5 is an MNIST analysis
         return []
-    return [f"{RESULTS}/corpus_size/runs.parquet"] + [f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv", "parquet")]
+    return [f"{RESULTS}/corpus_size/runs.parquet"] + [
+        f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv", "parquet")
+    ]
 
 
 # ---------------------------------------------------------------- annotation
@@ -185,8 +182,11 @@ def training_settings(target):
     retrains human_shuffled only); keys are sorted so that reordering the config file does
     not rerun anything either.
     """
-    settings = {k: v for k, v in config["training"].items() if k not in TRAINING_GRID_KEYS
-                and TARGET_ONLY_KEYS.get(k, target) == target}
+    settings = {
+        k: v
+        for k, v in config["training"].items()
+        if k not in TRAINING_GRID_KEYS and TARGET_ONLY_KEYS.get(k, target) == target
+    }
     return json.loads(json.dumps(settings, sort_keys=True))
 
 
@@ -194,7 +194,10 @@ def training_targets():
     t = config["training"]
     return expand(
         f"{RUNS}/{{name}}",
-        corpus=STUDY_CORPORA, model=t["models"], target=t["targets"], seed=t["seeds"],
+        corpus=STUDY_CORPORA,
+        model=t["models"],
+        target=t["targets"],
+        seed=t["seeds"],
         name=[Path(f).name for f in rules.train_run.output],
     )
 
@@ -219,8 +222,9 @@ def run_dir(corpus, model, target, seed):
 
 
 def run_grid():
-    return [(m, t, s) for m in training_grid("models") for t in training_grid("targets")
-            for s in training_grid("seeds")]
+    return [
+        (m, t, s) for m in training_grid("models") for t in training_grid("targets") for s in training_grid("seeds")
+    ]
 
 
 def human_labels(wildcards, input):
@@ -229,7 +233,7 @@ def human_labels(wildcards, input):
     Read from the study tables' metadata, so it is a derived param: Snakemake
     does not rerun a job when it changes (it only reads what the job's inputs say).
     """
-    from softdigits.metrics import labels_sentence, study_origins
+    from softdigits.study_table import labels_sentence, study_origins
 
     paths = [input.study] if isinstance(input.study, str) else list(input.study)
     return labels_sentence(study_origins({Path(p).stem: p for p in paths}))
@@ -243,8 +247,13 @@ def table_report(name, ext):
     path = f"{TABLES}/{name}.{ext}"
     if ext != "csv":
         return path
-    return report(path, caption=f"../report/evaluation/{name}.rst", category="Evaluation tables",
-                  subcategory=table_subcategory(name), labels={"table": name})
+    return report(
+        path,
+        caption=f"../report/evaluation/{name}.rst",
+        category="Evaluation tables",
+        subcategory=table_subcategory(name),
+        labels={"table": name},
+    )
 
 
 def table_subcategory(name):
@@ -257,11 +266,22 @@ def table_subcategory(name):
 
 def evaluation_targets():
     return (
-        [f"{EVAL}/{name}.parquet" for name in ("metrics", "reliability", "jsd", "data_maps", "spearman",
-                                                 "summary", "posthoc_summary", "paired_tests", *POSTHOC_VIEWS)]
+        [
+            f"{EVAL}/{name}.parquet"
+            for name in (
+                "metrics",
+                "reliability",
+                "jsd",
+                "data_maps",
+                "spearman",
+                "summary",
+                "posthoc_summary",
+                "paired_tests",
+                *POSTHOC_VIEWS,
+            )
+        ]
         + [f"{TABLES}/{name}.{ext}" for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")]
         + [f"{FIGURES}/data_maps/{c}/{m}.png" for c in STUDY_CORPORA for m in training_grid("models")]
         + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability", "risk_coverage") for c in STUDY_CORPORA]
         + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]
     )
-

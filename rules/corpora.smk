@@ -31,7 +31,7 @@ rule download_file:
     output:
         f"{DOWNLOADS}/{{corpus}}/{{filename}}",
     input:
-        code=ancient(code("download", "sources", "annotation")),
+        code=ancient(code("download_file")),
     params:
         url=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["url"],
         checksum=lambda wc: DOWNLOAD_SPECS[f"{DOWNLOADS}/{wc.corpus}/{wc.filename}"]["checksum"],
@@ -58,7 +58,7 @@ rule download_file:
 rule corpus_mnist:
     input:
         **DOWNLOAD_PATHS.get("mnist", {}),
-        code=code("sources", "download"),
+        code=code("corpus_mnist"),
     output:
         f"{RESULTS}/corpora/mnist.parquet",
     params:
@@ -82,7 +82,7 @@ rule corpus_mnist:
 rule corpus_mukhoti:
     input:
         **MUKHOTI_INPUTS,
-        code=code("sources", "download"),
+        code=code("corpus_mukhoti"),
     output:
         f"{RESULTS}/corpora/mukhoti.parquet",
     params:
@@ -105,7 +105,7 @@ rule corpus_mukhoti:
 rule corpus_ardis:
     input:
         **DOWNLOAD_PATHS.get("ardis", {}),
-        code=code("sources", "download"),
+        code=code("corpus_ardis"),
     output:
         f"{RESULTS}/corpora/ardis.parquet",
     params:
@@ -128,7 +128,7 @@ rule corpus_ardis:
 rule corpus_weiss:
     input:
         **DOWNLOAD_PATHS.get("weiss", {}),
-        code=code("sources", "download"),
+        code=code("corpus_weiss"),
     output:
         f"{RESULTS}/corpora/weiss.parquet",
     params:

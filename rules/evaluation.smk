@@ -6,8 +6,20 @@
 EVAL = f"{RESULTS}/evaluation"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
-EVALUATION_TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests",
-                     "table9_vs_paper", "table4_vs_paper", "table_controls", "table_temperature", "table_selective"]
+EVALUATION_TABLES = [
+    "table2",
+    "table3",
+    "table4",
+    "table9",
+    "table10",
+    "table_ece",
+    "paired_tests",
+    "table9_vs_paper",
+    "table4_vs_paper",
+    "table_controls",
+    "table_temperature",
+    "table_selective",
+]
 # per-corpus outputs of evaluate_runs beyond metrics/reliability that evaluate_summary merges
 # (risk_coverage stays per corpus: only its figure reads it)
 POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreement"]
@@ -16,9 +28,10 @@ POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreemen
 rule evaluate_runs:
     input:
         study=study_table("{corpus}"),
-        predictions=lambda wc: [f"{run_dir(wc.corpus, m, t, s)}/test_performance_predictions.parquet"
-                                for m, t, s in run_grid()],
-        code=code("metrics", "targets", "temperature", "selective"),
+        predictions=lambda wc: [
+            f"{run_dir(wc.corpus, m, t, s)}/test_performance_predictions.parquet" for m, t, s in run_grid()
+        ],
+        code=code("evaluate_runs"),
     output:
         metrics=f"{EVAL}/{{corpus}}/metrics.parquet",
         reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
@@ -53,9 +66,12 @@ rule evaluate_runs:
 rule evaluate_dynamics:
     input:
         study=study_table("{corpus}"),
-        dynamics=lambda wc: [f"{run_dir(wc.corpus, wc.model, t, s)}/dynamics_predictions.parquet"
-                             for t in training_grid("targets") for s in training_grid("seeds")],
-        code=code("metrics", "dynamics", "targets"),
+        dynamics=lambda wc: [
+            f"{run_dir(wc.corpus, wc.model, t, s)}/dynamics_predictions.parquet"
+            for t in training_grid("targets")
+            for s in training_grid("seeds")
+        ],
+        code=code("evaluate_dynamics"),
     output:
         jsd=f"{EVAL}/{{corpus}}/{{model}}/jsd.parquet",
         data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
@@ -84,14 +100,15 @@ rule evaluate_dynamics:
 
 rule evaluate_summary:
     input:
+        **{name: expand(f"{EVAL}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
         metrics=expand(f"{EVAL}/{{corpus}}/metrics.parquet", corpus=STUDY_CORPORA),
         reliability=expand(f"{EVAL}/{{corpus}}/reliability.parquet", corpus=STUDY_CORPORA),
         jsd=per_model("jsd"),
         data_map=per_model("data_map"),
         spearman=per_model("spearman"),
-        **{name: expand(f"{EVAL}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
-        code=code("stats"),
+        code=code("evaluate_summary"),
     output:
+        **{name: f"{EVAL}/{name}.parquet" for name in POSTHOC_VIEWS},
         metrics=f"{EVAL}/metrics.parquet",
         reliability=f"{EVAL}/reliability.parquet",
         jsd=f"{EVAL}/jsd.parquet",
@@ -99,7 +116,6 @@ rule evaluate_summary:
         spearman=f"{EVAL}/spearman.parquet",
         summary=f"{EVAL}/summary.parquet",
         # issue 15: the post-hoc views merged, their seed summary (with a calibration column)
-        **{name: f"{EVAL}/{name}.parquet" for name in POSTHOC_VIEWS},
         posthoc_summary=f"{EVAL}/posthoc_summary.parquet",
         tests=f"{EVAL}/paired_tests.parquet",
     params:
@@ -133,7 +149,7 @@ rule table_results:
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
         paper_table9="resources/evaluation/paper_table9.csv",
         paper_table4="resources/evaluation/paper_table4.csv",
-        code=code("metrics", "dynamics", "stats", "tables", "targets"),
+        code=code("table_results"),
     output:
         **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
     params:
@@ -162,11 +178,15 @@ rule plot_data_maps:
     input:
         data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "dynamics", "tables", "evaluation_plots", "targets"),
+        code=code("plot_data_maps"),
     output:
-        report(f"{FIGURES}/data_maps/{{corpus}}/{{model}}.png", caption="../report/evaluation/data_maps.rst",
-               category="Evaluation figures", subcategory="Model data maps",
-               labels={"corpus": "{corpus}", "model": "{model}"}),
+        report(
+            f"{FIGURES}/data_maps/{{corpus}}/{{model}}.png",
+            caption="../report/evaluation/data_maps.rst",
+            category="Evaluation figures",
+            subcategory="Model data maps",
+            labels={"corpus": "{corpus}", "model": "{model}"},
+        ),
     params:
         targets=lambda wc: training_grid("targets"),
         human_labels=human_labels,
@@ -190,10 +210,15 @@ rule plot_jsd:
     input:
         jsd=lambda wc: [f"{EVAL}/{wc.corpus}/{m}/jsd.parquet" for m in training_grid("models")],
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots", "targets"),
+        code=code("plot_jsd"),
     output:
-        report(f"{FIGURES}/jsd_{{corpus}}.png", caption="../report/evaluation/jsd.rst",
-               category="Evaluation figures", subcategory="Training dynamics (JSD)", labels={"corpus": "{corpus}"}),
+        report(
+            f"{FIGURES}/jsd_{{corpus}}.png",
+            caption="../report/evaluation/jsd.rst",
+            category="Evaluation figures",
+            subcategory="Training dynamics (JSD)",
+            labels={"corpus": "{corpus}"},
+        ),
     params:
         models=lambda wc: training_grid("models"),
         targets=lambda wc: training_grid("targets"),
@@ -216,10 +241,15 @@ rule plot_reliability:
     input:
         reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots", "targets"),
+        code=code("plot_reliability"),
     output:
-        report(f"{FIGURES}/reliability_{{corpus}}.png", caption="../report/evaluation/reliability.rst",
-               category="Evaluation figures", subcategory="Reliability diagrams", labels={"corpus": "{corpus}"}),
+        report(
+            f"{FIGURES}/reliability_{{corpus}}.png",
+            caption="../report/evaluation/reliability.rst",
+            category="Evaluation figures",
+            subcategory="Reliability diagrams",
+            labels={"corpus": "{corpus}"},
+        ),
     params:
         models=lambda wc: training_grid("models"),
         targets=lambda wc: training_grid("targets"),
@@ -243,11 +273,15 @@ rule plot_risk_coverage:
     input:
         risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
         study=study_table("{corpus}"),
-        code=code("metrics", "tables", "evaluation_plots", "targets"),
+        code=code("plot_risk_coverage"),
     output:
-        report(f"{FIGURES}/risk_coverage_{{corpus}}.png", caption="../report/evaluation/risk_coverage.rst",
-               category="Evaluation figures", subcategory="Risk-coverage (beyond the paper)",
-               labels={"corpus": "{corpus}"}),
+        report(
+            f"{FIGURES}/risk_coverage_{{corpus}}.png",
+            caption="../report/evaluation/risk_coverage.rst",
+            category="Evaluation figures",
+            subcategory="Risk-coverage (beyond the paper)",
+            labels={"corpus": "{corpus}"},
+        ),
     params:
         models=lambda wc: training_grid("models"),
         targets=lambda wc: training_grid("targets"),
@@ -269,10 +303,14 @@ rule plot_risk_coverage:
 rule plot_corpus_size:
     input:
         runs=f"{RESULTS}/corpus_size/runs.parquet",
-        code=code("tables", "evaluation_plots", "targets"),
+        code=code("plot_corpus_size"),
     output:
-        report(f"{FIGURES}/table5_curve.png", caption="../report/evaluation/table5_curve.rst",
-               category="Evaluation figures", subcategory="Corpus size (Table 5)"),
+        report(
+            f"{FIGURES}/table5_curve.png",
+            caption="../report/evaluation/table5_curve.rst",
+            category="Evaluation figures",
+            subcategory="Corpus size (Table 5)",
+        ),
     log:
         f"{LOGS}/plot_corpus_size.log",
     benchmark:
@@ -295,10 +333,9 @@ rule findings:
         spearman=rules.evaluate_summary.output.spearman,
         data_maps=rules.evaluate_summary.output.data_maps,
         study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
-        code=code("metrics", "stats", "dynamics", "tables", "cartography", "findings", "targets"),
+        code=code("findings"),
     output:
-        md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst",
-                  category="Findings check"),
+        md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst", category="Findings check"),
         json=f"{RESULTS}/findings.json",
     params:
         corpora=STUDY_CORPORA,
@@ -307,8 +344,9 @@ rule findings:
         negligible_rho=config["evaluation"]["negligible_rho"],
         data_map_gold=config["evaluation"]["data_map_gold"],
         # hard-region share beside claim 3b: the regions of each corpus's cartography
-        region_thresholds=lambda wc: {c: config["cartography"]["corpora"].get(c, {}).get("thresholds")
-                                      for c in STUDY_CORPORA},
+        region_thresholds=lambda wc: {
+            c: config["cartography"]["corpora"].get(c, {}).get("thresholds") for c in STUDY_CORPORA
+        },
         human_labels=human_labels,
     log:
         f"{LOGS}/findings.log",

@@ -14,7 +14,7 @@ ENSEMBLE_MEMBERS = expand(
 rule generator_vae:
     input:
         mnist=MNIST_CORPUS,
-        code=code("generator", "training"),
+        code=code("generator_vae"),
     output:
         vae=f"{GENERATOR_OUT}/vae.pt",
         history=f"{GENERATOR_OUT}/vae_history.csv",
@@ -39,7 +39,7 @@ rule generator_vae:
 rule generator_ensemble_member:
     input:
         mnist=MNIST_CORPUS,
-        code=code("generator", "training", "models"),
+        code=code("generator_ensemble_member"),
     output:
         checkpoint=f"{GENERATOR_OUT}/ensemble/member{{member}}.pt",
         summary=f"{GENERATOR_OUT}/ensemble/member{{member}}.json",
@@ -68,7 +68,7 @@ rule generator_ensemble:
         mnist=MNIST_CORPUS,
         members=ENSEMBLE_MEMBERS,
         summaries=[p.replace(".pt", ".json") for p in ENSEMBLE_MEMBERS],
-        code=code("generator", "training", "models"),
+        code=code("generator_ensemble"),
     output:
         accuracy=f"{GENERATOR_OUT}/ensemble_accuracy.csv",
     log:
@@ -90,7 +90,7 @@ rule generator_pool:
         mnist=MNIST_CORPUS,
         vae=rules.generator_vae.output.vae,
         members=ENSEMBLE_MEMBERS,
-        code=code("generator", "training", "models"),
+        code=code("generator_pool"),
     output:
         pool=f"{GENERATOR_OUT}/pool.parquet",
         summary=f"{GENERATOR_OUT}/pool_summary.json",
@@ -116,7 +116,7 @@ rule generator_select:
     input:
         mnist=MNIST_CORPUS,
         pool=rules.generator_pool.output.pool,
-        code=code("generator", "training", "models"),
+        code=code("generator_select"),
     output:
         corpus=f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
         records=f"{GENERATOR_OUT}/mukhoti_records.parquet",
@@ -142,7 +142,7 @@ rule generator_figures:
     input:
         corpus=rules.generator_select.output.corpus,
         bins=rules.generator_select.output.bins,
-        code=code("generator_plots"),
+        code=code("generator_figures"),
     output:
         samples=report(
             f"{GENERATOR_OUT}/figures/samples_by_entropy.png",

@@ -11,7 +11,7 @@ rule selection_solve:
     input:
         data_map=f"{RESULTS}/cartography/{{corpus}}/data_map.parquet",
         images=f"{RESULTS}/dedup/{{corpus}}.parquet",
-        code=code("cartography", "selection"),
+        code=code("selection_solve"),
     output:
         selection=f"{RESULTS}/selection/{{corpus}}.parquet",
         strata_csv=report(
@@ -47,7 +47,7 @@ rule selection_solve:
 rule corpus_size_run:
     input:
         images=corpus_size_images,
-        code=code("corpus_size", "models", "training"),
+        code=code("corpus_size_run"),
     output:
         runs=f"{RESULTS}/corpus_size/runs/k{{size}}.parquet",
     params:
@@ -66,7 +66,12 @@ rule corpus_size_run:
     threads: 1
     resources:
         mem_mb=3000,
-        runtime=runtime(66, lambda c: max(c["corpus_size"]["samples_per_digit"]) * c["corpus_size"]["repetitions"] * c["corpus_size"]["epochs"]),
+        runtime=runtime(
+            66,
+            lambda c: max(c["corpus_size"]["samples_per_digit"])
+            * c["corpus_size"]["repetitions"]
+            * c["corpus_size"]["epochs"],
+        ),
     conda:
         "../envs/torch.yaml"
     script:
@@ -76,12 +81,15 @@ rule corpus_size_run:
 rule corpus_size_table:
     input:
         runs=expand(f"{RESULTS}/corpus_size/runs/k{{size}}.parquet", size=CORPUS_SIZE["samples_per_digit"]),
-        code=code("corpus_size"),
+        code=code("corpus_size_table"),
     output:
         runs=f"{RESULTS}/corpus_size/runs.parquet",
         md=f"{RESULTS}/tables/table5.md",
-        csv=report(f"{RESULTS}/tables/table5.csv", caption="../report/corpus_size_table5.rst",
-                   category="Corpus size (Table 5)"),
+        csv=report(
+            f"{RESULTS}/tables/table5.csv",
+            caption="../report/corpus_size_table5.rst",
+            category="Corpus size (Table 5)",
+        ),
         parquet=f"{RESULTS}/tables/table5.parquet",
     params:
         repetitions=CORPUS_SIZE["repetitions"],  # for the caption

@@ -12,7 +12,7 @@ TARGET_ONLY_KEYS = {"shuffle_seed": "human_shuffled"}
 rule train_run:
     input:
         study=f"{RESULTS}/study/{{corpus}}.parquet",
-        code=code("models", "training", "targets", "grid"),
+        code=code("train_run"),
     output:
         test_performance_history=f"{RUNS}/test_performance_history.parquet",
         test_performance_predictions=f"{RUNS}/test_performance_predictions.parquet",
@@ -28,7 +28,9 @@ rule train_run:
     threads: 1
     resources:
         mem_mb=1500,
-        runtime=runtime(16.2, lambda c: c["training"]["test_performance"]["max_epochs"] + c["training"]["dynamics"]["epochs"]),
+        runtime=runtime(
+            16.2, lambda c: c["training"]["test_performance"]["max_epochs"] + c["training"]["dynamics"]["epochs"]
+        ),
     conda:
         "../envs/torch.yaml"
     script:

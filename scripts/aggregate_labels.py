@@ -1,4 +1,5 @@
 """Rule aggregate_labels: QC + aggregation, the same function as `softdigits aggregate`."""
+
 from softdigits import cli, jobs
 
 jobs.start(snakemake)

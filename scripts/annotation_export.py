@@ -1,4 +1,5 @@
 """Rule annotation_export: PNGs and task lists of the annotation campaign."""
+
 from softdigits import annotation, jobs
 
 jobs.start(snakemake)

@@ -1,4 +1,5 @@
 """Rule annotation_import: a real campaign's answers, validated into the raw table."""
+
 from softdigits import annotation, jobs
 
 jobs.start(snakemake)

@@ -1,4 +1,5 @@
 """Rule annotation_simulate: a SIMULATED annotator panel answers the exported campaign."""
+
 from softdigits import annotator_simulation, jobs
 
 jobs.start(snakemake)

@@ -1,4 +1,5 @@
 """Cartography, step 3: the data map figure, coloured by correctness, with the regions drawn."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)
@@ -8,8 +9,11 @@ import pandas as pd  # noqa: E402
 from softdigits.plots import plot_data_map  # noqa: E402
 
 p = snakemake.params
-GOLD = {"label_dist": "the corpus label", "label": "the corpus label",
-        "sampled_label": "the recipe's first sampled label (the label trained on)"}
+GOLD = {
+    "label_dist": "the corpus label",
+    "label": "the corpus label",
+    "sampled_label": "the recipe's first sampled label (the label trained on)",
+}
 plot_data_map(
     pd.read_parquet(snakemake.input.data_map, columns=["confidence", "variability", "correctness", "region"]),
     snakemake.output[0],

@@ -1,4 +1,5 @@
 """Cartography, step 2: the data map (confidence, variability, correctness, region) per image."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)
@@ -6,7 +7,12 @@ log = start(snakemake)
 import pyarrow.parquet as pq  # noqa: E402
 
 from softdigits.cartography import (  # noqa: E402
-    Thresholds, check_region_shares, data_map, data_map_table, region_counts, region_shares,
+    Thresholds,
+    check_region_shares,
+    data_map,
+    data_map_table,
+    region_counts,
+    region_shares,
 )
 from softdigits.io import read_metadata, write_csv, write_table  # noqa: E402
 

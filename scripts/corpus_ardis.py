@@ -1,4 +1,5 @@
 """Rule corpus_ardis: ARDIS dataset IV from its downloaded RAR archive."""
+
 from softdigits import jobs, sources
 
 log = jobs.start(snakemake)

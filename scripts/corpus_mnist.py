@@ -1,4 +1,5 @@
 """Rule corpus_mnist: MNIST from the offline package copy or the official IDX files."""
+
 from softdigits import jobs, sources
 
 log = jobs.start(snakemake)

@@ -1,4 +1,5 @@
 """Rule corpus_mukhoti: Ambiguous-MNIST from the generator stage or the DDU release."""
+
 from softdigits import io, jobs, sources
 
 log = jobs.start(snakemake)
@@ -7,8 +8,6 @@ if params.origin == "generate":
     table = sources.mukhoti_from_generator(snakemake.input.generated)
     extra = {"generator": io.read_metadata(snakemake.input.generated)}
 else:
-    table = sources.mukhoti_from_release(
-        snakemake.input.samples, snakemake.input.labels, snakemake.input.predictions
-    )
+    table = sources.mukhoti_from_release(snakemake.input.samples, snakemake.input.labels, snakemake.input.predictions)
     extra = {}
 sources.write_corpus(table, snakemake.output[0], "mukhoti", params.origin, params.limit_per_split, **extra)

@@ -1,4 +1,5 @@
 """Corpus size (Table 5): all runs in one table, and the paper's layout in md/csv/parquet."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)

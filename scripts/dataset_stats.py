@@ -1,4 +1,5 @@
 """Rule dataset_stats: Table 1, annotations per image, Appendix B correlations."""
+
 from softdigits import dataset_stats, jobs
 
 jobs.start(snakemake)

@@ -1,4 +1,5 @@
 """Rule dedup: remove duplicate images within and across corpora; report leakage."""
+
 from softdigits import dedup, jobs
 
 log = jobs.start(snakemake)

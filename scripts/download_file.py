@@ -1,4 +1,5 @@
 """Rule download_file: fetch one source file, verified by its checksum (or checksum lock)."""
+
 from softdigits import jobs
 from softdigits.download import download
 from softdigits.sources import check_download

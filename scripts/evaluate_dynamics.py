@@ -1,11 +1,13 @@
 """Successive-epoch JSD, model data maps and Spearman tests of one (corpus, model)."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)
 
 from softdigits.dynamics import evaluate_dynamics, shuffled_gold  # noqa: E402
 from softdigits.io import write_table  # noqa: E402
-from softdigits.metrics import labels_origin, read_study  # noqa: E402
+from softdigits.study_table import labels_origin  # noqa: E402
+from softdigits.study_table import read_study_frame as read_study
 
 runs = {(t, int(s)): path for (t, s), path in zip(snakemake.params.runs, snakemake.input.dynamics)}
 trained_gold = {}
@@ -14,8 +16,12 @@ if any(t == "human_shuffled" for t, _ in runs):
         snakemake.input.study, snakemake.params.not_a_digit, snakemake.params.shuffle_seed
     )
 jsd, maps, spearman = evaluate_dynamics(
-    read_study(snakemake.input.study), runs, last_epochs=snakemake.params.last_epochs,
-    n_permutations=snakemake.params.permutations, seed=snakemake.params.seed, gold=snakemake.params.gold,
+    read_study(snakemake.input.study),
+    runs,
+    last_epochs=snakemake.params.last_epochs,
+    n_permutations=snakemake.params.permutations,
+    seed=snakemake.params.seed,
+    gold=snakemake.params.gold,
     trained_gold=trained_gold,
 )
 keys = {"corpus": snakemake.wildcards.corpus, "model": snakemake.wildcards.model}

@@ -1,16 +1,23 @@
 """Test metrics, reliability bins and the post-hoc views (temperature scaling,
 selective prediction, disagreement detection) of every training run of one corpus."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)
 
+from softdigits.evaluation import evaluate_runs, posthoc_evaluation
 from softdigits.io import write_table  # noqa: E402
-from softdigits.metrics import evaluate_runs, labels_origin, posthoc_evaluation  # noqa: E402
+from softdigits.study_table import labels_origin  # noqa: E402
 
 params = snakemake.params
 runs = [(m, t, s, path) for (m, t, s), path in zip(params.runs, snakemake.input.predictions)]
-common = dict(human_column=params.human_soft_label, not_a_digit=params.not_a_digit,
-              splits=list(params.splits), n_bins=params.ece_bins, eps=params.kl_epsilon)
+common = dict(
+    human_column=params.human_soft_label,
+    not_a_digit=params.not_a_digit,
+    splits=list(params.splits),
+    n_bins=params.ece_bins,
+    eps=params.kl_epsilon,
+)
 metrics, reliability = evaluate_runs(snakemake.input.study, runs, **common)
 posthoc = posthoc_evaluation(snakemake.input.study, runs, shuffle_seed=params.shuffle_seed, **common)
 corpus = snakemake.wildcards.corpus
@@ -19,5 +26,9 @@ write_table(metrics.assign(corpus=corpus), snakemake.output.metrics, metadata=me
 write_table(reliability.assign(corpus=corpus), snakemake.output.reliability, metadata=meta)
 for name, frame in posthoc.items():
     write_table(frame.assign(corpus=corpus), snakemake.output[name], metadata=meta)
-log.info("%d metric rows from %d runs; temperatures %s", len(metrics), len(runs),
-         posthoc["temperature"]["temperature"].round(3).tolist())
+log.info(
+    "%d metric rows from %d runs; temperatures %s",
+    len(metrics),
+    len(runs),
+    posthoc["temperature"]["temperature"].round(3).tolist(),
+)

@@ -1,4 +1,5 @@
 """Merge the per-corpus evaluation files; seed summaries and paired tests (paper, controls, temperature)."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)

@@ -1,4 +1,5 @@
 """Rule generator_ensemble: MNIST test accuracy of each member and of the ensemble."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Rule generator_ensemble_member: one LeNet-5 (no padding) of the labelling ensemble."""
+
 from softdigits import generator, io, jobs
 
 log = jobs.start(snakemake)

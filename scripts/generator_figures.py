@@ -1,4 +1,5 @@
 """Rule generator_figures: sample grid by entropy band and the entropy histogram."""
+
 from softdigits import generator_plots, jobs
 
 log = jobs.start(snakemake)

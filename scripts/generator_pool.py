@@ -1,4 +1,5 @@
 """Rule generator_pool: mix, decode and score the candidate pool; keep what passes the filter."""
+
 from softdigits import generator, io, jobs
 
 log = jobs.start(snakemake)

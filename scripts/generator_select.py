@@ -1,4 +1,5 @@
 """Rule generator_select: entropy-stratified subsample of the pool -> corpus + generation records."""
+
 from softdigits import generator, io, jobs
 
 log = jobs.start(snakemake)

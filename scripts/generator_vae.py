@@ -1,4 +1,5 @@
 """Rule generator_vae: the DDU recipe's VAE on MNIST training images."""
+
 from softdigits import generator, io, jobs
 
 log = jobs.start(snakemake)

@@ -1,4 +1,5 @@
 """Table 5 as a curve: LeNet test accuracy against training samples per digit."""
+
 from softdigits.jobs import start
 
 log = start(snakemake)
@@ -9,5 +10,6 @@ from softdigits.evaluation_plots import plot_corpus_size  # noqa: E402
 
 plot_corpus_size(
     pd.read_parquet(snakemake.input.runs),
-    footer="Labels: the original MNIST labels (no human annotation is involved).", path=snakemake.output[0],
+    footer="Labels: the original MNIST labels (no human annotation is involved).",
+    path=snakemake.output[0],
 )

@@ -1,4 +1,5 @@
 """Rule study_table: selection + images + aggregated labels, the table training reads."""
+
 from softdigits import annotation, jobs
 
 jobs.start(snakemake)

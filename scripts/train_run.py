@@ -1,11 +1,12 @@
 """Rule train_run: one (corpus, model, target, seed) cell of the grid, both regimes."""
-from softdigits import grid, jobs
+
+from softdigits import jobs, run_outputs, train_run
 
 log = jobs.start(snakemake)
 wc = snakemake.wildcards
-manifest = grid.run(
+manifest = train_run.run(
     study_path=snakemake.input.study,
-    outputs={name: snakemake.output[name] for name in grid.OUTPUTS},
+    outputs={name: snakemake.output[name] for name in run_outputs.OUTPUTS},
     model=wc.model,
     target=wc.target,
     seed=int(wc.seed),

@@ -30,9 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from softdigits.io import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, vectors_array, vectors_column
+from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, RESPONSES
+from softdigits.io import vectors_array, vectors_column
 
-RESPONSES = ("no", "unsure", "yes")
 # Weight of (no, unsure, yes) in each soft label, keyed by the released column name.
 WEIGHTINGS = {
     "soft_label": (0.0, 0.5, 1.0),
@@ -41,8 +41,15 @@ WEIGHTINGS = {
 }
 TIE_TOLERANCE = 1e-9
 LABEL_COLUMNS = [
-    "image_id", "soft_label", "soft_label_yes_unc_equal", "soft_label_yes_only",
-    "soft_label_argmax", "human_uncert_mean", "pct_ann_unsure", "n_annotators", "hlv",
+    "image_id",
+    "soft_label",
+    "soft_label_yes_unc_equal",
+    "soft_label_yes_only",
+    "soft_label_argmax",
+    "human_uncert_mean",
+    "pct_ann_unsure",
+    "n_annotators",
+    "hlv",
     "simulated",
 ]
 
@@ -84,15 +91,17 @@ def attention_failures(raw: pd.DataFrame) -> QCReport:
         codes = response_codes(checks["response"])
         is_gold = checks["class"].to_numpy() == checks["gold_label"].to_numpy()
         yes = codes == 2
-        per_item = pd.DataFrame(
-            {
-                "annotator_id": checks["annotator_id"].to_numpy(),
-                "image_id": checks["image_id"].to_numpy(),
-                "gold_yes": yes & is_gold,
-                "other_yes": yes & ~is_gold,
-            }
-        ).groupby(["annotator_id", "image_id"], sort=False).agg(
-            gold_yes=("gold_yes", "any"), other_yes=("other_yes", "any")
+        per_item = (
+            pd.DataFrame(
+                {
+                    "annotator_id": checks["annotator_id"].to_numpy(),
+                    "image_id": checks["image_id"].to_numpy(),
+                    "gold_yes": yes & is_gold,
+                    "other_yes": yes & ~is_gold,
+                }
+            )
+            .groupby(["annotator_id", "image_id"], sort=False)
+            .agg(gold_yes=("gold_yes", "any"), other_yes=("other_yes", "any"))
         )
         bad = per_item[~per_item["gold_yes"] | per_item["other_yes"]]
         failed = set(bad.index.get_level_values("annotator_id"))
@@ -168,9 +177,9 @@ def aggregate(raw: pd.DataFrame) -> tuple[pd.DataFrame, QCReport]:
         {
             "image_id": images.astype(object),
             **{name: list(v.astype(np.float32)) for name, v in labels.items()},
-            "soft_label_argmax": soft_label_argmax(
-                labels["soft_label"], labels["soft_label_yes_only"]
-            ).astype(np.int64),
+            "soft_label_argmax": soft_label_argmax(labels["soft_label"], labels["soft_label_yes_only"]).astype(
+                np.int64
+            ),
             "human_uncert_mean": image_mean(n_unsure / N_DIGITS),
             "pct_ann_unsure": image_mean((n_unsure > 0).astype(float)),
             "n_annotators": counts.astype(np.int64),
@@ -192,8 +201,7 @@ def _simulated_per_image(raw: pd.DataFrame, images: np.ndarray) -> np.ndarray:
 def labels_table(labels: pd.DataFrame) -> pa.Table:
     """Aggregated labels (`LABEL_COLUMNS`) as Arrow, with fixed-size (11) vector columns."""
     vectors = {
-        name: vectors_column(np.stack(labels[name].to_numpy()).reshape(-1, N_HUMAN_CLASSES)
-                             .astype(np.float32))
+        name: vectors_column(np.stack(labels[name].to_numpy()).reshape(-1, N_HUMAN_CLASSES).astype(np.float32))
         for name in WEIGHTINGS
     }
     return pa.table(

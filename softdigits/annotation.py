@@ -24,15 +24,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from softdigits import io
+from softdigits import io, study_table
 from softdigits.aggregation import LABEL_COLUMNS, WEIGHTINGS, is_one_hot
-from softdigits.io import N_DIGITS, N_HUMAN_CLASSES
+from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, RESPONSES
 
 log = logging.getLogger(__name__)
 
-RAW_COLUMNS = ["annotator_id", "image_id", "class", "response", "is_attention_check",
-               "reaction_time_ms"]
-RESPONSES = {"yes", "no", "unsure"}
+RAW_COLUMNS = ["annotator_id", "image_id", "class", "response", "is_attention_check", "reaction_time_ms"]
 ON_BAD_ROWS = ("error", "drop")
 MAX_LISTED_ERRORS = 10  # problems listed in an error; the rest are counted
 
@@ -69,8 +67,7 @@ def design_campaign(
     if n_study < 1:
         raise ValueError("images_per_task must exceed checks_per_task")
     if checks_per_task > len(gold):
-        raise ValueError(f"{checks_per_task} attention checks per task but only "
-                         f"{len(gold)} gold images")
+        raise ValueError(f"{checks_per_task} attention checks per task but only " f"{len(gold)} gold images")
     rng = np.random.default_rng(seed)
     images = np.asarray(sorted(image_ids), dtype=object)
     n_tasks_per_round = max(1, int(np.ceil(len(images) / n_study)))
@@ -85,14 +82,13 @@ def design_campaign(
             order = rng.permutation(len(trials))
             task_id = f"r{round_ + 1}-t{j + 1:03d}"
             for trial, k in enumerate(order, start=1):
-                rows.append((task_id, trial, trials[k], bool(is_check[k]),
-                             gold_label[trials[k]] if is_check[k] else -1))
-    return pd.DataFrame(rows, columns=["task_id", "trial", "image_id", "is_attention_check",
-                                       "gold_label"])
+                rows.append(
+                    (task_id, trial, trials[k], bool(is_check[k]), gold_label[trials[k]] if is_check[k] else -1)
+                )
+    return pd.DataFrame(rows, columns=["task_id", "trial", "image_id", "is_attention_check", "gold_label"])
 
 
-def choose_gold(data_map: pd.DataFrame, images: pd.DataFrame, exclude: set[str],
-                per_digit: int) -> pd.DataFrame:
+def choose_gold(data_map: pd.DataFrame, images: pd.DataFrame, exclude: set[str], per_digit: int) -> pd.DataFrame:
     """Gold attention-check images: the most confident 'easy' images of each digit.
 
     Taken from the cartography data map, outside the selection, and only images whose
@@ -124,12 +120,12 @@ def png_bytes(pixels: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
-def export_campaign(tasks: pd.DataFrame, gold: pd.DataFrame, images: pa.Table,
-                    out_dir: str | os.PathLike, manifest: dict) -> None:
+def export_campaign(
+    tasks: pd.DataFrame, gold: pd.DataFrame, images: pa.Table, out_dir: str | os.PathLike, manifest: dict
+) -> None:
     """Write the campaign folder atomically.
 
     Layout: images/<file>.png (every study and gold image), tasks/<task_id>.csv (one
@@ -177,10 +173,8 @@ def raw_table(df: pd.DataFrame) -> pa.Table:
             "class": pa.array(df["class"].astype(np.int64), pa.int64()),
             "response": pa.array(df["response"].astype(str), pa.string()),
             "is_attention_check": pa.array(df["is_attention_check"].astype(bool), pa.bool_()),
-            "reaction_time_ms": pa.array(df["reaction_time_ms"].astype(float), pa.float64(),
-                                         from_pandas=True),
-            "gold_label": pa.array(df["gold_label"].astype("Int64"), pa.int64(),
-                                   from_pandas=True),
+            "reaction_time_ms": pa.array(df["reaction_time_ms"].astype(float), pa.float64(), from_pandas=True),
+            "gold_label": pa.array(df["gold_label"].astype("Int64"), pa.int64(), from_pandas=True),
             "simulated": pa.array(df["simulated"].astype(bool), pa.bool_()),
         }
     )
@@ -199,11 +193,13 @@ def refuse_overwrite(inputs: list, outputs: list) -> None:
         real = os.path.realpath(path)
         clash = seen.get(real)
         if clash is None and path.exists():
-            clash = next((what for other, what in seen.items()
-                          if os.path.exists(other) and os.path.samefile(other, path)), None)
+            clash = next(
+                (what for other, what in seen.items() if os.path.exists(other) and os.path.samefile(other, path)), None
+            )
         if clash:
-            raise RawAnnotationError(f"{path}: the {label} path is {clash}; refusing to write over it "
-                                     "(choose another output path)")
+            raise RawAnnotationError(
+                f"{path}: the {label} path is {clash}; refusing to write over it " "(choose another output path)"
+            )
         if path.is_dir():
             raise RawAnnotationError(f"{path}: the {label} path is a folder; give a file name")
         seen[real] = f"the {label} file"
@@ -241,8 +237,10 @@ def _not_utf8(path: Path) -> str:
     except UnicodeDecodeError as err:
         offset = err.start
     line = data.count(b"\n", 0, offset) + 1
-    return (f"{path}: line {line} (byte {offset}): byte 0x{data[offset]:02x} is not UTF-8 text; "
-            "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8)")
+    return (
+        f"{path}: line {line} (byte {offset}): byte 0x{data[offset]:02x} is not UTF-8 text; "
+        "save the file as UTF-8 (e.g. from a spreadsheet: CSV UTF-8)"
+    )
 
 
 def _as_int(values: pd.Series) -> pd.Series:
@@ -256,10 +254,19 @@ _FALSE = {"false", "0", "f", ""}
 _MISSING = ["", "nan", "None", "<NA>"]
 # Kinds of bad row, root causes first: a bad row makes its (annotator, image) pair
 # incomplete too, so the per-row checks come before duplicates and completeness.
-ROW_KINDS = ("empty annotator_id", "empty image_id", "class", "response",
-             "is_attention_check", "attention-check", "reaction_time_ms", "unknown image_id")
-DROP_HINT = ("to drop bad rows instead, set config annotation.on_bad_rows: drop "
-             "(softdigits aggregate: --on-bad-rows drop)")
+ROW_KINDS = (
+    "empty annotator_id",
+    "empty image_id",
+    "class",
+    "response",
+    "is_attention_check",
+    "attention-check",
+    "reaction_time_ms",
+    "unknown image_id",
+)
+DROP_HINT = (
+    "to drop bad rows instead, set config annotation.on_bad_rows: drop " "(softdigits aggregate: --on-bad-rows drop)"
+)
 
 
 def read_raw_annotations(
@@ -292,9 +299,7 @@ def read_raw_annotations(
     df = _read_any(path)
     missing = [c for c in RAW_COLUMNS if c not in df.columns]
     if missing:
-        raise RawAnnotationError(
-            f"{path}: missing column(s) {missing}; a raw annotation file needs {RAW_COLUMNS}"
-        )
+        raise RawAnnotationError(f"{path}: missing column(s) {missing}; a raw annotation file needs {RAW_COLUMNS}")
     n = len(df)
     kind = np.full(n, "", dtype=object)
 
@@ -313,9 +318,7 @@ def read_raw_annotations(
     flag(~check_text.isin(_TRUE | _FALSE), "is_attention_check")
     is_check = check_text.isin(_TRUE).to_numpy()
     if is_check.any() and "gold_label" not in df.columns:
-        raise RawAnnotationError(
-            f"{path}: attention-check rows present but no 'gold_label' column (the gold digit)"
-        )
+        raise RawAnnotationError(f"{path}: attention-check rows present but no 'gold_label' column (the gold digit)")
     gold = _as_int(df["gold_label"]) if "gold_label" in df.columns else pd.Series(np.nan, index=df.index)
     flag(is_check & ~gold.between(0, N_DIGITS - 1).to_numpy(), "attention-check")
     rt_text = df["reaction_time_ms"].astype(str).str.strip()
@@ -337,25 +340,32 @@ def read_raw_annotations(
             "simulated": _simulated_flags(df),
         }
     )
-    raw_text = {"class": df["class"], "response": df["response"],
-                "is_attention_check": df["is_attention_check"], "reaction_time_ms": rt_text}
+    raw_text = {
+        "class": df["class"],
+        "response": df["response"],
+        "is_attention_check": df["is_attention_check"],
+        "reaction_time_ms": rt_text,
+    }
     stop = on_bad_rows == "error"
 
     if not (stop and (kind != "").any()):
         ok = kind == ""
         dup = table[ok].duplicated(["annotator_id", "image_id", "class"], keep="first")
-        flag(pd.Series(dup, index=table.index[ok]).reindex(table.index, fill_value=False),
-             "duplicate answer")
+        flag(pd.Series(dup, index=table.index[ok]).reindex(table.index, fill_value=False), "duplicate answer")
     if not (stop and (kind != "").any()):
         ok = kind == ""
         n_classes = table[ok].groupby(["annotator_id", "image_id"])["class"].transform("nunique")
-        flag(ok & (n_classes.reindex(table.index).fillna(N_DIGITS).to_numpy() < N_DIGITS),
-             "did not answer")
+        flag(ok & (n_classes.reindex(table.index).fillna(N_DIGITS).to_numpy() < N_DIGITS), "did not answer")
 
     bad = kind != ""
     counts = Counter(kind[bad])
-    report = {"file": str(path), "rows": n, "bad_rows": int(bad.sum()),
-              "bad_rows_by_reason": dict(sorted(counts.items())), "on_bad_rows": on_bad_rows}
+    report = {
+        "file": str(path),
+        "rows": n,
+        "bad_rows": int(bad.sum()),
+        "bad_rows_by_reason": dict(sorted(counts.items())),
+        "on_bad_rows": on_bad_rows,
+    }
     if bad.any():
         if stop:
             raise RawAnnotationError(_bad_rows_message(path, table, kind, raw_text, counts))
@@ -367,8 +377,7 @@ def read_raw_annotations(
     return table, report
 
 
-def _bad_rows_message(path: Path, table: pd.DataFrame, kind: np.ndarray, raw_text: dict,
-                      counts: Counter) -> str:
+def _bad_rows_message(path: Path, table: pd.DataFrame, kind: np.ndarray, raw_text: dict, counts: Counter) -> str:
     """First line: the file, the first root-cause row and its reason; then a capped list."""
     order = [*ROW_KINDS, "duplicate answer", "did not answer"]
     csv = path.suffix.lower() == ".csv"
@@ -393,16 +402,14 @@ def _bad_rows_message(path: Path, table: pd.DataFrame, kind: np.ndarray, raw_tex
     by_reason = ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k))
     shown = sum(len(rows) for _, rows in listed.values())
     more = [f"... and {total - shown} more bad row(s)"] if total > shown else []
-    return "\n  ".join([f"{lines[0]} ({total} bad row(s) in all: {by_reason}; {DROP_HINT})",
-                        *lines[1:], *more])
+    return "\n  ".join([f"{lines[0]} ({total} bad row(s) in all: {by_reason}; {DROP_HINT})", *lines[1:], *more])
 
 
 def _row_reason(name: str, i: int, table: pd.DataFrame, raw_text: dict) -> str:
     """The reason one row is bad, in words (built only for the rows a message lists)."""
     row = table.iloc[i]
     if name in ("class", "response", "is_attention_check"):
-        allowed = {"class": "a digit 0-9", "response": "yes/no/unsure",
-                   "is_attention_check": "a boolean"}[name]
+        allowed = {"class": "a digit 0-9", "response": "yes/no/unsure", "is_attention_check": "a boolean"}[name]
         return f"{name} {str(raw_text[name].iloc[i])!r} is not {allowed}"
     if name == "reaction_time_ms":
         return f"reaction_time_ms {raw_text[name].iloc[i]!r} is not a finite number >= 0"
@@ -411,17 +418,21 @@ def _row_reason(name: str, i: int, table: pd.DataFrame, raw_text: dict) -> str:
     if name == "unknown image_id":
         return f"unknown image_id {row['image_id']!r}"
     if name == "duplicate answer":
-        same = ((table["annotator_id"] == row["annotator_id"]) & (table["image_id"] == row["image_id"])
-                & (table["class"] == row["class"]))
-        return (f"duplicate answer of annotator {row['annotator_id']!r} to image "
-                f"{row['image_id']!r} class {int(row['class'])} (first in row "
-                f"{int(np.flatnonzero(same.to_numpy())[0]) + 1})")
+        same = (
+            (table["annotator_id"] == row["annotator_id"])
+            & (table["image_id"] == row["image_id"])
+            & (table["class"] == row["class"])
+        )
+        return (
+            f"duplicate answer of annotator {row['annotator_id']!r} to image "
+            f"{row['image_id']!r} class {int(row['class'])} (first in row "
+            f"{int(np.flatnonzero(same.to_numpy())[0]) + 1})"
+        )
     if name == "did not answer":
         pair = (table["annotator_id"] == row["annotator_id"]) & (table["image_id"] == row["image_id"])
         got = set(table.loc[pair, "class"].dropna().astype(int))
         lacking = sorted(set(range(N_DIGITS)) - got)
-        return (f"annotator {row['annotator_id']!r} did not answer class(es) {lacking} "
-                f"for image {row['image_id']!r}")
+        return f"annotator {row['annotator_id']!r} did not answer class(es) {lacking} " f"for image {row['image_id']!r}"
     return name  # empty annotator_id / image_id
 
 
@@ -434,9 +445,19 @@ def _simulated_flags(df: pd.DataFrame) -> pd.Series:
 
 # ------------------------------------------------------------------ released table
 
-RELEASED_COLUMNS = ["images", "indices", "original_labels", "human_uncert_mean",
-                    "pct_ann_unsure", "soft_label", "soft_label_yes_unc_equal",
-                    "soft_label_yes_only", "soft_label_argmax", "split", "source"]
+RELEASED_COLUMNS = [
+    "images",
+    "indices",
+    "original_labels",
+    "human_uncert_mean",
+    "pct_ann_unsure",
+    "soft_label",
+    "soft_label_yes_unc_equal",
+    "soft_label_yes_only",
+    "soft_label_argmax",
+    "split",
+    "source",
+]
 
 
 def _vectors(values: pd.Series, width: int, column: str, path: Path) -> np.ndarray:
@@ -448,8 +469,7 @@ def _vectors(values: pd.Series, width: int, column: str, path: Path) -> np.ndarr
         arr = np.asarray(v, dtype=np.float64).reshape(-1)
         if arr.size != width or not np.all(np.isfinite(arr)):
             raise ReleasedTableError(
-                f"{path}: row {k + 1}: column {column!r} should hold {width} finite numbers, "
-                f"got {arr.size}"
+                f"{path}: row {k + 1}: column {column!r} should hold {width} finite numbers, " f"got {arr.size}"
             )
         out[k] = arr
     return out
@@ -525,11 +545,8 @@ def read_released(path: str | os.PathLike, source: str) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ study table
 
-STUDY_COLUMNS = ["image_id", "source", "split", "region", "pixels", "label", "label_dist",
-                 *LABEL_COLUMNS[1:]]
 
-
-def study_table(selection: pd.DataFrame, images: pa.Table, labels: pd.DataFrame) -> tuple[pa.Table, dict]:
+def build_study(selection: pd.DataFrame, images: pa.Table, labels: pd.DataFrame) -> tuple[pa.Table, dict]:
     """Join selection (image_id, region, split), images and aggregated labels.
 
     Selected images that no kept annotator labelled (all excluded) are dropped and
@@ -548,36 +565,11 @@ def study_table(selection: pd.DataFrame, images: pa.Table, labels: pd.DataFrame)
     dropped = joined.loc[unlabelled, "image_id"].tolist()
     joined = joined[~unlabelled].reset_index(drop=True)
     joined["pixels"] = list(pix[[row_of[i] for i in joined["image_id"]]])
-    return study_arrow(joined), {"n_images": len(joined), "n_unlabelled_dropped": len(dropped),
-                                 "unlabelled_dropped": dropped[:50]}
-
-
-def study_arrow(df: pd.DataFrame) -> pa.Table:
-    """The study table contract as an Arrow table (fixed-size vector columns)."""
-    df = df.sort_values("image_id").reset_index(drop=True)
-
-    def stack(column: str, width: int) -> np.ndarray:
-        return np.stack(df[column].to_numpy()).reshape(len(df), width) if len(df) else np.zeros((0, width))
-
-    return pa.table(
-        {
-            "image_id": pa.array(df["image_id"], pa.string()),
-            "source": pa.array(df["source"], pa.string()),
-            "split": pa.array(df["split"], pa.string()),
-            "region": pa.array(df["region"], pa.string()),
-            "pixels": io.vectors_column(stack("pixels", 784).astype(np.uint8), pa.uint8()),
-            "label": pa.array(df["label"].astype(np.int64), pa.int64()),
-            "label_dist": io.vectors_column(stack("label_dist", N_DIGITS).astype(np.float32)),
-            **{name: io.vectors_column(stack(name, N_HUMAN_CLASSES).astype(np.float32))
-               for name in WEIGHTINGS},
-            "soft_label_argmax": pa.array(df["soft_label_argmax"].astype(np.int64), pa.int64()),
-            "human_uncert_mean": pa.array(df["human_uncert_mean"].astype(float), pa.float64()),
-            "pct_ann_unsure": pa.array(df["pct_ann_unsure"].astype(float), pa.float64()),
-            "n_annotators": pa.array(df["n_annotators"].astype("Int64"), pa.int64(), from_pandas=True),
-            "hlv": pa.array(df["hlv"].astype(bool), pa.bool_()),
-            "simulated": pa.array(df["simulated"].astype(bool), pa.bool_()),
-        }
-    )
+    return study_table.to_arrow(joined), {
+        "n_images": len(joined),
+        "n_unlabelled_dropped": len(dropped),
+        "unlabelled_dropped": dropped[:50],
+    }
 
 
 def match_released_ids(released: pd.DataFrame, images: pa.Table) -> pd.DataFrame:
@@ -593,49 +585,84 @@ def match_released_ids(released: pd.DataFrame, images: pa.Table) -> pd.DataFrame
 # ------------------------------------------------------------------ jobs
 
 
-def run_export(*, corpus: str, selection_path, images_path, gold_images_path,
-               gold_data_map_path, out_dir, campaign: dict, seed: int) -> None:
+def run_export(
+    *,
+    corpus: str,
+    selection_path,
+    images_path,
+    gold_images_path,
+    gold_data_map_path,
+    out_dir,
+    campaign: dict,
+    seed: int,
+) -> None:
     """Rule annotation_export: design the campaign for the selected images and write it."""
     selection = pd.read_parquet(selection_path)
     images = io.read_images(images_path)
     gold_images = io.read_images(gold_images_path)
     data_map = pd.read_parquet(gold_data_map_path)
-    gold = choose_gold(data_map, gold_images.select(["image_id", "label"]).to_pandas(),
-                       exclude=set(selection["image_id"]), per_digit=int(campaign["gold_per_digit"]))
+    gold = choose_gold(
+        data_map,
+        gold_images.select(["image_id", "label"]).to_pandas(),
+        exclude=set(selection["image_id"]),
+        per_digit=int(campaign["gold_per_digit"]),
+    )
     tasks = design_campaign(
-        selection["image_id"].tolist(), gold,
+        selection["image_id"].tolist(),
+        gold,
         annotators_per_image=int(campaign["annotators_per_image"]),
         images_per_task=int(campaign["images_per_task"]),
-        checks_per_task=int(campaign["checks_per_task"]), seed=int(seed),
+        checks_per_task=int(campaign["checks_per_task"]),
+        seed=int(seed),
     )
-    shown = pa.concat_tables([images.select(["image_id", "pixels"]),
-                              gold_images.select(["image_id", "pixels"])])
-    manifest = {"corpus": corpus, "seed": int(seed), "campaign": dict(campaign),
-                "n_images": int(len(selection)), "n_tasks": int(tasks["task_id"].nunique()),
-                "n_gold": int(len(gold))}
+    shown = pa.concat_tables([images.select(["image_id", "pixels"]), gold_images.select(["image_id", "pixels"])])
+    manifest = {
+        "corpus": corpus,
+        "seed": int(seed),
+        "campaign": dict(campaign),
+        "n_images": int(len(selection)),
+        "n_tasks": int(tasks["task_id"].nunique()),
+        "n_gold": int(len(gold)),
+    }
     export_campaign(tasks, gold, shown, out_dir, manifest)
-    log.info("%s: %d task lists for %d images, %d gold checks in the pool",
-             corpus, manifest["n_tasks"], manifest["n_images"], manifest["n_gold"])
+    log.info(
+        "%s: %d task lists for %d images, %d gold checks in the pool",
+        corpus,
+        manifest["n_tasks"],
+        manifest["n_images"],
+        manifest["n_gold"],
+    )
 
 
 def run_import(*, answers_path, campaign_dir, raw_out, report_out, on_bad_rows: str) -> None:
     """Rule annotation_import: validate a real campaign's answers into the raw table."""
     refuse_overwrite([("answers", answers_path)], [("raw table", raw_out), ("import report", report_out)])
     tasks, _ = read_campaign(campaign_dir)
-    table, report = read_raw_annotations(answers_path, known_image_ids=set(tasks["image_id"]),
-                                         on_bad_rows=on_bad_rows)
+    table, report = read_raw_annotations(answers_path, known_image_ids=set(tasks["image_id"]), on_bad_rows=on_bad_rows)
     if table["simulated"].any():
         log.warning("%s: %d rows are marked simulated", answers_path, int(table["simulated"].sum()))
     io.write_json(report, report_out)
-    io.write_table(raw_table(table), raw_out,
-                   metadata={"origin": "campaign", "simulated": bool(table["simulated"].any()),
-                             "import": report})
-    log.info("imported %d rows (%d bad rows, %s)", report["rows_kept"], report["bad_rows"],
-             report["bad_rows_by_reason"])
+    io.write_table(
+        raw_table(table),
+        raw_out,
+        metadata={"origin": "campaign", "simulated": bool(table["simulated"].any()), "import": report},
+    )
+    log.info(
+        "imported %d rows (%d bad rows, %s)", report["rows_kept"], report["bad_rows"], report["bad_rows_by_reason"]
+    )
 
 
-def run_study(*, origin: str, images_path, data_map_path, out_path, selection_path=None,
-              labels_path=None, released_path=None, corpus: str = "") -> None:
+def run_study(
+    *,
+    origin: str,
+    images_path,
+    data_map_path,
+    out_path,
+    selection_path=None,
+    labels_path=None,
+    released_path=None,
+    corpus: str = "",
+) -> None:
     """Rule study_table: the study table of one corpus, with `labels_origin` metadata."""
     from softdigits.aggregation import read_labels
 
@@ -646,20 +673,22 @@ def run_study(*, origin: str, images_path, data_map_path, out_path, selection_pa
         region = data_map.set_index("image_id")["region"]
         released["region"] = region.reindex(released["image_id"]).fillna("unknown").to_numpy()
         n_matched = int((released["region"] != "unknown").sum())
-        log.warning("%s: released labels carry image-level aggregates only: per-annotator "
-                    "statistics (annotators per image, reaction times, QC) are not available",
-                    corpus)
-        log.info("%s: %d of %d released images matched a corpus image by pixels",
-                 corpus, n_matched, len(released))
-        table = study_arrow(released)
+        log.warning(
+            "%s: released labels carry image-level aggregates only: per-annotator "
+            "statistics (annotators per image, reaction times, QC) are not available",
+            corpus,
+        )
+        log.info("%s: %d of %d released images matched a corpus image by pixels", corpus, n_matched, len(released))
+        table = study_table.to_arrow(released)
         info = {"n_images": len(released), "n_matched_to_corpus": n_matched}
     else:
         selection = pd.read_parquet(selection_path)
-        table, info = study_table(selection, images, read_labels(labels_path))
+        table, info = build_study(selection, images, read_labels(labels_path))
         if info["n_unlabelled_dropped"]:
-            log.warning("%s: %d selected image(s) had no annotator left after QC and are "
-                        "dropped: %s", corpus, info["n_unlabelled_dropped"],
-                        info["unlabelled_dropped"])
-    simulated = bool(np.any(table.column("simulated").to_numpy(zero_copy_only=False)))
-    io.write_table(table, out_path, metadata={"labels_origin": origin, "simulated": simulated,
-                                              **info})
+            log.warning(
+                "%s: %d selected image(s) had no annotator left after QC and are " "dropped: %s",
+                corpus,
+                info["n_unlabelled_dropped"],
+                info["unlabelled_dropped"],
+            )
+    study_table.write_study(table, out_path, origin=origin, info=info)

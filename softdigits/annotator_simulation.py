@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from softdigits import io
-from softdigits.io import N_DIGITS
+from softdigits.constants import N_DIGITS
 
 RESPONSE_NAMES = np.array(["no", "unsure", "yes"], dtype=object)
 
@@ -86,7 +86,7 @@ class PanelParams:
     rt_noise_sd: float  # per answer log-sd
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "PanelParams":
+    def from_config(cls, cfg: dict) -> PanelParams:
         return cls(**{f.name: float(cfg[f.name]) for f in fields(cls)})
 
 
@@ -115,17 +115,17 @@ def nearest_digits(
     labels = np.zeros((len(q), k), dtype=np.int64)
     dist2 = np.zeros((len(q), k))
     for start in range(0, len(q), chunk):
-        block = q[start:start + chunk]
+        block = q[start : start + chunk]
         dist = ref_sq[None, :] - 2.0 * block @ ref.T + (block**2).sum(axis=1)[:, None]
         if query_rows is not None:
-            rows = np.asarray(query_rows[start:start + chunk])
+            rows = np.asarray(query_rows[start : start + chunk])
             own = rows >= 0
             dist[np.flatnonzero(own), rows[own]] = np.inf
         nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
         d = np.take_along_axis(dist, nearest, axis=1)
         order = np.argsort(d, axis=1, kind="stable")
-        labels[start:start + len(block)] = reference_labels[np.take_along_axis(nearest, order, axis=1)]
-        dist2[start:start + len(block)] = np.maximum(np.take_along_axis(d, order, axis=1), 0.0)
+        labels[start : start + len(block)] = reference_labels[np.take_along_axis(nearest, order, axis=1)]
+        dist2[start : start + len(block)] = np.maximum(np.take_along_axis(d, order, axis=1), 0.0)
     return labels, dist2
 
 
@@ -163,8 +163,7 @@ def kernel_class_distribution(labels: np.ndarray, dist2: np.ndarray, tau: float)
     return out / out.sum(axis=1, keepdims=True)
 
 
-def knn_class_distribution(query, reference, reference_labels, k: int, query_rows=None,
-                           tau: float = 0.0) -> np.ndarray:
+def knn_class_distribution(query, reference, reference_labels, k: int, query_rows=None, tau: float = 0.0) -> np.ndarray:
     """(n, 10) class distribution of each query's k nearest reference images
     (`nearest_digits` voted by `kernel_class_distribution`)."""
     labels, dist2 = nearest_digits(query, reference, reference_labels, k, query_rows)
@@ -210,9 +209,9 @@ def simulate_panel(
     rng = np.random.default_rng(seed)
     task_ids = sorted(tasks["task_id"].unique())
     completions = rng.choice(
-        [0, 1, 2], size=len(task_ids),
-        p=[params.returned_rate, 1 - params.returned_rate - params.duplicate_rate,
-           params.duplicate_rate],
+        [0, 1, 2],
+        size=len(task_ids),
+        p=[params.returned_rate, 1 - params.returned_rate - params.duplicate_rate, params.duplicate_rate],
     )
     frames = []
     n_participants = 0
@@ -222,15 +221,24 @@ def simulate_panel(
             n_participants += 1
             annotator_id = f"{annotator_prefix}-{n_participants:05d}"
             frames.append(_answer_task(by_task[task_id], signal, params, rng, annotator_id))
-    columns = ["annotator_id", "image_id", "class", "response", "is_attention_check",
-               "reaction_time_ms", "gold_label", "simulated"]
+    columns = [
+        "annotator_id",
+        "image_id",
+        "class",
+        "response",
+        "is_attention_check",
+        "reaction_time_ms",
+        "gold_label",
+        "simulated",
+    ]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
 
 
-def _answer_task(task: pd.DataFrame, signal: dict[str, np.ndarray], p: PanelParams,
-                 rng: np.random.Generator, annotator_id: str) -> pd.DataFrame:
+def _answer_task(
+    task: pd.DataFrame, signal: dict[str, np.ndarray], p: PanelParams, rng: np.random.Generator, annotator_id: str
+) -> pd.DataFrame:
     """One participant answers one task list: rows for every (image, class)."""
     n = len(task)
     strength = np.stack([signal[i] for i in task["image_id"]])  # (n, 10)
@@ -318,8 +326,12 @@ def signal_parts(
     in_reference = pd.Series(np.arange(len(reference)), index=reference["image_id"].to_numpy())
     own_rows = in_reference.reindex(image_ids).fillna(-1).to_numpy(dtype=np.int64)
     neighbour_labels, neighbour_dist2 = nearest_digits(
-        pooled(pixels[rows], pool), pooled(reference_pixels, pool), reference["label"].to_numpy(), k,
-        query_rows=own_rows)
+        pooled(pixels[rows], pool),
+        pooled(reference_pixels, pool),
+        reference["label"].to_numpy(),
+        k,
+        query_rows=own_rows,
+    )
     labels = images["label"].to_numpy()[rows]
     prior = np.zeros((len(rows), N_DIGITS))
     has_label = labels >= 0
@@ -331,19 +343,27 @@ def signal_parts(
         if covered.any():
             ids = [i for i, c in zip(image_ids, covered) if c]
             # The label of a generated image is the labelling ensemble's: never used.
-            prior[covered] = record_class_distribution(rec.loc[ids, "parent_labels"],
-                                                       rec.loc[ids, "mix_weights"])
+            prior[covered] = record_class_distribution(rec.loc[ids, "parent_labels"], rec.loc[ids, "mix_weights"])
     return SignalParts(image_ids, neighbour_labels, neighbour_dist2, prior, covered)
 
 
-def image_signal(images, pixels, image_ids, reference, reference_pixels, *, k: int, knn_tau: float,
-                 pool: int = 1,
-                 label_weight: float, record_weight: float,
-                 records: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+def image_signal(
+    images,
+    pixels,
+    image_ids,
+    reference,
+    reference_pixels,
+    *,
+    k: int,
+    knn_tau: float,
+    pool: int = 1,
+    label_weight: float,
+    record_weight: float,
+    records: pd.DataFrame | None = None,
+) -> dict[str, np.ndarray]:
     """The perceptual signal (10 class strengths) of each of `image_ids` (`signal_parts`
     blended: the record with `record_weight`, an original label with `label_weight`)."""
-    parts = signal_parts(images, pixels, image_ids, reference, reference_pixels, k=k, pool=pool,
-                         records=records)
+    parts = signal_parts(images, pixels, image_ids, reference, reference_pixels, k=k, pool=pool, records=records)
     return parts.blend(label_weight=label_weight, record_weight=record_weight, knn_tau=knn_tau)
 
 
@@ -363,7 +383,7 @@ def ridge_accuracy(features: np.ndarray, target: np.ndarray, seed: int = 0, ridg
     y = np.asarray(target)
     classes = np.unique(y)
     order = np.random.default_rng(seed).permutation(len(y))
-    halves = (order[: len(y) // 2], order[len(y) // 2:])
+    halves = (order[: len(y) // 2], order[len(y) // 2 :])
     correct = 0
     for train, test in (halves, halves[::-1]):
         mean, sd = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
@@ -375,8 +395,9 @@ def ridge_accuracy(features: np.ndarray, target: np.ndarray, seed: int = 0, ridg
     return correct / len(y)
 
 
-def pixel_vs_record_predictability(pixels: np.ndarray, records: pd.DataFrame, majority: np.ndarray,
-                                   seed: int = 0) -> dict[str, float]:
+def pixel_vs_record_predictability(
+    pixels: np.ndarray, records: pd.DataFrame, majority: np.ndarray, seed: int = 0
+) -> dict[str, float]:
     """How well the panel's majority labels of generated images are learnt from what.
 
     `pixels` (n, 784), `records` (parent_labels, mix_weights) and `majority` (the
@@ -399,8 +420,18 @@ def looks_at_the_image(scores: dict[str, float], margin: float) -> bool:
     return scores["pixels_acc"] >= max(scores["record_acc"], scores["record_argmax_acc"]) + margin
 
 
-def run(*, corpus: str, campaign_dir, images_path, gold_images_path, reference_path, raw_out,
-        simulation: dict, seed: int, records_path=None) -> None:
+def run(
+    *,
+    corpus: str,
+    campaign_dir,
+    images_path,
+    gold_images_path,
+    reference_path,
+    raw_out,
+    simulation: dict,
+    seed: int,
+    records_path=None,
+) -> None:
     """Rule annotation_simulate: the simulated panel answers the exported campaign."""
     import logging
 
@@ -419,16 +450,35 @@ def run(*, corpus: str, campaign_dir, images_path, gold_images_path, reference_p
     ):
         table = io.read_images(path)
         meta = table.select(["image_id", "label"]).to_pandas()
-        signal.update(image_signal(meta, io.pixels_array(table), ids, reference, reference_pixels,
-                                   k=int(simulation["knn_k"]), knn_tau=float(simulation["knn_tau"]),
-                                   pool=int(simulation["knn_pool"]),
-                                   label_weight=float(simulation["label_weight"]),
-                                   record_weight=float(simulation["record_weight"]), records=recs))
+        signal.update(
+            image_signal(
+                meta,
+                io.pixels_array(table),
+                ids,
+                reference,
+                reference_pixels,
+                k=int(simulation["knn_k"]),
+                knn_tau=float(simulation["knn_tau"]),
+                pool=int(simulation["knn_pool"]),
+                label_weight=float(simulation["label_weight"]),
+                record_weight=float(simulation["record_weight"]),
+                records=recs,
+            )
+        )
     params = PanelParams.from_config(simulation["panel"])
     raw = simulate_panel(tasks, signal, params, seed=int(seed), annotator_prefix=f"sim-{corpus}")
-    what = (f"k-NN over {len(reference)} MNIST training images + generation record as a weak prior"
-            if records is not None else f"k-NN over {len(reference)} MNIST training images + original label")
-    io.write_table(raw_table(raw), raw_out,
-                   metadata={"origin": "simulated", "simulated": True, "signal": what, "seed": int(seed)})
-    log.info("%s: SIMULATED panel (signal: %s): %d participants, %d answers", corpus, what,
-             raw["annotator_id"].nunique(), len(raw))
+    what = (
+        f"k-NN over {len(reference)} MNIST training images + generation record as a weak prior"
+        if records is not None
+        else f"k-NN over {len(reference)} MNIST training images + original label"
+    )
+    io.write_table(
+        raw_table(raw), raw_out, metadata={"origin": "simulated", "simulated": True, "signal": what, "seed": int(seed)}
+    )
+    log.info(
+        "%s: SIMULATED panel (signal: %s): %d participants, %d answers",
+        corpus,
+        what,
+        raw["annotator_id"].nunique(),
+        len(raw),
+    )

@@ -47,11 +47,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from softdigits.io import N_DIGITS, DataContractError, pixels_array, vectors_array, vectors_column
+from softdigits.constants import N_DIGITS, REGIONS
+from softdigits.io import DataContractError, pixels_array, vectors_array, vectors_column
 
 log = logging.getLogger(__name__)
 
-REGIONS = ("easy", "ambiguous", "hard", "other")
 TARGETS = ("label_dist", "label", "sampled_label")
 SAMPLED_DRAW = 0  # which of the recipe's sampled labels sampled_label trains on (the first)
 
@@ -131,8 +131,9 @@ def sampled_gold(images: pa.Table, where: str = "") -> np.ndarray:
         )
     sampled = vectors_array(images, "sampled_labels")
     if sampled.ndim != 2 or sampled.shape[1] <= SAMPLED_DRAW:
-        raise DataContractError(f"{where}sampled_labels has {sampled.shape[-1]} draws per image; "
-                                f"draw {SAMPLED_DRAW} is needed")
+        raise DataContractError(
+            f"{where}sampled_labels has {sampled.shape[-1]} draws per image; " f"draw {SAMPLED_DRAW} is needed"
+        )
     gold = sampled[:, SAMPLED_DRAW].astype(np.int64)
     bad = np.flatnonzero((gold < 0) | (gold >= N_DIGITS))
     if len(bad):
@@ -191,8 +192,7 @@ def train_dynamics(
         net = build_model(model, seed)
         result = fit(net, x, y, settings, seed=seed, track_dynamics=True)
         probs = result.train_probs  # (epochs, n, 10)
-        log.info("seed %d: train accuracy per epoch %s", seed,
-                 [round(a, 4) for a in result.history["train_acc"]])
+        log.info("seed %d: train accuracy per epoch %s", seed, [round(a, 4) for a in result.history["train_acc"]])
         for epoch, p in enumerate(probs, start=1):
             parts.append(
                 pa.table(
@@ -231,19 +231,20 @@ def data_map(dynamics: pa.Table, thresholds: Thresholds, where: str = "") -> pd.
     short = np.flatnonzero(count != n_runs)
     if len(short):
         i = int(short[0])
-        raise DataContractError(
-            f"{where}image {ids[i]!r} has {count[i]} (seed, epoch) values, expected {n_runs}"
-        )
+        raise DataContractError(f"{where}image {ids[i]!r} has {count[i]} (seed, epoch) values, expected {n_runs}")
     p_gold = dynamics.column("p_gold").to_numpy().astype(np.float64)
     correct = dynamics.column("correct").to_numpy(zero_copy_only=False).astype(np.float64)
     confidence = np.bincount(codes, weights=p_gold) / count
     variability = np.sqrt(np.bincount(codes, weights=(p_gold - confidence[codes]) ** 2) / count)
     correctness = np.bincount(codes, weights=correct) / count
     probs = vectors_array(dynamics, "probs").astype(np.float64)
-    mean_probs = np.stack(
-        [np.bincount(codes, weights=probs[:, k], minlength=len(ids)) for k in range(probs.shape[1])],
-        axis=1,
-    ) / count[:, None]
+    mean_probs = (
+        np.stack(
+            [np.bincount(codes, weights=probs[:, k], minlength=len(ids)) for k in range(probs.shape[1])],
+            axis=1,
+        )
+        / count[:, None]
+    )
     digit = np.zeros(len(ids), dtype=np.int64)
     digit[codes] = dynamics.column("digit").to_numpy()
     gold = np.zeros(len(ids), dtype=np.int64)

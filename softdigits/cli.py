@@ -42,32 +42,47 @@ def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") ->
         labels, qc = aggregate(raw)
     except AggregationError as err:
         raise RawAnnotationError(f"{annotations}: {err}") from None
-    summary = {**qc.as_dict(), "n_images": int(len(labels)), "import": import_report,
-               "simulated": bool(labels["simulated"].any())}
-    io.write_table(labels_table(labels), out,
-                   metadata={"source_file": str(annotations), **{k: v for k, v in summary.items()
-                                                                 if k != "excluded_annotators"}})
+    summary = {
+        **qc.as_dict(),
+        "n_images": int(len(labels)),
+        "import": import_report,
+        "simulated": bool(labels["simulated"].any()),
+    }
+    io.write_table(
+        labels_table(labels),
+        out,
+        metadata={"source_file": str(annotations), **{k: v for k, v in summary.items() if k != "excluded_annotators"}},
+    )
     if qc_out is not None:
         io.write_json(summary, qc_out)
-    log.info("%s: %d images; %d of %d annotators excluded by attention checks%s",
-             annotations, len(labels), qc.n_excluded, qc.n_annotators,
-             " (SIMULATED answers)" if summary["simulated"] else "")
+    log.info(
+        "%s: %d images; %d of %d annotators excluded by attention checks%s",
+        annotations,
+        len(labels),
+        qc.n_excluded,
+        qc.n_annotators,
+        " (SIMULATED answers)" if summary["simulated"] else "",
+    )
     return summary
 
 
 def _aggregate(args) -> int:
     summary = aggregate_file(args.annotations, args.out, args.qc, args.on_bad_rows)
-    print(f"wrote {args.out}: {summary['n_images']} images, "
-          f"{summary['n_excluded_attention']} of {summary['n_annotators']} annotators excluded "
-          f"by attention checks, {summary['import']['bad_rows']} bad rows dropped")
+    print(
+        f"wrote {args.out}: {summary['n_images']} images, "
+        f"{summary['n_excluded_attention']} of {summary['n_annotators']} annotators excluded "
+        f"by attention checks, {summary['import']['bad_rows']} bad rows dropped"
+    )
     return 0
 
 
 def _check_config(args) -> int:
     config = check_files(args.files, args.schema)
-    print(f"config OK: {' + '.join(map(str, args.files))} "
-          f"(study corpora {config['study']['corpora']}, annotation origin "
-          f"{config['annotation']['origin']})")
+    print(
+        f"config OK: {' + '.join(map(str, args.files))} "
+        f"(study corpora {config['study']['corpora']}, annotation origin "
+        f"{config['annotation']['origin']})"
+    )
     return 0
 
 
@@ -78,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     agg.add_argument("--annotations", required=True, type=Path, help="raw answers, .csv or .parquet")
     agg.add_argument("--out", required=True, type=Path, help="labels Parquet to write")
     agg.add_argument("--qc", type=Path, default=None, help="optional QC summary JSON to write")
-    agg.add_argument("--on-bad-rows", choices=ON_BAD_ROWS, default="error",
-                     help="stop on bad rows (default) or drop and count them")
+    agg.add_argument(
+        "--on-bad-rows", choices=ON_BAD_ROWS, default="error", help="stop on bad rows (default) or drop and count them"
+    )
     agg.set_defaults(run=_aggregate)
     chk = commands.add_parser("check-config", help="check config files before a run")
-    chk.add_argument("files", nargs="+", type=Path,
-                     help="workflow_config.yaml first, then any overlays, merged in order")
+    chk.add_argument(
+        "files", nargs="+", type=Path, help="workflow_config.yaml first, then any overlays, merged in order"
+    )
     chk.add_argument("--schema", type=Path, default=SCHEMA, help=argparse.SUPPRESS)
     chk.set_defaults(run=_check_config)
     args = parser.parse_args(argv)

@@ -22,9 +22,9 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPLITS = ("train", "val", "test")
+from softdigits.constants import N_DIGITS, STUDY_SPLITS
+
 RESULTS = "results"  # the workflow's output folder (rules/common.smk)
-N_DIGITS = 10
 
 
 class ConfigError(ValueError):
@@ -105,11 +105,16 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         t = spec.get("thresholds", {})
         key = f"cartography.corpora.{corpus}.thresholds"
         if t.get("confidence_low", 0) >= t.get("confidence_high", 1):
-            bad(key, f"confidence_low {t['confidence_low']} must be below confidence_high "
-                     f"{t['confidence_high']} (easy and hard regions would overlap)")
+            bad(
+                key,
+                f"confidence_low {t['confidence_low']} must be below confidence_high "
+                f"{t['confidence_high']} (easy and hard regions would overlap)",
+            )
         if t.get("variability_low", 0) > t.get("variability_high", 1):
-            bad(key, f"variability_low {t['variability_low']} must not exceed variability_high "
-                     f"{t['variability_high']}")
+            bad(
+                key,
+                f"variability_low {t['variability_low']} must not exceed variability_high " f"{t['variability_high']}",
+            )
 
     selection = config.get("selection", {}).get("corpora", {})
     for corpus in study:
@@ -117,16 +122,20 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
             bad("selection.corpora", f"no entry (budget, min_easy_per_digit_train) for the study corpus {corpus!r}")
     for corpus, spec in selection.items():
         budget = spec.get("budget", {})
-        for split in SPLITS:
+        for split in STUDY_SPLITS:
             if split in budget and budget[split] <= 0:
-                bad(f"selection.corpora.{corpus}.budget.{split}",
+                bad(
+                    f"selection.corpora.{corpus}.budget.{split}",
                     f"{budget[split]}: every split needs a positive budget (training, early "
-                    "stopping and the test metrics each need images)")
+                    "stopping and the test metrics each need images)",
+                )
         min_easy = spec.get("min_easy_per_digit_train", 0)
         if budget.get("train", 0) > 0 and N_DIGITS * min_easy > budget["train"]:
-            bad(f"selection.corpora.{corpus}.min_easy_per_digit_train",
+            bad(
+                f"selection.corpora.{corpus}.min_easy_per_digit_train",
                 f"{min_easy} easy images per digit need {N_DIGITS * min_easy} training images, "
-                f"but budget.train is {budget['train']}")
+                f"but budget.train is {budget['train']}",
+            )
 
     generator = config.get("generator", {})
     f = generator.get("filter", {})
@@ -140,13 +149,17 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
     campaign = annotation.get("campaign", {})
     origin = annotation.get("origin")
     if campaign and campaign.get("checks_per_task", 0) >= campaign.get("images_per_task", 1):
-        bad("annotation.campaign.images_per_task",
+        bad(
+            "annotation.campaign.images_per_task",
             f"{campaign['images_per_task']} must exceed checks_per_task {campaign['checks_per_task']} "
-            "(a task list needs study images besides its attention checks)")
+            "(a task list needs study images besides its attention checks)",
+        )
     if origin != "released" and campaign.get("gold_corpus") not in (None, *study):
-        bad("annotation.campaign.gold_corpus",
+        bad(
+            "annotation.campaign.gold_corpus",
             f"{campaign['gold_corpus']!r} must be one of study.corpora {study} (its data map "
-            "picks the gold attention checks)")
+            "picks the gold attention checks)",
+        )
     if origin == "campaign":
         lacking = [c for c in study if c not in annotation.get("answers", {})]
         if lacking:
@@ -154,8 +167,11 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
     for corpus, answers in annotation.get("answers", {}).items():
         # Snakemake deletes the outputs it reruns: human answers must not live among them.
         if Path(answers).parts[:1] == (RESULTS,):
-            bad(f"annotation.answers.{corpus}", f"{answers!r} is inside {RESULTS}/, which the "
-                "workflow writes and deletes; keep raw answers outside it (e.g. data/answers/)")
+            bad(
+                f"annotation.answers.{corpus}",
+                f"{answers!r} is inside {RESULTS}/, which the "
+                "workflow writes and deletes; keep raw answers outside it (e.g. data/answers/)",
+            )
 
     targets = config.get("training", {}).get("targets", [])
     for k, pair in enumerate(config.get("evaluation", {}).get("comparisons", [])):
@@ -203,8 +219,9 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node | None]:
     if data is None:
         return {}, None
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: the top level must be a mapping of keys, got {type(data).__name__}"],
-                          "bad config file")
+        raise ConfigError(
+            [f"{path}:1: the top level must be a mapping of keys, got {type(data).__name__}"], "bad config file"
+        )
     return data, node
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from softdigits.io import N_DIGITS, markdown_table, pixels_array
+from softdigits.constants import N_DIGITS
+from softdigits.io import markdown_table, pixels_array
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,14 @@ def run_size(
         start = time.perf_counter()
         fit(net, x_train, torch.from_numpy(eye[y_pool[idx]]), settings, seed=run_seed)
         _, accuracy = evaluate(net, x_test, torch.from_numpy(eye[y_test_raw]))
-        log.info("k=%d repetition %d (seed %d): test accuracy %.4f, %.1f s", samples_per_digit, repetition,
-                 run_seed, accuracy, time.perf_counter() - start)
+        log.info(
+            "k=%d repetition %d (seed %d): test accuracy %.4f, %.1f s",
+            samples_per_digit,
+            repetition,
+            run_seed,
+            accuracy,
+            time.perf_counter() - start,
+        )
         rows.append((samples_per_digit, repetition, run_seed, len(idx), len(y_test_raw), epochs, accuracy))
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -108,9 +115,11 @@ def table5_markdown(table: pd.DataFrame, runs: pd.DataFrame) -> str:
     epochs = sorted(runs["epochs"].unique())
     acc = table.iloc[[0]].copy()
     std = table.iloc[[1]].copy()
-    body = markdown_table(acc, floatfmt="{:.3f}") + "\n".join(
-        markdown_table(std, floatfmt="{:.4f}").splitlines()[2:]
-    ) + "\n"
+    body = (
+        markdown_table(acc, floatfmt="{:.3f}")
+        + "\n".join(markdown_table(std, floatfmt="{:.4f}").splitlines()[2:])
+        + "\n"
+    )
     note = (
         f"\nLeNet on k MNIST training images per digit, tested on the MNIST test split "
         f"({int(runs['n_test'].iloc[0])} images); {', '.join(map(str, sorted(set(reps))))} repetitions per size, "

@@ -11,10 +11,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from softdigits.io import NOT_A_DIGIT, vectors_array
+from softdigits.constants import NOT_A_DIGIT
+from softdigits.io import vectors_array
+from softdigits.metrics import entropy
 
-TABLE1_COLUMNS = ["corpus", "labels", "n_images", "nohlv_pct", "hlv_pct", "orig_label_agreement_pct",
-                  "nan_pct", "u_mean", "u_prop"]
+TABLE1_COLUMNS = [
+    "corpus",
+    "labels",
+    "n_images",
+    "nohlv_pct",
+    "hlv_pct",
+    "orig_label_agreement_pct",
+    "nan_pct",
+    "u_mean",
+    "u_prop",
+]
 PROXIES = {
     "rt_norm": "(1) normalised mean reaction time",
     "u_mean": "(2) u_mean (human_uncert_mean)",
@@ -57,15 +68,9 @@ def annotations_per_image(corpus: str, study) -> pd.DataFrame:
     """corpus, n_annotators, n_images (empty when the count is unknown, e.g. released)."""
     counts = pd.Series(study.column("n_annotators").to_pandas()).dropna().astype(int)
     hist = counts.value_counts().sort_index()
-    return pd.DataFrame({"corpus": corpus, "n_annotators": hist.index.astype(int),
-                         "n_images": hist.to_numpy(dtype=int)})
-
-
-def entropy(p: np.ndarray) -> np.ndarray:
-    """Shannon entropy (nats) of each row."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(p), 0.0)
-    return terms.sum(axis=1)
+    return pd.DataFrame(
+        {"corpus": corpus, "n_annotators": hist.index.astype(int), "n_images": hist.to_numpy(dtype=int)}
+    )
 
 
 def normalised_reaction_time(raw: pd.DataFrame, image_ids: pd.Index) -> pd.Series:
@@ -88,8 +93,7 @@ def uncertainty_proxies(study, raw: pd.DataFrame | None) -> pd.DataFrame:
     """Per image, the five Appendix B proxies (reaction time NaN without raw answers)."""
     ids = pd.Index(study.column("image_id").to_pylist())
     proxies = pd.DataFrame(index=ids)
-    proxies["rt_norm"] = (normalised_reaction_time(raw, ids) if raw is not None
-                          else np.nan)
+    proxies["rt_norm"] = normalised_reaction_time(raw, ids) if raw is not None else np.nan
     proxies["u_mean"] = study.column("human_uncert_mean").to_numpy()
     proxies["u_prop"] = study.column("pct_ann_unsure").to_numpy()
     proxies["entropy_uncertainty_weighted"] = entropy(vectors_array(study, "soft_label"))
@@ -110,8 +114,15 @@ def correlation_table(corpus: str, proxies: pd.DataFrame) -> pd.DataFrame:
                 rho = np.nan  # undefined: too few images or a constant proxy
             else:
                 rho = float(spearmanr(x, y).statistic)
-            rows.append({"corpus": corpus, "proxy_row": PROXIES[a], "proxy_col": PROXIES[b],
-                         "spearman_rho": rho, "n_images": int(both.sum())})
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "proxy_row": PROXIES[a],
+                    "proxy_col": PROXIES[b],
+                    "spearman_rho": rho,
+                    "n_images": int(both.sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -125,8 +136,11 @@ def correlation_matrix_markdown(corr: pd.DataFrame) -> str:
     for corpus, block in corr.groupby("corpus", sort=False):
         lookup = {(r.proxy_row, r.proxy_col): r.spearman_rho for r in block.itertuples()}
         grid = pd.DataFrame(
-            [[short[i]] + [lookup.get((labels[i], labels[j]), np.nan) if j <= i else np.nan
-                           for j in range(len(labels))] for i in range(len(labels))],
+            [
+                [short[i]]
+                + [lookup.get((labels[i], labels[j]), np.nan) if j <= i else np.nan for j in range(len(labels))]
+                for i in range(len(labels))
+            ],
             columns=[corpus] + short,
         )
         parts.append(markdown_table(grid))
@@ -149,15 +163,16 @@ def histogram_png(per_image: pd.DataFrame, labels_note: str, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from softdigits.io import atomic_path
+    from softdigits.io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     corpora = list(dict.fromkeys(per_image["corpus"]))
     width = 0.8 / max(1, len(corpora))
     for k, corpus in enumerate(corpora):
         block = per_image[per_image["corpus"] == corpus]
-        ax.bar(block["n_annotators"] + (k - (len(corpora) - 1) / 2) * width, block["n_images"],
-               width=width, label=corpus)
+        ax.bar(
+            block["n_annotators"] + (k - (len(corpora) - 1) / 2) * width, block["n_images"], width=width, label=corpus
+        )
     ax.set_xlabel("annotations per image (after attention-check exclusion)")
     ax.set_ylabel("images")
     ax.set_title(f"Labels from {labels_note}" if len(labels_note) < 60 else labels_note, fontsize=8)
@@ -166,13 +181,19 @@ def histogram_png(per_image: pd.DataFrame, labels_note: str, path) -> None:
     else:
         ax.text(0.5, 0.5, "not available: no per-annotator data", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def run(*, corpora: list[str], study_paths: list[str], raw_paths: list[str], paper_table1,
-        origin: str, labels_note: str, outputs: dict) -> None:
+def run(
+    *,
+    corpora: list[str],
+    study_paths: list[str],
+    raw_paths: list[str],
+    paper_table1,
+    origin: str,
+    labels_note: str,
+    outputs: dict,
+) -> None:
     """Rule dataset_stats: every table in Markdown, CSV and Parquet (+ the histogram PNG)."""
     import logging
 
@@ -191,19 +212,29 @@ def run(*, corpora: list[str], study_paths: list[str], raw_paths: list[str], pap
         raw = qc_passed_answers(raws[corpus]) if corpus in raws else None
         corrs.append(correlation_table(corpus, uncertainty_proxies(study, raw)))
     if not raws:
-        log.warning("per-annotator statistics (annotations per image, reaction times) are not "
-                    "available for %s labels", origin)
+        log.warning(
+            "per-annotator statistics (annotations per image, reaction times) are not " "available for %s labels",
+            origin,
+        )
     meta = {"labels_origin": origin, "simulated": origin == "simulated"}
     table1 = pd.DataFrame(rows, columns=TABLE1_COLUMNS)
     compare = compare_with_paper(table1, pd.read_csv(paper_table1))
     per_image = pd.concat(hists, ignore_index=True)
     corr = pd.concat(corrs, ignore_index=True)
-    na_note = ("" if raws else "Not available: the released labels carry no per-annotator "
-               "data (no annotator counts, reaction times or attention checks).\n\n")
+    na_note = (
+        ""
+        if raws
+        else "Not available: the released labels carry no per-annotator "
+        "data (no annotator counts, reaction times or attention checks).\n\n"
+    )
     for name, df, md in (
         ("table1", table1, header + markdown_table(table1, "{:.3f}")),
-        ("compare", compare, header + "Paper rows are the published numbers (human annotators); "
-         "rows of this run are computed.\n\n" + markdown_table(compare, "{:.3f}")),
+        (
+            "compare",
+            compare,
+            header + "Paper rows are the published numbers (human annotators); "
+            "rows of this run are computed.\n\n" + markdown_table(compare, "{:.3f}"),
+        ),
         ("per_image", per_image, header + na_note + markdown_table(per_image)),
         ("corr", corr, header + na_note + correlation_matrix_markdown(corr)),
     ):

@@ -27,12 +27,12 @@ import pandas as pd
 import pyarrow as pa
 
 from softdigits import io
+from softdigits.constants import N_PIXELS, SIDE
 
 log = logging.getLogger(__name__)
 
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 REASONS = ("within_corpus_exact", "cross_corpus_exact", "within_corpus_near", "cross_corpus_near")
-SIDE = 28
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,23 @@ class NearDuplicates:
 
 @dataclass
 class DedupResult:
-    kept: dict[str, pa.Table]     # corpus -> de-duplicated images table (original row order)
-    duplicates: pd.DataFrame      # one row per dropped image
-    leakage: pd.DataFrame         # one row per corpus
+    kept: dict[str, pa.Table]  # corpus -> de-duplicated images table (original row order)
+    duplicates: pd.DataFrame  # one row per dropped image
+    leakage: pd.DataFrame  # one row per corpus
 
 
 DUPLICATE_COLUMNS = [
-    "dropped_image_id", "dropped_source", "dropped_split", "dropped_label",
-    "kept_image_id", "kept_source", "kept_split", "kept_label",
-    "reason", "mean_abs_diff", "sha256",
+    "dropped_image_id",
+    "dropped_source",
+    "dropped_split",
+    "dropped_label",
+    "kept_image_id",
+    "kept_source",
+    "kept_split",
+    "kept_label",
+    "reason",
+    "mean_abs_diff",
+    "sha256",
 ]
 
 
@@ -100,27 +108,29 @@ def _catalogue(tables: dict[str, pa.Table], priority: list[str]) -> pd.DataFrame
                 f"corpus {corpus}: sha256 of {table.column('image_id')[wrong[0]]} does not match its pixels"
             )
         split = table.column("source_split").to_pandas()
-        frames.append(pd.DataFrame({
-            "image_id": table.column("image_id").to_pandas(),
-            "source": corpus,
-            "split": split,
-            "index": table.column("source_index").to_pandas(),
-            "label": table.column("label").to_pandas(),
-            "sha256": table.column("sha256").to_pandas(),
-            "position": np.arange(table.num_rows),  # row in its own table
-            "corpus_rank": priority.index(corpus),
-            "split_rank": split.map(SPLIT_ORDER).fillna(len(SPLIT_ORDER)).astype(int),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "image_id": table.column("image_id").to_pandas(),
+                    "source": corpus,
+                    "split": split,
+                    "index": table.column("source_index").to_pandas(),
+                    "label": table.column("label").to_pandas(),
+                    "sha256": table.column("sha256").to_pandas(),
+                    "position": np.arange(table.num_rows),  # row in its own table
+                    "corpus_rank": priority.index(corpus),
+                    "split_rank": split.map(SPLIT_ORDER).fillna(len(SPLIT_ORDER)).astype(int),
+                }
+            )
+        )
     images = pd.concat(frames, ignore_index=True)
     images = images.sort_values(["corpus_rank", "split_rank", "split", "index", "image_id"], kind="stable")
     return images.reset_index(drop=True).assign(row=lambda d: np.arange(len(d)))
 
 
-def _near_duplicates(
-    survivors: pd.DataFrame, tables: dict[str, pa.Table], near: NearDuplicates
-) -> pd.DataFrame:
+def _near_duplicates(survivors: pd.DataFrame, tables: dict[str, pa.Table], near: NearDuplicates) -> pd.DataFrame:
     """Greedy near-duplicate removal within pooled-key blocks (see module doc)."""
-    pixels = np.empty((len(survivors), io.N_PIXELS), dtype=np.uint8)
+    pixels = np.empty((len(survivors), N_PIXELS), dtype=np.uint8)
     for corpus, table in tables.items():
         rows = np.flatnonzero((survivors["source"] == corpus).to_numpy())
         if len(rows):
@@ -160,20 +170,22 @@ def _duplicates_table(images: pd.DataFrame, dropped: pd.DataFrame) -> pd.DataFra
     keeper = images.set_index("row").loc[dropped["keep_row"]]
     same = dropped["source"].to_numpy() == keeper["source"].to_numpy()
     scope = np.where(same, "within_corpus", "cross_corpus")
-    table = pd.DataFrame({
-        "dropped_image_id": dropped["image_id"].to_numpy(),
-        "dropped_source": dropped["source"].to_numpy(),
-        "dropped_split": dropped["split"].to_numpy(),
-        "dropped_label": dropped["label"].to_numpy(dtype=np.int64),
-        "kept_image_id": keeper["image_id"].to_numpy(),
-        "kept_source": keeper["source"].to_numpy(),
-        "kept_split": keeper["split"].to_numpy(),
-        "kept_label": keeper["label"].to_numpy(dtype=np.int64),
-        "reason": pd.Series(scope).str.cat(dropped["kind"].to_numpy(), sep="_").to_numpy(),
-        "mean_abs_diff": dropped["mean_abs_diff"].to_numpy(dtype=np.float64),
-        "sha256": dropped["sha256"].to_numpy(),
-        "_row": dropped["row"].to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "dropped_image_id": dropped["image_id"].to_numpy(),
+            "dropped_source": dropped["source"].to_numpy(),
+            "dropped_split": dropped["split"].to_numpy(),
+            "dropped_label": dropped["label"].to_numpy(dtype=np.int64),
+            "kept_image_id": keeper["image_id"].to_numpy(),
+            "kept_source": keeper["source"].to_numpy(),
+            "kept_split": keeper["split"].to_numpy(),
+            "kept_label": keeper["label"].to_numpy(dtype=np.int64),
+            "reason": pd.Series(scope).str.cat(dropped["kind"].to_numpy(), sep="_").to_numpy(),
+            "mean_abs_diff": dropped["mean_abs_diff"].to_numpy(dtype=np.float64),
+            "sha256": dropped["sha256"].to_numpy(),
+            "_row": dropped["row"].to_numpy(),
+        }
+    )
     return table.sort_values("_row").drop(columns="_row").reset_index(drop=True)[DUPLICATE_COLUMNS]
 
 
@@ -217,8 +229,9 @@ def read_paper_counts(path) -> pd.DataFrame:
         raise ValueError(f"{path}: lacks column(s) {missing}")
     bad = paper.index[paper["n_images"] - paper["n_removed"] != paper["n_remaining"]]
     if len(bad):
-        raise ValueError(f"{path}: row {bad[0] + 2} ({paper.loc[bad[0], 'corpus']}): "
-                         "n_images - n_removed != n_remaining")
+        raise ValueError(
+            f"{path}: row {bad[0] + 2} ({paper.loc[bad[0], 'corpus']}): " "n_images - n_removed != n_remaining"
+        )
     return paper
 
 
@@ -232,18 +245,32 @@ def against_paper(leakage: pd.DataFrame, paper: pd.DataFrame, origins: dict[str,
     rows = []
     for leak in leakage.itertuples(index=False):
         n_removed = int(leak.n_images - leak.n_kept)
-        row = {"corpus": leak.corpus, "origin": origins.get(leak.corpus, "unknown"),
-               "n_images": int(leak.n_images), "n_removed": n_removed, "n_remaining": int(leak.n_kept),
-               "share_removed": n_removed / leak.n_images if leak.n_images else float("nan")}
+        row = {
+            "corpus": leak.corpus,
+            "origin": origins.get(leak.corpus, "unknown"),
+            "n_images": int(leak.n_images),
+            "n_removed": n_removed,
+            "n_remaining": int(leak.n_kept),
+            "share_removed": n_removed / leak.n_images if leak.n_images else float("nan"),
+        }
         if leak.corpus in by_corpus.index:
             ref = by_corpus.loc[leak.corpus]
             same = (int(ref["n_images"]), int(ref["n_removed"])) == (row["n_images"], n_removed)
-            row.update(paper_n_images=int(ref["n_images"]), paper_n_removed=int(ref["n_removed"]),
-                       paper_n_remaining=int(ref["n_remaining"]),
-                       paper_share_removed=ref["n_removed"] / ref["n_images"], agrees="yes" if same else "no")
+            row.update(
+                paper_n_images=int(ref["n_images"]),
+                paper_n_removed=int(ref["n_removed"]),
+                paper_n_remaining=int(ref["n_remaining"]),
+                paper_share_removed=ref["n_removed"] / ref["n_images"],
+                agrees="yes" if same else "no",
+            )
         else:
-            row.update(paper_n_images=pd.NA, paper_n_removed=pd.NA, paper_n_remaining=pd.NA,
-                       paper_share_removed=float("nan"), agrees="no paper count")
+            row.update(
+                paper_n_images=pd.NA,
+                paper_n_removed=pd.NA,
+                paper_n_remaining=pd.NA,
+                paper_share_removed=float("nan"),
+                agrees="no paper count",
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -257,14 +284,18 @@ ORIGIN_NOTES = {
 
 
 def leakage_markdown(
-    leakage: pd.DataFrame, duplicates: pd.DataFrame, priority: list[str], near: NearDuplicates,
+    leakage: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    priority: list[str],
+    near: NearDuplicates,
     vs_paper: pd.DataFrame,
 ) -> str:
     """The leakage report as Markdown: duplicates against the paper, the table, how to read it."""
     near_text = (
         f"near-duplicates (mean absolute pixel difference <= {near.max_mean_abs_diff} within "
         f"{near.pool}x{near.pool}-pooled, {near.levels}-level blocks) were removed too"
-        if near.enabled else "near-duplicate detection was off"
+        if near.enabled
+        else "near-duplicate detection was off"
     )
     lines = [
         "# De-duplication and train-test leakage",
@@ -279,9 +310,11 @@ def leakage_markdown(
             lines.append(f"- **{r.corpus}** ({origin}): {here}; the paper gives no count.")
         else:
             verdict = "the same count" if r.agrees == "yes" else "a different count"
-            lines.append(f"- **{r.corpus}** ({origin}): {here}. The paper: {r.paper_n_removed:,} of "
-                         f"{r.paper_n_images:,} ({r.paper_share_removed:.1%}), {r.paper_n_remaining:,} "
-                         f"remaining: {verdict}.")
+            lines.append(
+                f"- **{r.corpus}** ({origin}): {here}. The paper: {r.paper_n_removed:,} of "
+                f"{r.paper_n_images:,} ({r.paper_share_removed:.1%}), {r.paper_n_remaining:,} "
+                f"remaining: {verdict}."
+            )
     lines += [
         "",
         "## Leakage and overlap",
@@ -339,6 +372,10 @@ def run(
     vs_paper = against_paper(result.leakage, paper, origins)
     io.write_csv(vs_paper, vs_paper_csv)
     io.write_text(leakage_markdown(result.leakage, result.duplicates, priority, near, vs_paper), leakage_md)
-    log.info("dedup: %d images dropped\n%s\nagainst the paper:\n%s", len(result.duplicates),
-             result.leakage.to_string(index=False), vs_paper.to_string(index=False))
+    log.info(
+        "dedup: %d images dropped\n%s\nagainst the paper:\n%s",
+        len(result.duplicates),
+        result.leakage.to_string(index=False),
+        vs_paper.to_string(index=False),
+    )
     return result

@@ -28,13 +28,12 @@ import hashlib
 import logging
 import os
 import re
-import socket
+import shutil
 import urllib.error
 import urllib.parse
-import shutil
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from softdigits.io import atomic_path, write_text
 
@@ -59,9 +58,7 @@ def parse_checksum(spec: str) -> tuple[str, str]:
     algorithm, _, digest = str(spec).partition(":")
     digest = digest.lower()
     if algorithm not in ALGORITHMS or not re.fullmatch(f"[0-9a-f]{{{ALGORITHMS[algorithm]}}}", digest):
-        raise ValueError(
-            f"bad checksum {spec!r}: expected 'md5:<32 hex>' or 'sha256:<64 hex>'"
-        )
+        raise ValueError(f"bad checksum {spec!r}: expected 'md5:<32 hex>' or 'sha256:<64 hex>'")
     return algorithm, digest
 
 
@@ -156,7 +153,10 @@ def download(
         log.warning(
             "%s has no pinned checksum: recorded sha256:%s in %s; later downloads must "
             "match it. Pin it by putting checksum: 'sha256:%s' in the config.",
-            url, sha256, lock, sha256,
+            url,
+            sha256,
+            lock,
+            sha256,
         )
     return sha256
 
@@ -165,8 +165,10 @@ def _reset_hint(checksum: str | None, lock) -> str:
     """How to change a pin on purpose (only for a trust-on-first-use lock)."""
     if checksum is not None:
         return ""
-    return (f". If the file changed upstream on purpose, delete {lock} (or put the new "
-            "checksum in the config) and rerun: the next download is checked and pinned anew")
+    return (
+        f". If the file changed upstream on purpose, delete {lock} (or put the new "
+        "checksum in the config) and rerun: the next download is checked and pinned anew"
+    )
 
 
 def store_path(store: Path, expected: str) -> Path:
@@ -214,8 +216,10 @@ def _read_lock(lock: Path, url: str) -> str | None:
         return None
     parts = lock.read_text().split()
     if len(parts) != 2:
-        raise DownloadError(f"{lock}: malformed checksum lock (expected 'sha256:<hex> <url>'); "
-                            "delete it to check and pin the file anew on its next download")
+        raise DownloadError(
+            f"{lock}: malformed checksum lock (expected 'sha256:<hex> <url>'); "
+            "delete it to check and pin the file anew on its next download"
+        )
     recorded, locked_url = parts
     parse_checksum(recorded)
     if locked_url != url:
@@ -240,12 +244,10 @@ def _fetch(url: str, path: Path, timeout: float) -> None:
         raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:
         raise DownloadError(f"download of {url} failed: cannot connect ({err.reason})") from None
-    except (socket.timeout, TimeoutError, ConnectionError) as err:
+    except (TimeoutError, ConnectionError) as err:
         raise DownloadError(f"download of {url} failed: {type(err).__name__}: {err}") from None
     if expected_size is not None and int(expected_size) != size:
-        raise DownloadError(
-            f"download of {url} is truncated: got {size} bytes, server announced {expected_size}"
-        )
+        raise DownloadError(f"download of {url} is truncated: got {size} bytes, server announced {expected_size}")
 
 
 def download_plan(corpora: dict, root: str) -> dict[str, dict[str, str]]:

@@ -12,7 +12,7 @@ Conventions:
   trained toward) is the argmax of each run's own training target (`original`:
   the corpus's original label; `human_equal` / `human_uncertainty`: the argmax
   of the soft label's ten digit masses, which is the argmax of the renormalised
-  distribution `grid.target_distributions` trains on; `human_majority`: the
+  distribution `targets.target_distributions` trains on; `human_majority`: the
   majority class); "human_majority" uses the human majority class for every
   target. An image without a gold digit (a not-a-digit majority, a soft label
   with no digit mass, no original label) is left out of the maps.
@@ -29,34 +29,12 @@ import os
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from scipy import stats as sps
 
-from softdigits import targets
-from softdigits.io import DataContractError, N_DIGITS, vectors_array
-from softdigits.metrics import check_probs, js_divergence
-
-
-def read_dynamics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(epochs (E,), image_ids (n,), probs (E, n, 10)) of a dynamics_predictions file.
-
-    Every epoch must hold the same images; rows are put in the first epoch's order.
-    """
-    table = pq.read_table(path, columns=["epoch", "image_id", "probs"])
-    epoch = table.column("epoch").to_numpy()
-    image_id = table.column("image_id").to_numpy(zero_copy_only=False)
-    probs = vectors_array(table, "probs")
-    check_probs(probs.astype(np.float64), str(path))
-    epochs = np.unique(epoch)
-    if len(epochs) == 0:
-        raise DataContractError(f"{path}: no epochs")
-    order = np.lexsort((image_id, epoch))
-    image_id, probs = image_id[order], probs[order]
-    n = len(image_id) // len(epochs)
-    first = image_id[:n]
-    if n * len(epochs) != len(image_id) or not (image_id.reshape(len(epochs), n) == first).all():
-        raise DataContractError(f"{path}: the epochs do not all hold the same images")
-    return epochs, first, probs.reshape(len(epochs), n, N_DIGITS)
+from softdigits import run_outputs, study_table, targets
+from softdigits.constants import N_DIGITS
+from softdigits.io import DataContractError
+from softdigits.metrics import js_divergence
 
 
 def successive_jsd(probs: np.ndarray) -> np.ndarray:
@@ -72,8 +50,16 @@ def jsd_by_stratum(epochs: np.ndarray, jsd: np.ndarray, strata: dict[str, np.nda
     frames = []
     for name, mask in strata.items():
         if mask.any():
-            frames.append(pd.DataFrame({"epoch": epochs[1:], "stratum": name,
-                                        "jsd": jsd[:, mask].mean(axis=1), "n_images": int(mask.sum())}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "epoch": epochs[1:],
+                        "stratum": name,
+                        "jsd": jsd[:, mask].mean(axis=1),
+                        "n_images": int(mask.sum()),
+                    }
+                )
+            )
     columns = ["epoch", "stratum", "jsd", "n_images"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
@@ -95,9 +81,7 @@ def tie_share(x: np.ndarray) -> float:
     return 1.0 - len(np.unique(x)) / len(x) if len(x) else 0.0
 
 
-def spearman(
-    x: np.ndarray, ys: dict[str, np.ndarray], *, n_permutations: int, seed: int
-) -> pd.DataFrame:
+def spearman(x: np.ndarray, ys: dict[str, np.ndarray], *, n_permutations: int, seed: int) -> pd.DataFrame:
     """Spearman rho of `x` with each of `ys`, with permutation and t-approximation p-values.
 
     Images with a NaN in x or in any y are dropped, so every y is tested on the
@@ -127,11 +111,16 @@ def spearman(
     rows = []
     for j, name in enumerate(names):
         tested = testable[j]
-        rows.append(base | {
-            "variable": name, "tie_share_y": tie_share(y[:, j]), "rho": rho[j],
-            "p_permutation": (1 + hits[j]) / (1 + n_permutations) if tested else np.nan,
-            "p_asymptotic": float(sps.spearmanr(xs, y[:, j]).pvalue) if tested else np.nan,
-        })
+        rows.append(
+            base
+            | {
+                "variable": name,
+                "tie_share_y": tie_share(y[:, j]),
+                "rho": rho[j],
+                "p_permutation": (1 + hits[j]) / (1 + n_permutations) if tested else np.nan,
+                "p_asymptotic": float(sps.spearmanr(xs, y[:, j]).pvalue) if tested else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -146,12 +135,11 @@ UNCERTAINTIES = {"u_mean": "human_uncert_mean", "u_prop": "pct_ann_unsure"}
 DATA_MAP_GOLDS = ("trained_target", "human_majority")
 GOLD_NOTES = {  # the sentence tables, captions and findings use to say which gold a data map has
     "trained_target": "gold = the argmax of the target each model was trained on (original: the corpus's "
-                      "original label)",
-    "human_majority": "gold = the human majority class for every target (evaluation.data_map_gold: "
-                      "human_majority)",
+    "original label)",
+    "human_majority": "gold = the human majority class for every target (evaluation.data_map_gold: " "human_majority)",
 }
 NO_GOLD = -1
-# The study column each human training target is built from (as grid.TARGET_COLUMNS;
+# The study column each human training target is built from (as targets.TARGET_COLUMNS;
 # grid imports torch, which the evaluation environment does not have).
 SOFT_TARGET_COLUMNS = {"human_equal": "soft_label_yes_unc_equal", "human_uncertainty": "soft_label"}
 
@@ -183,7 +171,7 @@ def gold_labels(study: pd.DataFrame, target: str, mode: str) -> np.ndarray:
 def shuffled_gold(study_path: str | os.PathLike, not_a_digit: str, shuffle_seed: int) -> pd.Series:
     """image_id -> gold of `human_shuffled` runs: the argmax of the shuffled label each image was
     trained toward (built by the same code as training), NO_GOLD where the image has none."""
-    study = targets.read_study(study_path)
+    study = study_table.read_study(study_path)
     built = targets.build_targets(study, "human_shuffled", not_a_digit, shuffle_seed=shuffle_seed)
     gold = np.where(built.usable, built.values.argmax(axis=1), NO_GOLD)
     return pd.Series(gold, index=study.image_id)
@@ -219,7 +207,7 @@ def evaluate_dynamics(
         for (t, s), path in sorted(runs.items()):
             if t != target:
                 continue
-            epochs, image_id, probs = read_dynamics(path)
+            epochs, image_id, probs = run_outputs.read_dynamics(path)
             unknown = ~pd.Index(image_id).isin(info.index)
             if unknown.any():
                 raise DataContractError(f"{path}: image_id {image_id[unknown][0]!r} is not in the study table")
@@ -236,13 +224,21 @@ def evaluate_dynamics(
         ids = ids_of_target[gold_of.loc[ids_of_target].to_numpy() != NO_GOLD]
         confidence, variability, n_values = data_map(p_gold)
         rows = info.loc[ids]
-        map_frames.append(pd.DataFrame({
-            "target": target, "image_id": ids, "gold": gold_of.loc[ids].to_numpy(),
-            "confidence": confidence, "variability": variability,
-            "n_values": n_values, "hlv": rows["hlv"].to_numpy(dtype=bool),
-            "u_mean": rows["human_uncert_mean"].to_numpy(dtype=float),
-            "u_prop": rows["pct_ann_unsure"].to_numpy(dtype=float),
-        }))
+        map_frames.append(
+            pd.DataFrame(
+                {
+                    "target": target,
+                    "image_id": ids,
+                    "gold": gold_of.loc[ids].to_numpy(),
+                    "confidence": confidence,
+                    "variability": variability,
+                    "n_values": n_values,
+                    "hlv": rows["hlv"].to_numpy(dtype=bool),
+                    "u_mean": rows["human_uncert_mean"].to_numpy(dtype=float),
+                    "u_prop": rows["pct_ann_unsure"].to_numpy(dtype=float),
+                }
+            )
+        )
     maps = pd.concat(map_frames, ignore_index=True)
     jsd = pd.concat(jsd_frames, ignore_index=True)[["target", "seed", "epoch", "stratum", "jsd", "n_images"]]
     return jsd, maps, spearman_table(maps, n_permutations=n_permutations, seed=seed)
@@ -252,13 +248,26 @@ def spearman_table(maps: pd.DataFrame, *, n_permutations: int, seed: int) -> pd.
     """Spearman of u_mean and u_prop with confidence and variability, per target and stratum."""
     frames = []
     for target, m in maps.groupby("target", sort=True):
-        for stratum, mask in {"all": np.ones(len(m), bool), "HLV": m["hlv"].to_numpy(),
-                              "NoHLV": ~m["hlv"].to_numpy()}.items():
+        for stratum, mask in {
+            "all": np.ones(len(m), bool),
+            "HLV": m["hlv"].to_numpy(),
+            "NoHLV": ~m["hlv"].to_numpy(),
+        }.items():
             sub = m[mask]
             for u in UNCERTAINTIES:
                 ys = {v: sub[v].to_numpy() for v in ("confidence", "variability")}
                 res = spearman(sub[u].to_numpy(), ys, n_permutations=n_permutations, seed=seed)
                 frames.append(res.assign(target=target, stratum=stratum, uncertainty=u))
-    cols = ["target", "stratum", "uncertainty", "variable", "rho", "p_permutation", "p_asymptotic",
-            "n", "tie_share_x", "tie_share_y"]
+    cols = [
+        "target",
+        "stratum",
+        "uncertainty",
+        "variable",
+        "rho",
+        "p_permutation",
+        "p_asymptotic",
+        "n",
+        "tie_share_x",
+        "tie_share_y",
+    ]
     return pd.concat(frames, ignore_index=True)[cols]

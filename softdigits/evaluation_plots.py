@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from softdigits.io import atomic_path  # noqa: E402
+from softdigits.io import save_figure  # noqa: E402
 from softdigits.tables import CORPUS_NAMES, MODEL_NAMES  # noqa: E402
 
 SHOWN_STRATA = ("NoHLV", "HLV")
@@ -26,21 +26,19 @@ SHOWN_STRATA = ("NoHLV", "HLV")
 
 def _save(fig, path: str | os.PathLike, footer: str) -> None:
     fig.text(0.5, 0.005, footer, ha="center", va="bottom", fontsize=8, style="italic")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model: str, gold: str, footer: str,
-                   path: str | os.PathLike) -> None:
+def plot_data_maps(
+    maps: pd.DataFrame, targets: list[str], *, corpus: str, model: str, gold: str, footer: str, path: str | os.PathLike
+) -> None:
     """Rows: targets; columns: NoHLV, HLV; x variability, y confidence, colour u_mean.
 
     `gold` is the data maps' gold rule (dynamics.DATA_MAP_GOLDS), named in the title."""
     from softdigits.dynamics import GOLD_NOTES
 
     targets = [t for t in targets if t in set(maps["target"])]
-    fig, axes = plt.subplots(len(targets), 2, figsize=(8, 3.2 * len(targets)), squeeze=False,
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(len(targets), 2, figsize=(8, 3.2 * len(targets)), squeeze=False, sharex=True, sharey=True)
     vmax = max(float(np.nanmax(maps["u_mean"])) if len(maps) else 0.0, 1e-6)
     points = None
     for i, target in enumerate(targets):
@@ -48,8 +46,16 @@ def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model
             ax = axes[i, j]
             sub = maps[(maps["target"] == target) & (maps["hlv"] == (stratum == "HLV"))]
             sub = sub.sort_values("u_mean")  # uncertain points drawn last, on top
-            points = ax.scatter(sub["variability"], sub["confidence"], c=sub["u_mean"], s=6,
-                                cmap="viridis_r", vmin=0, vmax=vmax, linewidths=0)
+            points = ax.scatter(
+                sub["variability"],
+                sub["confidence"],
+                c=sub["u_mean"],
+                s=6,
+                cmap="viridis_r",
+                vmin=0,
+                vmax=vmax,
+                linewidths=0,
+            )
             ax.set_title(f"{target} · {stratum} (n={len(sub)})", fontsize=9)
             ax.set_xlim(0, 0.5)
             ax.set_ylim(0, 1)
@@ -57,16 +63,19 @@ def plot_data_maps(maps: pd.DataFrame, targets: list[str], *, corpus: str, model
                 ax.set_xlabel("variability (std of p(gold))")
             if j == 0:
                 ax.set_ylabel("confidence (mean p(gold))")
-    fig.suptitle(f"Model data maps: {CORPUS_NAMES.get(corpus, corpus)}, {MODEL_NAMES.get(model, model)}\n"
-                 f"{GOLD_NOTES[gold]}", fontsize=10)
+    fig.suptitle(
+        f"Model data maps: {CORPUS_NAMES.get(corpus, corpus)}, {MODEL_NAMES.get(model, model)}\n" f"{GOLD_NOTES[gold]}",
+        fontsize=10,
+    )
     if points is not None:
         fig.colorbar(points, ax=axes, shrink=0.6, label="human uncertainty u_mean")
     _save(fig, path, footer)
     return fig
 
 
-def plot_jsd(jsd: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str, footer: str,
-             path: str | os.PathLike) -> None:
+def plot_jsd(
+    jsd: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str, footer: str, path: str | os.PathLike
+) -> None:
     """Rows: models; columns: NoHLV, HLV; mean over seeds of successive-epoch JSD per target (±std band)."""
     models = [m for m in models if m in set(jsd["model"])]
     fig, axes = plt.subplots(len(models), 2, figsize=(9, 3 * len(models)), squeeze=False, sharex=True)
@@ -79,8 +88,12 @@ def plot_jsd(jsd: pd.DataFrame, models: list[str], targets: list[str], *, corpus
                 if curve.empty:
                     continue
                 ax.plot(curve.index, curve["mean"], label=target, lw=1.2)
-                ax.fill_between(curve.index, curve["mean"] - curve["std"].fillna(0),
-                                curve["mean"] + curve["std"].fillna(0), alpha=0.2)
+                ax.fill_between(
+                    curve.index,
+                    curve["mean"] - curve["std"].fillna(0),
+                    curve["mean"] + curve["std"].fillna(0),
+                    alpha=0.2,
+                )
             ax.set_title(f"{MODEL_NAMES.get(model, model)} · {stratum}", fontsize=9)
             ax.set_ylabel("JSD(epoch t−1, t) [bits]")
             if i == len(models) - 1:
@@ -94,13 +107,15 @@ def plot_jsd(jsd: pd.DataFrame, models: list[str], targets: list[str], *, corpus
 def pooled_bins(bins: pd.DataFrame) -> pd.DataFrame:
     """Reliability bins pooled over seeds (count-weighted means)."""
     b = bins[bins["count"] > 0].assign(
-        conf_sum=lambda d: d["mean_confidence"] * d["count"], hit_sum=lambda d: d["accuracy"] * d["count"])
+        conf_sum=lambda d: d["mean_confidence"] * d["count"], hit_sum=lambda d: d["accuracy"] * d["count"]
+    )
     g = b.groupby(["model", "target", "bin"], as_index=False)[["count", "conf_sum", "hit_sum"]].sum()
     return g.assign(mean_confidence=g["conf_sum"] / g["count"], accuracy=g["hit_sum"] / g["count"])
 
 
-def plot_reliability(bins: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str, footer: str,
-                     path: str | os.PathLike) -> None:
+def plot_reliability(
+    bins: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str, footer: str, path: str | os.PathLike
+) -> None:
     """One panel per model: accuracy against the human majority vs confidence, per target."""
     pooled = pooled_bins(bins)
     models = [m for m in models if m in set(pooled["model"])]
@@ -126,8 +141,7 @@ def plot_corpus_size(runs: pd.DataFrame, *, footer: str, path: str | os.PathLike
     g = runs.groupby("samples_per_digit")["test_accuracy"].agg(["mean", "std", "count"]).reset_index()
     scale = 100.0 if g["mean"].max() <= 1.0 else 1.0  # accuracy stored as a fraction or in percent
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(g["samples_per_digit"], g["mean"] * scale, yerr=g["std"].fillna(0) * scale,
-                marker="o", capsize=3)
+    ax.errorbar(g["samples_per_digit"], g["mean"] * scale, yerr=g["std"].fillna(0) * scale, marker="o", capsize=3)
     ax.set_xscale("log")
     ax.set_xlabel("training samples per digit")
     ax.set_ylabel("test accuracy (%)")
@@ -149,8 +163,9 @@ def mean_risk_coverage(curves: pd.DataFrame) -> pd.DataFrame:
     return g.agg(risk="mean", n_seeds="count").reset_index()
 
 
-def plot_risk_coverage(curves: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str,
-                       footer: str, path: str | os.PathLike):
+def plot_risk_coverage(
+    curves: pd.DataFrame, models: list[str], targets: list[str], *, corpus: str, footer: str, path: str | os.PathLike
+):
     """Rows: models; columns: all, NoHLV, HLV; one curve per target: the mean over seeds of the
     risk (error against the human majority) among the most confident images, by coverage.
     Returns the (closed) figure, so its plotted data can be read back."""
@@ -158,8 +173,9 @@ def plot_risk_coverage(curves: pd.DataFrame, models: list[str], targets: list[st
     models = [m for m in models if m in set(mean["model"])]
     targets = [t for t in targets if t in set(mean["target"])]  # targets not trained: no curve
     colours = {t: plt.get_cmap("tab10")(i) for i, t in enumerate(targets)}
-    fig, axes = plt.subplots(len(models), len(RISK_STRATA), figsize=(4 * len(RISK_STRATA), 3.2 * len(models)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(models), len(RISK_STRATA), figsize=(4 * len(RISK_STRATA), 3.2 * len(models)), squeeze=False, sharex=True
+    )
     for i, model in enumerate(models):
         for j, stratum in enumerate(RISK_STRATA):
             ax = axes[i, j]

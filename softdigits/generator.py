@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softdigits import io, training
+from softdigits import io, metrics, training
+from softdigits.constants import N_DIGITS, N_PIXELS
 from softdigits.models import LeNet
 
 log = logging.getLogger(__name__)
@@ -164,12 +165,12 @@ class VAE(nn.Module):
 
     def __init__(self, hidden: tuple[int, ...] = (512, 256), latent_dim: int = 32):
         super().__init__()
-        sizes = [io.N_PIXELS, *hidden]
+        sizes = [N_PIXELS, *hidden]
         self.encoder = _mlp(sizes)
         self.mu = nn.Linear(sizes[-1], latent_dim)
         self.log_var = nn.Linear(sizes[-1], latent_dim)
         back = [latent_dim, *reversed(hidden)]
-        self.decoder = nn.Sequential(_mlp(back), nn.Linear(back[-1], io.N_PIXELS))
+        self.decoder = nn.Sequential(_mlp(back), nn.Linear(back[-1], N_PIXELS))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
@@ -310,7 +311,9 @@ def train_member(mnist: MnistSplits, member_settings: MemberSettings, seed: int)
     model = LeNet(padding=0).to(memory_format=torch.channels_last)
     # Patience = all epochs: never stops early, but ends on the best test-loss weights.
     fit_settings = training.TrainSettings(
-        lr=s.lr, batch_size=s.batch_size, max_epochs=s.epochs,
+        lr=s.lr,
+        batch_size=s.batch_size,
+        max_epochs=s.epochs,
         early_stopping_patience=s.epochs if s.best_test_loss_checkpoint else None,
     )
     result = training.fit(model, x, y, fit_settings, seed=seed, x_val=x_test, y_val=y_test)
@@ -352,26 +355,34 @@ def uncertainty(member_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     MI = H(mean_m p_m) - mean_m H(p_m): the members' disagreement.
     """
     mean = member_probs.mean(axis=0)
-    entropy = _entropy(mean)
-    mi = entropy - _entropy(member_probs).mean(axis=0)
+    entropy = metrics.entropy(mean)
+    mi = entropy - metrics.entropy(member_probs).mean(axis=0)
     return mean, entropy, np.maximum(mi, 0.0)  # tiny negative values are rounding
-
-
-def _entropy(p: np.ndarray) -> np.ndarray:
-    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
 
 
 def ensemble_accuracy(members: list[Member], summaries: list[dict], mnist: MnistSplits) -> pd.DataFrame:
     """MNIST test accuracy of each member and of the ensemble's mean softmax."""
     mean = ensemble_probs(members, mnist.test_pixels).mean(axis=0)
     rows = [
-        {"model": f"member{i}", "seed": s["seed"], "best_epoch": s["best_epoch"],
-         "test_loss": s["test_loss"], "test_accuracy": s["test_accuracy"]}
+        {
+            "model": f"member{i}",
+            "seed": s["seed"],
+            "best_epoch": s["best_epoch"],
+            "test_loss": s["test_loss"],
+            "test_accuracy": s["test_accuracy"],
+        }
         for i, s in enumerate(summaries)
     ]
     nll = -np.mean(np.log(np.clip(mean[np.arange(len(mean)), mnist.test_labels], 1e-12, None)))
-    rows.append({"model": "ensemble", "seed": -1, "best_epoch": -1, "test_loss": float(nll),
-                 "test_accuracy": float((mean.argmax(axis=1) == mnist.test_labels).mean())})
+    rows.append(
+        {
+            "model": "ensemble",
+            "seed": -1,
+            "best_epoch": -1,
+            "test_loss": float(nll),
+            "test_accuracy": float((mean.argmax(axis=1) == mnist.test_labels).mean()),
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -417,8 +428,8 @@ def mixing_plan(train_labels: np.ndarray, mix: MixSettings, seed: int) -> Mixing
 POOL_SCHEMA = pa.schema(
     [
         ("mixture", pa.int64()),  # index of the mixture in the mixing plan
-        ("pixels", pa.list_(pa.uint8(), io.N_PIXELS)),
-        ("probs", pa.list_(pa.float32(), io.N_DIGITS)),  # ensemble mean softmax
+        ("pixels", pa.list_(pa.uint8(), N_PIXELS)),
+        ("probs", pa.list_(pa.float32(), N_DIGITS)),  # ensemble mean softmax
         ("entropy", pa.float64()),
         ("mutual_information", pa.float64()),
         ("parents", pa.list_(pa.int64())),  # positions in the MNIST training split
@@ -455,8 +466,9 @@ def build_pool(
             entropy_hist += np.histogram(entropy, bins=60, range=(0.0, 3.0))[0]
             counts["mixtures"] += len(mixture)
             idx = np.flatnonzero(passed)
-            writer.write_table(_pool_chunk(mixture[idx], pixels[idx], mean[idx], entropy[idx],
-                                           mi[idx], parents[idx], w[idx]))
+            writer.write_table(
+                _pool_chunk(mixture[idx], pixels[idx], mean[idx], entropy[idx], mi[idx], parents[idx], w[idx])
+            )
             log.info("pool: %d/%d mixtures scored, %d kept", counts["mixtures"], plan.n_mixtures, counts["kept"])
     return {**counts, "entropy_histogram_all": {"edges": np.linspace(0, 3, 61), "counts": entropy_hist}}
 
@@ -563,8 +575,16 @@ class Selection:
 
     def bins(self) -> pd.DataFrame:
         """The per-bin table: edges, target, pool (distinct candidates), drawn, unique drawn."""
-        return pd.DataFrame({"low": self.bin_edges[:-1], "high": self.bin_edges[1:], "target": self.target,
-                             "pool": self.available, "drawn": self.drawn, "unique": self.unique})
+        return pd.DataFrame(
+            {
+                "low": self.bin_edges[:-1],
+                "high": self.bin_edges[1:],
+                "target": self.target,
+                "pool": self.available,
+                "drawn": self.drawn,
+                "unique": self.unique,
+            }
+        )
 
 
 def select(entropy: np.ndarray, sha256: list[str], strat: StratifySettings, seed: int) -> Selection:
@@ -589,9 +609,14 @@ def select(entropy: np.ndarray, sha256: list[str], strat: StratifySettings, seed
     ]
     rows = rng.permutation(np.concatenate(chosen)) if chosen else np.empty(0, np.int64)
     if len(rows) < strat.n_images:
-        log.warning("the filtered pool holds %d distinct images in [%.2f, %.2f] nats: "
-                    "the corpus has %d images, not %d", available.sum(), strat.low,
-                    strat.high, len(rows), strat.n_images)
+        log.warning(
+            "the filtered pool holds %d distinct images in [%.2f, %.2f] nats: " "the corpus has %d images, not %d",
+            available.sum(),
+            strat.low,
+            strat.high,
+            len(rows),
+            strat.n_images,
+        )
     drawn = np.bincount(which[rows], minlength=strat.n_bins)
     unique = np.bincount(which[np.unique(rows)], minlength=strat.n_bins)
     return Selection(rows, (len(rows) + 1) // 2, edges, available, target, drawn, unique)
@@ -605,8 +630,9 @@ def draw_labels(probs: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     return np.minimum((cdf[:, None, :] < u[:, :, None]).sum(axis=2), probs.shape[1] - 1).astype(np.int64)
 
 
-def select_corpus(pool_path: str | Path, mnist: MnistSplits, strat: StratifySettings,
-                  seed: int) -> tuple[pa.Table, pa.Table, dict]:
+def select_corpus(
+    pool_path: str | Path, mnist: MnistSplits, strat: StratifySettings, seed: int
+) -> tuple[pa.Table, pa.Table, dict]:
     """The corpus (images contract + `sampled_labels`), its generation records, and a summary."""
     stats = read_pool(pool_path, ["entropy", "pixels"])
     if stats.num_rows == 0:
@@ -614,9 +640,7 @@ def select_corpus(pool_path: str | Path, mnist: MnistSplits, strat: StratifySett
     sha = io.pixel_sha256(io.pixels_array(stats))
     sel = select(stats.column("entropy").to_numpy(), sha, strat, seed)
     if len(sel.rows) == 0:
-        raise GeneratorError(
-            f"{pool_path}: no candidate has entropy in [{strat.low}, {strat.high}] nats"
-        )
+        raise GeneratorError(f"{pool_path}: no candidate has entropy in [{strat.low}, {strat.high}] nats")
     pool = read_pool(pool_path).take(pa.array(sel.rows))
     n = pool.num_rows
     probs = io.vectors_array(pool, "probs").astype(np.float64)
@@ -637,21 +661,27 @@ def select_corpus(pool_path: str | Path, mnist: MnistSplits, strat: StratifySett
     records = pa.table(
         {
             "image_id": corpus.column("image_id"),
-            "parent_image_ids": pa.array([[mnist.train_ids[p] for p in ps] for ps in parents],
-                                         pa.list_(pa.string())),
-            "parent_labels": pa.array([[int(mnist.train_labels[p]) for p in ps] for ps in parents],
-                                      pa.list_(pa.int64())),
+            "parent_image_ids": pa.array([[mnist.train_ids[p] for p in ps] for ps in parents], pa.list_(pa.string())),
+            "parent_labels": pa.array(
+                [[int(mnist.train_labels[p]) for p in ps] for ps in parents], pa.list_(pa.int64())
+            ),
             "mix_weights": pool.column("mix_weights"),
             "entropy": pool.column("entropy"),
             "mutual_information": pool.column("mutual_information"),
         }
     )
     bins = sel.bins()
-    log.info("entropy-stratified draw %s replacement, per bin (pool = distinct candidates):\n%s\n"
-             "total: target %d, pool %d, drawn %d, unique %d (%d exact repeats)",
-             "with" if strat.replace else "without", bins.to_string(index=False, float_format="%.3f"),
-             bins["target"].sum(), bins["pool"].sum(), bins["drawn"].sum(), bins["unique"].sum(),
-             bins["drawn"].sum() - bins["unique"].sum())
+    log.info(
+        "entropy-stratified draw %s replacement, per bin (pool = distinct candidates):\n%s\n"
+        "total: target %d, pool %d, drawn %d, unique %d (%d exact repeats)",
+        "with" if strat.replace else "without",
+        bins.to_string(index=False, float_format="%.3f"),
+        bins["target"].sum(),
+        bins["pool"].sum(),
+        bins["drawn"].sum(),
+        bins["unique"].sum(),
+        bins["drawn"].sum() - bins["unique"].sum(),
+    )
     summary = {
         "n_images": n,
         "n_train": sel.n_train,

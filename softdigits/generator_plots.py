@@ -15,23 +15,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from softdigits import io  # noqa: E402
-
-
-def label_entropy(label_dist: np.ndarray) -> np.ndarray:
-    """Entropy in nats of each row's distribution."""
-    p = np.asarray(label_dist, dtype=np.float64)
-    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
+from softdigits.metrics import entropy  # noqa: E402
 
 
 def read_corpus(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pixels (n, 784) uint8, label_dist (n, 10), entropy (n,)) of a generated corpus."""
     table = io.read_images(path)
     dist = io.vectors_array(table, "label_dist")
-    return io.pixels_array(table), dist, label_entropy(dist)
+    return io.pixels_array(table), dist, entropy(np.asarray(dist, dtype=np.float64))
 
 
-def samples_by_entropy(corpus_path, out_path, low: float, high: float, seed: int,
-                       n_rows: int = 10, per_row: int = 12) -> None:
+def samples_by_entropy(
+    corpus_path, out_path, low: float, high: float, seed: int, n_rows: int = 10, per_row: int = 12
+) -> None:
     """A grid of generated images: one row per equal-width entropy band on [low, high],
     up to `per_row` images drawn at random from the band, ordered by entropy."""
     pixels, dist, entropy = read_corpus(corpus_path)
@@ -54,12 +50,15 @@ def samples_by_entropy(corpus_path, out_path, low: float, high: float, seed: int
                 ax.imshow(pixels[i].reshape(28, 28), cmap="gray", vmin=0, vmax=255)
                 top = np.argsort(-dist[i])[:2]
                 ax.set_title(f"{top[0]}:{dist[i, top[0]]:.2f} {top[1]}:{dist[i, top[1]]:.2f}", fontsize=5, pad=1)
-        axes[r, 0].set_ylabel(f"{edges[r]:.2f}-{edges[r + 1]:.2f}\n(n={len(band)})", fontsize=6,
-                              rotation=0, ha="right", va="center")
-    fig.suptitle("Regenerated Ambiguous-MNIST by label entropy (nats); titles: top-2 classes of the "
-                 "ensemble's softmax", fontsize=8)
+        axes[r, 0].set_ylabel(
+            f"{edges[r]:.2f}-{edges[r + 1]:.2f}\n(n={len(band)})", fontsize=6, rotation=0, ha="right", va="center"
+        )
+    fig.suptitle(
+        "Regenerated Ambiguous-MNIST by label entropy (nats); titles: top-2 classes of the " "ensemble's softmax",
+        fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    _save(fig, out_path)
+    io.save_figure(fig, out_path)
 
 
 def entropy_histogram(corpus_path, bins_path, out_path, power: float) -> None:
@@ -74,29 +73,35 @@ def entropy_histogram(corpus_path, bins_path, out_path, power: float) -> None:
     n_unique = int(bins["unique"].sum())
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(entropy, bins=edges, color="tab:blue", alpha=0.7, label=f"regenerated corpus (n={len(entropy):,})")
-    ax.stairs(bins["unique"].to_numpy(), edges, color="tab:green", linewidth=1, fill=True, alpha=0.5,
-              label=f"distinct images drawn ({n_unique:,}; the rest are exact repeats)")
-    ax.stairs(bins["target"].to_numpy(), edges, color="black", linewidth=1.2,
-              label=f"recipe's target shape: pool count$^{{{power:g}}}$ (DDU)")
+    ax.stairs(
+        bins["unique"].to_numpy(),
+        edges,
+        color="tab:green",
+        linewidth=1,
+        fill=True,
+        alpha=0.5,
+        label=f"distinct images drawn ({n_unique:,}; the rest are exact repeats)",
+    )
+    ax.stairs(
+        bins["target"].to_numpy(),
+        edges,
+        color="black",
+        linewidth=1.2,
+        label=f"recipe's target shape: pool count$^{{{power:g}}}$ (DDU)",
+    )
     ax.set_xlabel("entropy of the synthetic label distribution (nats)")
     ax.set_ylabel("images per bin")
     pool_ax = ax.twinx()
     # empty bins are left out (gaps) rather than drawn at an arbitrary floor
-    pool_ax.stairs(np.where(available > 0, available, np.nan), edges, color="tab:orange",
-                   linestyle="--", linewidth=1)
+    pool_ax.stairs(np.where(available > 0, available, np.nan), edges, color="tab:orange", linestyle="--", linewidth=1)
     pool_ax.set_yscale("log")
     pool_ax.set_ylim(bottom=0.5)
     pool_ax.set_ylabel("distinct filtered pool candidates per bin (log)", color="tab:orange")
     ax.plot([], [], color="tab:orange", linestyle="--", label="filtered candidate pool (right axis)")
     share_low = float(np.mean(entropy < 0.5)) if len(entropy) else float("nan")
-    ax.set_title(f"median {np.median(entropy):.2f} nats, {share_low:.0%} below 0.5 nats, "
-                 f"max {entropy.max():.2f}", fontsize=9)
+    ax.set_title(
+        f"median {np.median(entropy):.2f} nats, {share_low:.0%} below 0.5 nats, " f"max {entropy.max():.2f}", fontsize=9
+    )
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    _save(fig, out_path)
-
-
-def _save(fig, out_path) -> None:
-    with io.atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    io.save_figure(fig, out_path)

@@ -13,18 +13,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-N_PIXELS = 784
-N_DIGITS = 10
-N_HUMAN_CLASSES = 11  # ten digits plus the not-a-digit ("NaN") class
-NOT_A_DIGIT = 10
+from softdigits.constants import N_DIGITS, N_PIXELS
 
 
 class DataContractError(ValueError):
@@ -80,9 +77,9 @@ def write_json(obj, path: str | os.PathLike) -> None:
 
 
 def _json_default(o):
-    if isinstance(o, (np.integer,)):
+    if isinstance(o, np.integer):
         return int(o)
-    if isinstance(o, (np.floating,)):
+    if isinstance(o, np.floating):
         return float(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
@@ -109,6 +106,18 @@ def write_table(
         table = table.replace_schema_metadata(existing)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **parquet_options)
+
+
+FIGURE_DPI = 110
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Every figure of the pipeline: PNG, one dpi, trimmed, no software tag (same bytes on rerun)."""
+    import matplotlib.pyplot as plt  # figures only: keep matplotlib out of the other stages' imports
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=FIGURE_DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -207,9 +216,7 @@ def validate_images(table: pa.Table, path: str | os.PathLike | None = None) -> N
     for field in IMAGES_SCHEMA:
         got = table.schema.field(field.name).type
         if got != field.type:
-            raise DataContractError(
-                f"{where}column {field.name!r} has type {got}, expected {field.type}"
-            )
+            raise DataContractError(f"{where}column {field.name!r} has type {got}, expected {field.type}")
     ids = table.column("image_id").to_pandas()
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].iloc[0]
@@ -249,7 +256,7 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     """A GitHub-flavoured Markdown table of `df` (index dropped; floats formatted)."""
 
     def cell(v) -> str:
-        if isinstance(v, (float, np.floating)):
+        if isinstance(v, float | np.floating):
             return "" if np.isnan(v) else floatfmt.format(v)
         return str(v)
 

@@ -27,9 +27,7 @@ class DeeperFFN(nn.Module):
     def __init__(self, hidden: tuple[int, int] = (256, 128), n_classes: int = 10):
         super().__init__()
         h1, h2 = hidden
-        self.net = nn.Sequential(
-            nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, n_classes)
-        )
+        self.net = nn.Sequential(nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -43,12 +41,18 @@ class LeNet(nn.Module):
         # as ReLU before max-pooling (ReLU is monotone), on a quarter of the values:
         # a LeNet training step is about 40% faster on CPU.
         self.features = nn.Sequential(
-            nn.Conv2d(1, 6, 5, padding=padding), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(6, 16, 5), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(1, 6, 5, padding=padding),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(6, 16, 5),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(16 * side * side, 120), nn.ReLU(),
-            nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(16 * side * side, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
             nn.Linear(84, n_classes),
         )
 

@@ -9,7 +9,7 @@ correctness; a model data map can colour by human uncertainty.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from softdigits.cartography import REGIONS, Thresholds, assign_regions  # noqa: E402
-from softdigits.io import atomic_path  # noqa: E402
+from softdigits.io import save_figure  # noqa: E402
 
 
 def plot_data_map(
@@ -50,16 +50,24 @@ def plot_data_map(
     if isinstance(thresholds, Mapping):
         thresholds = Thresholds(**thresholds)
     panels = [(None, df)] if facet is None else list(df.groupby(facet, sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.6), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.6), squeeze=False, sharey=True)
     x_max = max(0.5, float(df["variability"].max()) * 1.05) if len(df) else 0.5
     points = None
     for ax, (key, sub) in zip(axes[0], panels):
         shown = sub
         if max_points is not None and len(sub) > max_points:
             shown = sub.sample(n=max_points, random_state=seed)
-        points = ax.scatter(shown["variability"], shown["confidence"], c=shown[color], s=3, cmap=cmap,
-                            vmin=vmin, vmax=vmax, linewidths=0, rasterized=True)
+        points = ax.scatter(
+            shown["variability"],
+            shown["confidence"],
+            c=shown[color],
+            s=3,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            linewidths=0,
+            rasterized=True,
+        )
         ax.set_xlim(0, x_max)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("variability (population std of p(gold))")
@@ -73,9 +81,7 @@ def plot_data_map(
         fig.suptitle(title, fontsize=10)
     if footer:
         fig.text(0.5, -0.02, footer, ha="center", va="top", fontsize=8, style="italic")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _draw_regions(ax, df: pd.DataFrame, t: Thresholds, x_max: float) -> None:
@@ -89,7 +95,21 @@ def _draw_regions(ax, df: pd.DataFrame, t: Thresholds, x_max: float) -> None:
     box = dict(boxstyle="round", fc="white", ec="grey", alpha=0.85)
     ax.text(0.01, 0.99, f"easy {counts['easy']}", va="top", fontsize=8, bbox=box)
     ax.text(0.01, 0.01, f"hard {counts['hard']}", va="bottom", fontsize=8, bbox=box)
-    ax.text(min(t.variability_high + 0.01, x_max * 0.7), 0.5, f"ambiguous {counts['ambiguous']}",
-            va="center", fontsize=8, bbox=box)
-    ax.text((t.variability_low + t.variability_high) / 2, 0.5, f"other {counts['other']}", ha="center",
-            va="center", fontsize=8, rotation=90, bbox=box)
+    ax.text(
+        min(t.variability_high + 0.01, x_max * 0.7),
+        0.5,
+        f"ambiguous {counts['ambiguous']}",
+        va="center",
+        fontsize=8,
+        bbox=box,
+    )
+    ax.text(
+        (t.variability_low + t.variability_high) / 2,
+        0.5,
+        f"other {counts['other']}",
+        ha="center",
+        va="center",
+        fontsize=8,
+        rotation=90,
+        bbox=box,
+    )

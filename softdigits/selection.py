@@ -41,12 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from softdigits.cartography import REGIONS
+from softdigits.constants import DIGITS, REGIONS, STUDY_SPLITS
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-DIGITS = tuple(range(10))
 
 
 class SelectionInfeasible(ValueError):
@@ -68,18 +65,26 @@ class SelectionSpec:
     corpus: str = field(default="corpus")
 
     def __post_init__(self):
-        if set(self.budget) != set(SPLITS):
-            raise ValueError(f"selection budget of {self.corpus} needs exactly the splits {SPLITS}, got {sorted(self.budget)}")
+        if set(self.budget) != set(STUDY_SPLITS):
+            raise ValueError(
+                f"selection budget of {self.corpus} needs exactly the splits {STUDY_SPLITS}, got {sorted(self.budget)}"
+            )
         if any(int(v) < 0 for v in self.budget.values()) or self.total <= 0:
-            raise ValueError(f"selection budget of {self.corpus} must be non-negative with a positive total: {self.budget}")
+            raise ValueError(
+                f"selection budget of {self.corpus} must be non-negative with a positive total: {self.budget}"
+            )
         if set(self.region_weights) != set(REGIONS):
-            raise ValueError(f"selection region_weights need exactly the regions {REGIONS}, got {sorted(self.region_weights)}")
+            raise ValueError(
+                f"selection region_weights need exactly the regions {REGIONS}, got {sorted(self.region_weights)}"
+            )
         if any(w < 0 for w in self.region_weights.values()) or not any(w > 0 for w in self.region_weights.values()):
             raise ValueError(f"selection region_weights must be >= 0 with at least one > 0: {self.region_weights}")
         unknown = set(self.min_per_region_split) - set(REGIONS)
         if unknown or any(int(v) < 0 for v in self.min_per_region_split.values()):
-            raise ValueError(f"selection min_per_region_split of {self.corpus} needs regions from {REGIONS} "
-                             f"and counts >= 0: {self.min_per_region_split}")
+            raise ValueError(
+                f"selection min_per_region_split of {self.corpus} needs regions from {REGIONS} "
+                f"and counts >= 0: {self.min_per_region_split}"
+            )
 
     def region_split_min(self, region: str) -> int:
         return int(self.min_per_region_split.get(region, 0))
@@ -136,8 +141,9 @@ def check_feasible(avail: pd.DataFrame, spec: SelectionSpec) -> None:
     if m > 0:
         short = {d: need - int(avail.loc[d, "easy"]) for d in DIGITS if avail.loc[d, "easy"] < need}
         if short:
-            worst = ", ".join(f"digit {d}: {int(avail.loc[d, 'easy'])} available, short by {s}"
-                              for d, s in short.items())
+            worst = ", ".join(
+                f"digit {d}: {int(avail.loc[d, 'easy'])} available, short by {s}" for d, s in short.items()
+            )
             raise SelectionInfeasible(
                 f"{name}: constraint min_easy_per_digit_train={m} is infeasible: with train taking "
                 f"{spec.share('train'):.3f} of every stratum, each digit needs at least {need} easy images; "
@@ -168,7 +174,7 @@ def check_region_split_minimums(avail: pd.DataFrame, spec: SelectionSpec) -> Non
     """
     name = spec.corpus
     wanted = {r: spec.region_split_min(r) for r in REGIONS if spec.region_split_min(r) > 0}
-    for s in SPLITS:
+    for s in STUDY_SPLITS:
         if sum(wanted.values()) > spec.budget[s]:
             raise SelectionInfeasible(
                 f"{name}: min_per_region_split {wanted} asks {sum(wanted.values())} images of split {s}, "
@@ -180,13 +186,13 @@ def check_region_split_minimums(avail: pd.DataFrame, spec: SelectionSpec) -> Non
             raise SelectionInfeasible(
                 f"{name}: min_per_region_split.{r}={m} but region {r} has weight 0 (not a candidate)"
             )
-        if len(SPLITS) * m > have:
+        if len(STUDY_SPLITS) * m > have:
             raise SelectionInfeasible(
-                f"{name}: constraint min_per_region_split.{r}={m} is infeasible: {len(SPLITS)} splits x {m} "
-                f"need {len(SPLITS) * m} {r} images, the corpus has {have}: short by "
-                f"{len(SPLITS) * m - have}. Lower min_per_region_split.{r} or change the cartography of this corpus."
+                f"{name}: constraint min_per_region_split.{r}={m} is infeasible: {len(STUDY_SPLITS)} splits x {m} "
+                f"need {len(STUDY_SPLITS) * m} {r} images, the corpus has {have}: short by "
+                f"{len(STUDY_SPLITS) * m - have}. Lower min_per_region_split.{r} or change the cartography of this corpus."
             )
-        for s in SPLITS:
+        for s in STUDY_SPLITS:
             most = sum((spec.budget[s] * int(avail.loc[d, r]) + spec.total - 1) // spec.total for d in DIGITS)
             if most < m:
                 raise SelectionInfeasible(
@@ -230,10 +236,12 @@ def stratum_targets(avail: pd.DataFrame, spec: SelectionSpec) -> pd.DataFrame:
     lo[:, REGIONS.index("easy")] = spec.min_easy_stratum() if spec.min_easy_per_digit_train > 0 else 0
     lo = np.minimum(lo, cap)
     # Digits first (integer totals), then the regions inside each digit.
-    per_digit = round_to_total(water_fill(np.ones(len(DIGITS)), lo.sum(axis=1), cap.sum(axis=1), spec.total),
-                               spec.total)
-    targets = np.stack([round_to_total(water_fill(weights, lo[d], cap[d], per_digit[d]), per_digit[d])
-                        for d in range(len(DIGITS))])
+    per_digit = round_to_total(
+        water_fill(np.ones(len(DIGITS)), lo.sum(axis=1), cap.sum(axis=1), spec.total), spec.total
+    )
+    targets = np.stack(
+        [round_to_total(water_fill(weights, lo[d], cap[d], per_digit[d]), per_digit[d]) for d in range(len(DIGITS))]
+    )
     return pd.DataFrame(targets, index=avail.index, columns=avail.columns)
 
 
@@ -266,12 +274,13 @@ def solve_counts(avail: pd.DataFrame, targets: pd.DataFrame, spec: SelectionSpec
     strata = [(d, r) for d in DIGITS for r in REGIONS]
     n = {
         (d, r, s): prob.add_variable(f"n_{d}_{r}_{s}", lowBound=0, upBound=int(avail.loc[d, r]), cat="Integer")
-        for d, r in strata for s in SPLITS
+        for d, r in strata
+        for s in STUDY_SPLITS
     }
-    total = {(d, r): pulp.lpSum(n[d, r, s] for s in SPLITS) for d, r in strata}
+    total = {(d, r): pulp.lpSum(n[d, r, s] for s in STUDY_SPLITS) for d, r in strata}
     dev = {k: prob.add_variable(f"dev_{k[0]}_{k[1]}", lowBound=0) for k in strata}
     prob += pulp.lpSum(dev.values())
-    for s in SPLITS:
+    for s in STUDY_SPLITS:
         prob += pulp.lpSum(n[d, r, s] for d, r in strata) == spec.budget[s], f"budget_{s}"
     for d, r in strata:
         t = float(targets.loc[d, r])
@@ -280,7 +289,7 @@ def solve_counts(avail: pd.DataFrame, targets: pd.DataFrame, spec: SelectionSpec
             prob += total[d, r] == 0, f"not_candidate_{d}_{r}"
         prob += dev[d, r] >= total[d, r] - t
         prob += dev[d, r] >= t - total[d, r]
-        for s in SPLITS:
+        for s in STUDY_SPLITS:
             # |n - share * N| < 1, multiplied by the budget total to stay in integers
             gap = spec.total * n[d, r, s] - spec.budget[s] * total[d, r]
             prob += gap <= spec.total - 1, f"proportion_hi_{d}_{r}_{s}"
@@ -289,7 +298,7 @@ def solve_counts(avail: pd.DataFrame, targets: pd.DataFrame, spec: SelectionSpec
         prob += n[d, "easy", "train"] >= spec.min_easy_per_digit_train, f"min_easy_train_{d}"
     for r in REGIONS:
         if spec.region_split_min(r) > 0:
-            for s in SPLITS:
+            for s in STUDY_SPLITS:
                 prob += pulp.lpSum(n[d, r, s] for d in DIGITS) >= spec.region_split_min(r), f"min_{r}_{s}"
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -297,8 +306,13 @@ def solve_counts(avail: pd.DataFrame, targets: pd.DataFrame, spec: SelectionSpec
         # The CBC binary bundled with the pinned PuLP (deprecated for PuLP 4, which is not used here).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=spec.time_limit_s, threads=1,
-                                       logPath=str(solver_log), options=["randomSeed 1", "randomCbcSeed 1"])
+            solver = pulp.PULP_CBC_CMD(
+                msg=False,
+                timeLimit=spec.time_limit_s,
+                threads=1,
+                logPath=str(solver_log),
+                options=["randomSeed 1", "randomCbcSeed 1"],
+            )
         prob.solve(solver)
         text = solver_log.read_text() if solver_log.exists() else ""
     status = pulp.LpStatus[prob.status]
@@ -327,18 +341,22 @@ def draw_images(candidates: pd.DataFrame, counts: pd.DataFrame, seed: int) -> pd
     """Draw each stratum's images at random (seeded per stratum) and assign them to splits."""
     pieces = []
     for (d, r), group in counts.groupby(["digit", "region"], sort=True):
-        per_split = group.set_index("split")["count"].reindex(list(SPLITS), fill_value=0)
+        per_split = group.set_index("split")["count"].reindex(list(STUDY_SPLITS), fill_value=0)
         if per_split.sum() == 0:
             continue
         pool = np.sort(candidates.loc[(candidates["digit"] == d) & (candidates["region"] == r), "image_id"].to_numpy())
         rng = np.random.default_rng([seed, int(d), REGIONS.index(r)])
         chosen = pool[rng.permutation(len(pool))[: per_split.sum()]]
-        splits = np.repeat(list(SPLITS), per_split.to_numpy())
+        splits = np.repeat(list(STUDY_SPLITS), per_split.to_numpy())
         pieces.append(pd.DataFrame({"image_id": chosen, "digit": int(d), "region": r, "split": splits}))
     selection = pd.concat(pieces, ignore_index=True)
-    rank = selection["split"].map({s: i for i, s in enumerate(SPLITS)})  # train, val, test
-    return selection.assign(rank=rank).sort_values(["rank", "digit", "region", "image_id"]).drop(
-        columns="rank").reset_index(drop=True)
+    rank = selection["split"].map({s: i for i, s in enumerate(STUDY_SPLITS)})  # train, val, test
+    return (
+        selection.assign(rank=rank)
+        .sort_values(["rank", "digit", "region", "image_id"])
+        .drop(columns="rank")
+        .reset_index(drop=True)
+    )
 
 
 def check_selection(selection: pd.DataFrame, candidates: pd.DataFrame, spec: SelectionSpec) -> None:
@@ -348,19 +366,23 @@ def check_selection(selection: pd.DataFrame, candidates: pd.DataFrame, spec: Sel
         raise SelectionCheckFailed(f"{spec.corpus}: selection breaks {msg}")
 
     if selection["image_id"].duplicated().any():
-        fail(f"'each image at most once': {selection.loc[selection['image_id'].duplicated(), 'image_id'].iloc[0]!r} repeats")
+        fail(
+            f"'each image at most once': {selection.loc[selection['image_id'].duplicated(), 'image_id'].iloc[0]!r} repeats"
+        )
     known = candidates.set_index("image_id")[["digit", "region"]]
     missing = ~selection["image_id"].isin(known.index)
     if missing.any():
         fail(f"'candidates only': {selection.loc[missing, 'image_id'].iloc[0]!r} is not in the data map")
     ref = known.loc[selection["image_id"]]
-    if not ((ref["digit"].to_numpy() == selection["digit"].to_numpy()).all()
-            and (ref["region"].to_numpy() == selection["region"].to_numpy()).all()):
+    if not (
+        (ref["digit"].to_numpy() == selection["digit"].to_numpy()).all()
+        and (ref["region"].to_numpy() == selection["region"].to_numpy()).all()
+    ):
         fail("'digit and region as in the data map'")
-    if not selection["split"].isin(SPLITS).all():
-        fail(f"'splits {SPLITS}'")
-    per_split = selection["split"].value_counts().reindex(list(SPLITS), fill_value=0)
-    for s in SPLITS:
+    if not selection["split"].isin(STUDY_SPLITS).all():
+        fail(f"'splits {STUDY_SPLITS}'")
+    per_split = selection["split"].value_counts().reindex(list(STUDY_SPLITS), fill_value=0)
+    for s in STUDY_SPLITS:
         if per_split[s] != spec.budget[s]:
             fail(f"'budget_{s}': {per_split[s]} selected, budget {spec.budget[s]}")
     easy_train = selection[(selection["region"] == "easy") & (selection["split"] == "train")]
@@ -369,25 +391,29 @@ def check_selection(selection: pd.DataFrame, candidates: pd.DataFrame, spec: Sel
     if len(low):
         fail(f"'min_easy_train': digit {low.index[0]} has {low.iloc[0]} easy train images")
     for r in REGIONS:
-        for s in SPLITS:
+        for s in STUDY_SPLITS:
             got = int(((selection["region"] == r) & (selection["split"] == s)).sum())
             if got < spec.region_split_min(r):
                 fail(f"'min_per_region_split': {got} {r} images in {s}, minimum {spec.region_split_min(r)}")
     not_candidate = ~selection["region"].isin(spec.candidate_regions)
     if not_candidate.any():
         fail(f"'candidate regions': {selection.loc[not_candidate, 'image_id'].iloc[0]!r} is in a weight-0 region")
-    table = pd.crosstab([selection["digit"], selection["region"]], selection["split"]).reindex(columns=list(SPLITS), fill_value=0)
+    table = pd.crosstab([selection["digit"], selection["region"]], selection["split"]).reindex(
+        columns=list(STUDY_SPLITS), fill_value=0
+    )
     for (d, r), row in table.iterrows():
         n_total = row.sum()
-        for s in SPLITS:
+        for s in STUDY_SPLITS:
             if abs(spec.total * row[s] - spec.budget[s] * n_total) > spec.total - 1:
-                fail(f"'proportion' in stratum (digit {d}, {r}): {row[s]} of {n_total} in {s}, "
-                     f"expected {spec.share(s) * n_total:.2f} rounded down or up")
+                fail(
+                    f"'proportion' in stratum (digit {d}, {r}): {row[s]} of {n_total} in {s}, "
+                    f"expected {spec.share(s) * n_total:.2f} rounded down or up"
+                )
 
 
 def strata_table(selection: pd.DataFrame, avail: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     """Per (split, digit, region): selected count; plus the stratum's availability and target."""
-    grid = pd.MultiIndex.from_product([SPLITS, DIGITS, REGIONS], names=["split", "digit", "region"])
+    grid = pd.MultiIndex.from_product([STUDY_SPLITS, DIGITS, REGIONS], names=["split", "digit", "region"])
     counts = selection.groupby(["split", "digit", "region"]).size().reindex(grid, fill_value=0)
     out = counts.rename("count").reset_index()
     out["available"] = [int(avail.loc[d, r]) for d, r in zip(out["digit"], out["region"])]
@@ -400,14 +426,14 @@ def strata_markdown(strata: pd.DataFrame, corpus: str) -> str:
     from softdigits.io import markdown_table
 
     blocks = [f"# Selection strata: {corpus}\n"]
-    for s in SPLITS:
+    for s in STUDY_SPLITS:
         wide = strata[strata["split"] == s].pivot(index="digit", columns="region", values="count")
         wide = wide.reindex(columns=list(REGIONS), fill_value=0)
         wide["total"] = wide.sum(axis=1)
         wide.loc["all"] = wide.sum()
         blocks.append(f"## {s} ({int(wide.loc['all', 'total'])} images)\n")
         blocks.append(markdown_table(wide.reset_index().rename(columns={"digit": "digit"}), floatfmt="{:.0f}"))
-    avail = strata[strata["split"] == SPLITS[0]].pivot(index="digit", columns="region", values="available")
+    avail = strata[strata["split"] == STUDY_SPLITS[0]].pivot(index="digit", columns="region", values="available")
     avail = avail.reindex(columns=list(REGIONS), fill_value=0)
     avail.loc["all"] = avail.sum()
     blocks.append("## candidates available (data map)\n")
@@ -428,12 +454,16 @@ def select(candidates: pd.DataFrame, spec: SelectionSpec) -> tuple[pd.DataFrame,
         raise ValueError(f"{spec.corpus}: image_id {dup!r} occurs more than once in the data map")
     unknown = ~candidates["region"].isin(REGIONS)
     if unknown.any():
-        raise ValueError(f"{spec.corpus}: image {candidates.loc[unknown, 'image_id'].iloc[0]!r} has "
-                         f"unknown region {candidates.loc[unknown, 'region'].iloc[0]!r}")
+        raise ValueError(
+            f"{spec.corpus}: image {candidates.loc[unknown, 'image_id'].iloc[0]!r} has "
+            f"unknown region {candidates.loc[unknown, 'region'].iloc[0]!r}"
+        )
     bad_digit = ~candidates["digit"].isin(DIGITS)
     if bad_digit.any():
-        raise ValueError(f"{spec.corpus}: image {candidates.loc[bad_digit, 'image_id'].iloc[0]!r} has "
-                         f"digit {candidates.loc[bad_digit, 'digit'].iloc[0]!r}, expected 0-9")
+        raise ValueError(
+            f"{spec.corpus}: image {candidates.loc[bad_digit, 'image_id'].iloc[0]!r} has "
+            f"digit {candidates.loc[bad_digit, 'digit'].iloc[0]!r}, expected 0-9"
+        )
     avail = availability(candidates)
     check_feasible(avail, spec)
     targets = stratum_targets(avail, spec)

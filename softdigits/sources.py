@@ -28,12 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from softdigits import io
+from softdigits.constants import N_PIXELS, SIDE, SOURCE_SPLITS
 from softdigits.download import verify_bytes
 
 log = logging.getLogger(__name__)
-
-SIDE = 28
-SPLITS = ("train", "test")
 
 
 class SourceFormatError(ValueError):
@@ -56,22 +54,18 @@ def parse_idx(data: bytes, kind: str, name: str) -> np.ndarray:
         raise SourceFormatError(f"{name}: truncated IDX header ({len(data)} bytes)")
     got_magic, n = struct.unpack(">II", data[:8])
     if got_magic != magic:
-        raise SourceFormatError(
-            f"{name}: wrong IDX magic number 0x{got_magic:08x} for {kind}, expected 0x{magic:08x}"
-        )
+        raise SourceFormatError(f"{name}: wrong IDX magic number 0x{got_magic:08x} for {kind}, expected 0x{magic:08x}")
     if kind == "images":
         rows, cols = struct.unpack(">II", data[8:16])
         if (rows, cols) != (SIDE, SIDE):
             raise SourceFormatError(f"{name}: images are {rows}x{cols}, expected {SIDE}x{SIDE}")
-    item = io.N_PIXELS if kind == "images" else 1
+    item = N_PIXELS if kind == "images" else 1
     expected = header + n * item
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
-        raise SourceFormatError(
-            f"{name}: {problem}: {len(data)} bytes for {n} {kind}, expected {expected}"
-        )
+        raise SourceFormatError(f"{name}: {problem}: {len(data)} bytes for {n} {kind}, expected {expected}")
     array = np.frombuffer(data, dtype=np.uint8, offset=header)
-    return array.reshape(n, io.N_PIXELS) if kind == "images" else array
+    return array.reshape(n, N_PIXELS) if kind == "images" else array
 
 
 def _idx_bytes(array: np.ndarray, kind: str) -> bytes:
@@ -83,16 +77,14 @@ def _idx_bytes(array: np.ndarray, kind: str) -> bytes:
     return head + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def _mnist_from_idx_bytes(
-    idx: dict[str, bytes], idx_checksums: dict[str, str], where: dict[str, str]
-) -> pa.Table:
+def _mnist_from_idx_bytes(idx: dict[str, bytes], idx_checksums: dict[str, str], where: dict[str, str]) -> pa.Table:
     """Verify the four uncompressed IDX files against their checksums and build the table."""
     arrays = {}
     for name in MNIST_FILES:
         verify_bytes(idx[name], idx_checksums[name], f"{where[name]} (uncompressed IDX)")
         arrays[name] = parse_idx(idx[name], name.split("_")[1], where[name])
     parts = []
-    for split in SPLITS:
+    for split in SOURCE_SPLITS:
         pixels, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(pixels) != len(labels):
             raise SourceFormatError(
@@ -103,8 +95,11 @@ def _mnist_from_idx_bytes(
             raise SourceFormatError(f"{where[f'{split}_labels']}: label {labels.max()} is not a digit")
         parts.append(
             io.images_table(
-                source="mnist", source_split=split, source_index=np.arange(len(pixels)),
-                pixels=pixels, label=labels,
+                source="mnist",
+                source_split=split,
+                source_index=np.arange(len(pixels)),
+                pixels=pixels,
+                label=labels,
             )
         )
     return pa.concat_tables(parts)
@@ -173,6 +168,7 @@ def mnist_from_package(idx_checksums: dict[str, str], path: str | os.PathLike | 
 
 # ----------------------------------------------------------- Ambiguous-MNIST
 
+
 def mukhoti_from_release(
     samples: str | os.PathLike, labels: str | os.PathLike, predictions: str | os.PathLike
 ) -> pa.Table:
@@ -191,15 +187,11 @@ def mukhoti_from_release(
     if x.shape not in ((n, 1, SIDE, SIDE), (n, SIDE, SIDE)):
         raise SourceFormatError(f"{samples}: shape {x.shape}, expected (n, 1, 28, 28)")
     if n == 0 or n % 2:
-        raise SourceFormatError(
-            f"{samples}: {n} images; expected an even, non-zero count (train half + test half)"
-        )
+        raise SourceFormatError(f"{samples}: {n} images; expected an even, non-zero count (train half + test half)")
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise SourceFormatError(f"{samples}: pixel values outside [0, 1]")
     if sampled.shape != (n, 10) or not np.issubdtype(sampled.dtype, np.integer):
-        raise SourceFormatError(
-            f"{labels}: shape {sampled.shape} dtype {sampled.dtype}, expected ({n}, 10) integers"
-        )
+        raise SourceFormatError(f"{labels}: shape {sampled.shape} dtype {sampled.dtype}, expected ({n}, 10) integers")
     if sampled.min() < 0 or sampled.max() > 9:
         raise SourceFormatError(f"{labels}: sampled labels outside 0-9")
     if probs.shape != (n, 10):
@@ -207,16 +199,14 @@ def mukhoti_from_release(
     sums = probs.sum(axis=1)
     if not np.isfinite(probs).all() or probs.min() < 0 or np.abs(sums - 1).max() > 1e-3:
         row = int(np.argmax(~np.isfinite(sums) | (np.abs(sums - 1) > 1e-3) | (probs.min(axis=1) < 0)))
-        raise SourceFormatError(
-            f"{predictions}: row {row} is not a probability distribution (sums to {sums[row]:.6f})"
-        )
+        raise SourceFormatError(f"{predictions}: row {row} is not a probability distribution (sums to {sums[row]:.6f})")
     probs = probs / sums[:, None]
     half = n // 2
     table = io.images_table(
         source="mukhoti",
-        source_split=np.repeat(np.array(SPLITS, dtype=object), half),
+        source_split=np.repeat(np.array(SOURCE_SPLITS, dtype=object), half),
         source_index=np.concatenate([np.arange(half), np.arange(half)]),
-        pixels=np.rint(x.reshape(n, io.N_PIXELS) * 255).astype(np.uint8),
+        pixels=np.rint(x.reshape(n, N_PIXELS) * 255).astype(np.uint8),
         label=probs.argmax(axis=1),
         label_dist=probs,
     )
@@ -249,11 +239,16 @@ def mukhoti_from_generator(path: str | os.PathLike) -> pa.Table:
 
 def _check_ids(table: pa.Table, path) -> None:
     splits = set(table.column("source_split").to_pylist())
-    if splits - set(SPLITS):
+    if splits - set(SOURCE_SPLITS):
         raise SourceFormatError(f"{path}: source_split must be train or test, found {sorted(splits)}")
-    expected = [f"{s}:{sp}:{i}" for s, sp, i in zip(
-        table.column("source").to_pylist(), table.column("source_split").to_pylist(),
-        table.column("source_index").to_pylist())]
+    expected = [
+        f"{s}:{sp}:{i}"
+        for s, sp, i in zip(
+            table.column("source").to_pylist(),
+            table.column("source_split").to_pylist(),
+            table.column("source_index").to_pylist(),
+        )
+    ]
     ids = table.column("image_id").to_pylist()
     for row, (got, want) in enumerate(zip(ids, expected)):
         if got != want:
@@ -287,8 +282,11 @@ def ardis_from_archive(path: str | os.PathLike) -> pa.Table:
             raise SourceFormatError(f"{labels_where}: row {int(np.argmax(bad)) + 1} is not one-hot")
         parts.append(
             io.images_table(
-                source="ardis", source_split=split, source_index=np.arange(len(pixels)),
-                pixels=pixels, label=onehot.argmax(axis=1),
+                source="ardis",
+                source_split=split,
+                source_index=np.arange(len(pixels)),
+                pixels=pixels,
+                label=onehot.argmax(axis=1),
             )
         )
     return pa.concat_tables(parts)
@@ -312,9 +310,7 @@ def _read_rar_members(path, names: list[str]) -> dict[str, str]:
             found = by_base.get(name, [])
             if len(found) != 1:
                 problem = "lacks" if not found else f"has {len(found)} copies of"
-                raise SourceFormatError(
-                    f"{path}: archive {problem} {name} (members: {sorted(by_base)})"
-                )
+                raise SourceFormatError(f"{path}: archive {problem} {name} (members: {sorted(by_base)})")
             try:
                 texts[name] = archive.read(found[0]).decode("ascii")
             except rarfile.RarCannotExec:
@@ -341,8 +337,8 @@ def _numeric_text(text: str, where: str) -> np.ndarray:
 
 def _pixel_matrix(values: np.ndarray, where: str, first_row: int = 1) -> np.ndarray:
     """Check (n, 784) integral values in 0-255 and return them as uint8."""
-    if values.ndim != 2 or values.shape[1] != io.N_PIXELS:
-        raise SourceFormatError(f"{where}: {values.shape[-1]} values per row, expected {io.N_PIXELS}")
+    if values.ndim != 2 or values.shape[1] != N_PIXELS:
+        raise SourceFormatError(f"{where}: {values.shape[-1]} values per row, expected {N_PIXELS}")
     bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values > 255)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
@@ -408,9 +404,7 @@ def weiss_from_csv(path: str | os.PathLike, keep_splits: list[str]) -> pa.Table:
     p2 = pd.to_numeric(df["p(class_2)"], errors="coerce").to_numpy()
     bad = ~np.isfinite(p1) | ~np.isfinite(p2) | (p1 < 0) | (p2 < 0) | (np.abs(p1 + p2 - 1) > 0.01)
     if bad.any():
-        raise SourceFormatError(
-            f"{path}: line {lines[np.argmax(bad)]}: p(class_1) + p(class_2) is not a distribution"
-        )
+        raise SourceFormatError(f"{path}: line {lines[np.argmax(bad)]}: p(class_1) + p(class_2) is not a distribution")
     n = len(df)
     dist = np.zeros((n, 10))
     np.add.at(dist, (np.arange(n), ints["class_1"]), p1)
@@ -418,8 +412,12 @@ def weiss_from_csv(path: str | os.PathLike, keep_splits: list[str]) -> pa.Table:
     dist /= dist.sum(axis=1, keepdims=True)
     splits = split[keep].to_numpy(dtype=object)
     table = io.images_table(
-        source="weiss", source_split=splits, source_index=ints["index"],
-        pixels=pixels, label=ints["det_label"], label_dist=dist,
+        source="weiss",
+        source_split=splits,
+        source_index=ints["index"],
+        pixels=pixels,
+        label=ints["det_label"],
+        label_dist=dist,
     )
     return table
 
@@ -447,6 +445,7 @@ def _pixel_matrix_from_frame(df: pd.DataFrame, columns: list[str], lines: np.nda
 
 
 # ------------------------------------------------------- download content check
+
 
 def check_download(path: str | os.PathLike, name: str, reader: str, file_key: str = "") -> None:
     """Raise SourceFormatError unless a downloaded file is intact and its reader parses it.
@@ -488,11 +487,14 @@ def check_download(path: str | os.PathLike, name: str, reader: str, file_key: st
 
         check_released(path)
     else:
-        raise SourceFormatError(f"{name}: no content check for a {suffix or 'suffix-less'} "
-                                f"file of {reader}; give its checksum in the config")
+        raise SourceFormatError(
+            f"{name}: no content check for a {suffix or 'suffix-less'} "
+            f"file of {reader}; give its checksum in the config"
+        )
 
 
 # ------------------------------------------------------------------- subsample
+
 
 def limit_per_split(table: pa.Table, limit: int | None) -> pa.Table:
     """Keep at most `limit` images per source split (all when None).
@@ -503,10 +505,12 @@ def limit_per_split(table: pa.Table, limit: int | None) -> pa.Table:
     """
     if limit is None:
         return table
-    keys = pd.DataFrame({
-        "split": table.column("source_split").to_pandas(),
-        "key": [hashlib.sha256(i.encode()).hexdigest() for i in table.column("image_id").to_pylist()],
-    })
+    keys = pd.DataFrame(
+        {
+            "split": table.column("source_split").to_pandas(),
+            "key": [hashlib.sha256(i.encode()).hexdigest() for i in table.column("image_id").to_pylist()],
+        }
+    )
     rank = keys.groupby("split")["key"].rank(method="first")
     return table.filter(pa.array((rank <= limit).to_numpy()))
 

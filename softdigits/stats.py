@@ -40,7 +40,7 @@ def seed_summary(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.Da
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sign_patterns(n: int) -> np.ndarray:
     """All 2^n sign patterns (read-only; built once per n: thousands of tests share them)."""
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
@@ -73,8 +73,15 @@ def paired_test(treatment: np.ndarray, control: np.ndarray) -> dict:
     n = len(diff)
     out = {"n_pairs": n, "mean_diff": float(diff.mean()) if n else np.nan}
     if n < 2:
-        return out | {"sd_diff": np.nan, "ci_low": np.nan, "ci_high": np.nan, "t": np.nan,
-                      "p_t": np.nan, "p_signflip": np.nan, "cohen_dz": np.nan}
+        return out | {
+            "sd_diff": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "t": np.nan,
+            "p_t": np.nan,
+            "p_signflip": np.nan,
+            "cohen_dz": np.nan,
+        }
     sd = float(diff.std(ddof=1))
     if sd == 0:
         # Every seed moved by the same amount: no variance to test against.
@@ -89,8 +96,15 @@ def paired_test(treatment: np.ndarray, control: np.ndarray) -> dict:
         p = float(2 * sps.t.sf(abs(t), df=n - 1))
         dz = out["mean_diff"] / sd
         half = float(sps.t.ppf(0.975, df=n - 1) * se)
-    return out | {"sd_diff": sd, "ci_low": out["mean_diff"] - half, "ci_high": out["mean_diff"] + half,
-                  "t": float(t), "p_t": p, "p_signflip": signflip_pvalue(diff), "cohen_dz": float(dz)}
+    return out | {
+        "sd_diff": sd,
+        "ci_low": out["mean_diff"] - half,
+        "ci_high": out["mean_diff"] + half,
+        "t": float(t),
+        "p_t": p,
+        "p_signflip": signflip_pvalue(diff),
+        "cohen_dz": float(dz),
+    }
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
@@ -107,9 +121,17 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
     return out
 
 
-HIGHER_IS_BETTER = {"accuracy": True, "kl": False, "brier": False, "ece": False,
-                    # selective prediction and disagreement detection (issue 15)
-                    "aurc": False, "eaurc": False, "hlv_auroc": True, "entropy_spearman": True}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "kl": False,
+    "brier": False,
+    "ece": False,
+    # selective prediction and disagreement detection (issue 15)
+    "aurc": False,
+    "eaurc": False,
+    "hlv_auroc": True,
+    "entropy_spearman": True,
+}
 FAMILY = ["corpus", "split", "metric", "eval_set"]
 
 
@@ -140,8 +162,9 @@ def paired_comparisons(
             pair = pair[~np.isnan(pair).any(axis=1)]
             res = paired_test(pair[:, 0], pair[:, 1])
             rows.append(dict(zip(cell, key)) | {"treatment": treatment, "control": control} | res)
-    return _holm_columns(pd.DataFrame(rows, columns=cell + ["treatment", "control"] + TEST_COLUMNS),
-                         FAMILY + list(by), alpha)
+    return _holm_columns(
+        pd.DataFrame(rows, columns=cell + ["treatment", "control"] + TEST_COLUMNS), FAMILY + list(by), alpha
+    )
 
 
 TEST_COLUMNS = ["n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "t", "p_t", "p_signflip", "cohen_dz"]
@@ -161,21 +184,24 @@ def _holm_columns(tests: pd.DataFrame, family: list[str], alpha: float) -> pd.Da
 # ------------------------------------------- post-hoc views: controls and temperature (issue 15)
 
 AFTER_T = "after T − before"  # the calibration label of a before/after temperature-scaling test
-POSTHOC_KEYS = ["corpus", "model", "target", "seed", "split", "calibration", "eval_set", "stratum",
-                "metric", "value"]
+POSTHOC_KEYS = ["corpus", "model", "target", "seed", "split", "calibration", "eval_set", "stratum", "metric", "value"]
 # the reference each disagreement view is scored against
 DISAGREEMENT_EVAL_SET = {"hlv_auroc": "human", "entropy_spearman": "human_soft"}
 
 
-def posthoc_long(metrics: pd.DataFrame, metrics_temperature: pd.DataFrame, selective: pd.DataFrame,
-                 disagreement: pd.DataFrame) -> pd.DataFrame:
+def posthoc_long(
+    metrics: pd.DataFrame, metrics_temperature: pd.DataFrame, selective: pd.DataFrame, disagreement: pd.DataFrame
+) -> pd.DataFrame:
     """Every per-run number of the evaluation in one long frame with a `calibration` column
     (none / temperature): the metrics before and after temperature scaling, AURC and E-AURC
     (errors against the human majority: eval_set human) and the disagreement views
     (whole test set: stratum all)."""
-    parts = [metrics.assign(calibration="none"), metrics_temperature.assign(calibration="temperature"),
-             selective.assign(eval_set="human"),
-             disagreement.assign(stratum="all", eval_set=disagreement["metric"].map(DISAGREEMENT_EVAL_SET))]
+    parts = [
+        metrics.assign(calibration="none"),
+        metrics_temperature.assign(calibration="temperature"),
+        selective.assign(eval_set="human"),
+        disagreement.assign(stratum="all", eval_set=disagreement["metric"].map(DISAGREEMENT_EVAL_SET)),
+    ]
     return pd.concat([p[POSTHOC_KEYS] for p in parts], ignore_index=True)
 
 
@@ -202,8 +228,9 @@ def temperature_comparisons(long: pd.DataFrame, *, alpha: float) -> pd.DataFrame
     return _holm_columns(pd.DataFrame(rows, columns=columns), FAMILY, alpha)
 
 
-def all_paired_tests(long: pd.DataFrame, *, paper: list[tuple[str, str]], controls: list[tuple[str, str]],
-                     alpha: float) -> pd.DataFrame:
+def all_paired_tests(
+    long: pd.DataFrame, *, paper: list[tuple[str, str]], controls: list[tuple[str, str]], alpha: float
+) -> pd.DataFrame:
     """The paired_tests file: three Holm families kept apart, so adding one never moves another's p.
 
     - paper: the paper's comparisons (evaluation.comparisons), before and after T;
@@ -211,13 +238,17 @@ def all_paired_tests(long: pd.DataFrame, *, paper: list[tuple[str, str]], contro
     - temperature: every target after vs before temperature scaling.
     Rows of a target that was not trained do not exist (skipped, not NaN).
     """
-    frames = [paired_comparisons(long, paper, alpha=alpha, by=("calibration",)).assign(family="paper"),
-              paired_comparisons(long, controls, alpha=alpha, by=("calibration",)).assign(family="controls"),
-              temperature_comparisons(long, alpha=alpha).assign(family="temperature")]
-    columns = ["family", "corpus", "model", "split", "calibration", "eval_set", "stratum", "metric", "treatment",
-               "control"] + TEST_COLUMNS + ["p_holm", "significant", "improved"]
-    out = pd.concat([f[columns] for f in frames if len(f)] or [pd.DataFrame(columns=columns)],
-                    ignore_index=True)
+    frames = [
+        paired_comparisons(long, paper, alpha=alpha, by=("calibration",)).assign(family="paper"),
+        paired_comparisons(long, controls, alpha=alpha, by=("calibration",)).assign(family="controls"),
+        temperature_comparisons(long, alpha=alpha).assign(family="temperature"),
+    ]
+    columns = (
+        ["family", "corpus", "model", "split", "calibration", "eval_set", "stratum", "metric", "treatment", "control"]
+        + TEST_COLUMNS
+        + ["p_holm", "significant", "improved"]
+    )
+    out = pd.concat([f[columns] for f in frames if len(f)] or [pd.DataFrame(columns=columns)], ignore_index=True)
     # typed even when empty (no comparison had both targets), so readers can test p_holm
     floats = [c for c in TEST_COLUMNS + ["p_holm"] if c != "n_pairs"]
     return out.astype({**{c: "float64" for c in floats}, "n_pairs": "int64", "significant": bool, "improved": bool})
@@ -229,9 +260,14 @@ SUMMARY_KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "me
 POSTHOC_INPUTS = ("temperature", "metrics_temperature", "selective", "disagreement")
 
 
-def summarise_evaluation(inputs: dict[str, list], outputs: dict[str, str], *,
-                         comparisons: list[tuple[str, str]], control_comparisons: list[tuple[str, str]],
-                         alpha: float) -> None:
+def summarise_evaluation(
+    inputs: dict[str, list],
+    outputs: dict[str, str],
+    *,
+    comparisons: list[tuple[str, str]],
+    control_comparisons: list[tuple[str, str]],
+    alpha: float,
+) -> None:
     """Merge per-corpus evaluation files into one each; write the seed summaries and paired tests.
 
     `inputs`: metrics, reliability, jsd, data_map, spearman and the post-hoc views
@@ -259,5 +295,8 @@ def summarise_evaluation(inputs: dict[str, list], outputs: dict[str, str], *,
     write_table(seed_summary(metrics, SUMMARY_KEYS), outputs["summary"], metadata=meta)
     long = posthoc_long(metrics, merged["metrics_temperature"], merged["selective"], merged["disagreement"])
     write_table(seed_summary(long, SUMMARY_KEYS + ["calibration"]), outputs["posthoc_summary"], metadata=meta)
-    write_table(all_paired_tests(long, paper=comparisons, controls=control_comparisons, alpha=alpha),
-                outputs["tests"], metadata=meta)
+    write_table(
+        all_paired_tests(long, paper=comparisons, controls=control_comparisons, alpha=alpha),
+        outputs["tests"],
+        metadata=meta,
+    )

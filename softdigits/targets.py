@@ -1,6 +1,5 @@
 """The training target of every label regime, from the study table (no torch here).
 
-- `read_study`: the study table's training inputs as arrays, checked.
 - `build_targets` / `target_distributions`: the 10-class training target of every
   image for one label regime, and which images can be trained on it (the
   not-a-digit rule). Besides the paper's four regimes, two controls (issue 15)
@@ -14,24 +13,21 @@
     by a seeded permutation (`shuffle_within_classes`): class balance and the
     multiset of soft labels per class kept, the image-specific pairing destroyed.
 
-Training (grid.py) and evaluation (temperature scaling fits on the val targets a
+Training (train_run.py) and evaluation (temperature scaling fits on the val targets a
 run was trained on) both build targets here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from scipy.optimize import brentq
-from scipy.stats import entropy  # nats, 0 log 0 = 0
 
-from softdigits import io
-from softdigits.io import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, DataContractError
+from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, NOT_A_DIGIT_MODES
+from softdigits.io import DataContractError
+from softdigits.metrics import entropy
+from softdigits.study_table import Study
 
 # Target name -> the study-table column it is built from.
 TARGET_COLUMNS = {
@@ -45,91 +41,11 @@ TARGET_COLUMNS = {
 HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
 PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
 CONTROL_TARGETS = ("label_smoothing", "human_shuffled")
-NOT_A_DIGIT_MODES = ("renormalise", "exclude")
-SPLITS = ("train", "val", "test")
 # The controls reshape training targets; the splits whose targets a run trains or
 # early-stops on. Test images keep their own labels (evaluation never reads targets).
 TARGET_SPLITS = ("train", "val")
 # Uniform smoothing past 0.9 would move the mode off the majority class.
 MAX_EPSILON = 1 - 1 / N_DIGITS
-
-
-# ------------------------------------------------------------------ study table
-
-
-@dataclass(frozen=True)
-class Study:
-    path: str
-    image_id: np.ndarray  # (n,) str
-    split: np.ndarray  # (n,) str: train / val / test
-    pixels: np.ndarray  # (n, 784) uint8
-    vectors: dict[str, np.ndarray]  # label_dist (n, 10), soft_label* (n, 11), float64
-    soft_label_argmax: np.ndarray  # (n,) int, 10 = not a digit
-    labels_origin: str | None  # simulated / campaign / released (the table's metadata)
-
-    def rows(self, split: str) -> np.ndarray:
-        return self.split == split
-
-
-_WIDTHS = {"label_dist": N_DIGITS, "soft_label": N_HUMAN_CLASSES, "soft_label_yes_unc_equal": N_HUMAN_CLASSES}
-
-
-def read_study(path: str | os.PathLike) -> Study:
-    """The study table's columns that training needs; errors name the file, row and column."""
-    columns = ["image_id", "split", "pixels", "soft_label_argmax", *_WIDTHS]
-    present = set(pq.read_schema(path).names)
-    missing = [c for c in columns if c not in present]
-    if missing:
-        raise DataContractError(f"{path}: study table lacks column(s) {missing}")
-    table = pq.read_table(path, columns=columns)
-    image_id = np.asarray(table.column("image_id").to_pylist(), dtype=object)
-    split = np.asarray(table.column("split").to_pylist(), dtype=object)
-    bad = ~np.isin(split, SPLITS)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataContractError(f"{path}: row {row} ({image_id[row]}): split {split[row]!r} not in {SPLITS}")
-    dup = pd.Index(image_id).duplicated()
-    if dup.any():
-        raise DataContractError(f"{path}: image_id {image_id[np.flatnonzero(dup)[0]]!r} occurs more than once")
-    pixels = _vectors(table, "pixels", 784, path)
-    if pixels.dtype != np.uint8:
-        raise DataContractError(f"{path}: column 'pixels' must hold uint8, got {pixels.dtype}")
-    vectors = {name: _vectors(table, name, width, path).astype(np.float64) for name, width in _WIDTHS.items()}
-    for name, values in vectors.items():
-        bad = ~np.isfinite(values).all(axis=1) | (values < 0).any(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataContractError(
-                f"{path}: row {row} ({image_id[row]}): {name} has a negative or non-finite value"
-            )
-    argmax = table.column("soft_label_argmax").to_numpy(zero_copy_only=False)
-    bad = ~((argmax >= 0) & (argmax <= NOT_A_DIGIT))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataContractError(f"{path}: row {row} ({image_id[row]}): soft_label_argmax {argmax[row]} not in 0-10")
-    return Study(
-        path=str(path),
-        image_id=image_id,
-        split=split,
-        pixels=pixels,
-        vectors=vectors,
-        soft_label_argmax=argmax.astype(np.int64),
-        labels_origin=io.read_metadata(path).get("labels_origin"),
-    )
-
-
-def _vectors(table: pa.Table, column: str, width: int, path) -> np.ndarray:
-    col = table.column(column).combine_chunks()
-    if pa.types.is_fixed_size_list(col.type):
-        if col.type.list_size != width:
-            raise DataContractError(f"{path}: column {column!r} holds {col.type.list_size} values, expected {width}")
-    else:
-        lengths = col.value_lengths().to_numpy(zero_copy_only=False)
-        bad = lengths != width
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataContractError(f"{path}: row {row}: {column!r} has {lengths[row]} values, expected {width}")
-    return io.vectors_array(table.select([column]).combine_chunks(), column)
 
 
 # ---------------------------------------------------------------------- targets
@@ -142,8 +58,9 @@ class Targets:
     details: dict = field(default_factory=dict)  # how a control was built, for the run manifest
 
 
-def target_distributions(study: Study, target: str, not_a_digit: str, *,
-                         shuffle_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def target_distributions(
+    study: Study, target: str, not_a_digit: str, *, shuffle_seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(targets (n, 10) float32, usable (n,) bool) of one label regime (see `build_targets`)."""
     built = build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
     return built.values, built.usable
@@ -231,8 +148,7 @@ def _label_smoothing(study: Study, not_a_digit: str) -> Targets:
     mean_entropy = float(entropy(soft.values[matched].astype(np.float64), axis=1).mean())
     epsilon = matched_epsilon(mean_entropy)
     values = np.where(majority.usable[:, None], smooth(majority.values, epsilon), 0.0)
-    details = {"epsilon": epsilon, "matched_mean_entropy": mean_entropy,
-               "n_matched_train_images": int(matched.sum())}
+    details = {"epsilon": epsilon, "matched_mean_entropy": mean_entropy, "n_matched_train_images": int(matched.sum())}
     return Targets(values.astype(np.float32), majority.usable, details)
 
 
@@ -275,7 +191,9 @@ def _human_shuffled(study: Study, not_a_digit: str, shuffle_seed: int) -> Target
         source[rows] = rows[shuffle_within_classes(keyed, study.soft_label_argmax[rows], rng)]
     values, usable = soft.values[source], soft.usable[source]
     changed = (values != soft.values).any(axis=1)
-    details = {"shuffle_seed": shuffle_seed,
-               "n_changed": {s: int(changed[study.rows(s)].sum()) for s in TARGET_SPLITS},
-               "n_images": {s: int(study.rows(s).sum()) for s in TARGET_SPLITS}}
+    details = {
+        "shuffle_seed": shuffle_seed,
+        "n_changed": {s: int(changed[study.rows(s)].sum()) for s in TARGET_SPLITS},
+        "n_images": {s: int(study.rows(s).sum()) for s in TARGET_SPLITS},
+    }
     return Targets(values, usable, details)

@@ -57,8 +57,12 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> TemperatureFit:
     targets = np.asarray(targets, dtype=np.float64)
     if logits.shape != targets.shape or len(logits) == 0:
         raise ValueError(f"logits {logits.shape} and targets {targets.shape} must be the same non-empty shape")
-    result = minimize_scalar(lambda log_t: nll(logits, targets, np.exp(log_t)), bounds=LOG_T_BOUNDS,
-                             method="bounded", options={"xatol": XATOL})
+    result = minimize_scalar(
+        lambda log_t: nll(logits, targets, np.exp(log_t)),
+        bounds=LOG_T_BOUNDS,
+        method="bounded",
+        options={"xatol": XATOL},
+    )
     temperature = float(np.exp(result.x))
     after = nll(logits, targets, temperature)
     # No interior minimum when a bound does as well: e.g. val images all right by wide

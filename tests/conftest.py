@@ -11,8 +11,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # What a workflow run needs; results and caches are left behind.
-WORKFLOW_PARTS = ["Snakefile", "workflow_config.yaml", "config", "rules", "scripts",
-                  "schemas", "envs", "resources", "report", "softdigits"]
+WORKFLOW_PARTS = [
+    "Snakefile",
+    "workflow_config.yaml",
+    "config",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "resources",
+    "report",
+    "softdigits",
+]
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -38,8 +48,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n" f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
         )
     return proc
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from softdigits import annotation, io
+from softdigits import io, study_table
 
 SPLIT_SIZES = {"train": 200, "val": 60, "test": 60}
 
@@ -32,19 +32,30 @@ def study_frame(seed: int = 0, sizes: dict[str, int] = SPLIT_SIZES) -> pd.DataFr
             elif k % 11 == 0:
                 soft[[digit, 10]] = 0.3, 0.5  # a not-a-digit share
             argmax = int(np.argmax(soft))
-            rows.append({
-                "image_id": f"synthetic:{split}:{k}", "source": "synthetic", "split": split,
-                "region": "easy", "pixels": pixels, "label": digit,
-                "label_dist": np.eye(10)[digit].astype(np.float32),
-                "soft_label": soft, "soft_label_yes_unc_equal": soft,
-                "soft_label_yes_only": soft, "soft_label_argmax": argmax,
-                "human_uncert_mean": 0.1, "pct_ann_unsure": 0.1, "n_annotators": 6,
-                "hlv": bool((soft > 0).sum() > 1), "simulated": True,
-            })
+            rows.append(
+                {
+                    "image_id": f"synthetic:{split}:{k}",
+                    "source": "synthetic",
+                    "split": split,
+                    "region": "easy",
+                    "pixels": pixels,
+                    "label": digit,
+                    "label_dist": np.eye(10)[digit].astype(np.float32),
+                    "soft_label": soft,
+                    "soft_label_yes_unc_equal": soft,
+                    "soft_label_yes_only": soft,
+                    "soft_label_argmax": argmax,
+                    "human_uncert_mean": 0.1,
+                    "pct_ann_unsure": 0.1,
+                    "n_annotators": 6,
+                    "hlv": bool((soft > 0).sum() > 1),
+                    "simulated": True,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def write_study(path, seed: int = 0, sizes: dict[str, int] = SPLIT_SIZES, frame: pd.DataFrame | None = None):
     frame = study_frame(seed, sizes) if frame is None else frame
-    io.write_table(annotation.study_arrow(frame), path, metadata={"labels_origin": "simulated", "simulated": True})
+    io.write_table(study_table.to_arrow(frame), path, metadata={"labels_origin": "simulated", "simulated": True})
     return path

@@ -16,10 +16,18 @@ def answers(annotator, image, yes=(), unsure=(), check=False, gold=None, simulat
     rows = []
     for c in range(10):
         response = "yes" if c in yes else "unsure" if c in unsure else "no"
-        rows.append({"annotator_id": annotator, "image_id": image, "class": c,
-                     "response": response, "is_attention_check": check,
-                     "reaction_time_ms": 900.0, "gold_label": gold if check else pd.NA,
-                     "simulated": simulated})
+        rows.append(
+            {
+                "annotator_id": annotator,
+                "image_id": image,
+                "class": c,
+                "response": response,
+                "is_attention_check": check,
+                "reaction_time_ms": 900.0,
+                "gold_label": gold if check else pd.NA,
+                "simulated": simulated,
+            }
+        )
     return rows
 
 
@@ -72,8 +80,7 @@ def test_all_unsure():
 def test_mixed_weights_hand_computed():
     # a: yes 4, unsure 9 -> weighted (2/3, 1/3), equal (1/2, 1/2), yes-only (1, 0)
     # b: yes 9           -> one-hot 9 under every weighting
-    labels, _ = aggregate(raw(answers("a", "img", yes=[4], unsure=[9]),
-                              answers("b", "img", yes=[9])))
+    labels, _ = aggregate(raw(answers("a", "img", yes=[4], unsure=[9]), answers("b", "img", yes=[9])))
     row = label_row(labels, "img")
     np.testing.assert_allclose(row["soft_label"][[4, 9]], [1 / 3, 2 / 3], rtol=1e-6)
     np.testing.assert_allclose(row["soft_label_yes_unc_equal"][[4, 9]], [0.25, 0.75], rtol=1e-6)

@@ -10,10 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from softdigits import annotation, io
+from softdigits import annotation, io, study_table
 from softdigits.aggregation import aggregate, labels_table, read_labels
 from softdigits.annotation import RawAnnotationError, ReleasedTableError, read_raw_annotations
-
 
 # ------------------------------------------------------------------ fixtures (also used by
 # tests/test_annotator_simulation.py and tests/test_workflow_annotation.py)
@@ -25,8 +24,7 @@ def make_corpus(source: str, n: int, seed: int = 0) -> pa.Table:
     labels = np.arange(n) % 10
     prototypes = rng.integers(0, 256, size=(10, 784))
     pixels = np.clip(prototypes[labels] + rng.normal(0, 40, size=(n, 784)), 0, 255).astype(np.uint8)
-    return io.images_table(source=source, source_split="train", source_index=np.arange(n),
-                           pixels=pixels, label=labels)
+    return io.images_table(source=source, source_split="train", source_index=np.arange(n), pixels=pixels, label=labels)
 
 
 def make_selection_and_map(images: pa.Table, n_selected: int, seed: int = 0):
@@ -34,23 +32,39 @@ def make_selection_and_map(images: pa.Table, n_selected: int, seed: int = 0):
     ids = np.asarray(images.column("image_id").to_pylist())
     labels = images.column("label").to_numpy()
     chosen = np.sort(rng.choice(len(ids), n_selected, replace=False))
-    selection = pd.DataFrame({
-        "image_id": ids[chosen], "digit": labels[chosen],
-        "region": rng.choice(["easy", "ambiguous", "hard"], n_selected),
-        "split": rng.choice(["train", "val", "test"], n_selected, p=[0.7, 0.15, 0.15]),
-    })
-    data_map = pd.DataFrame({
-        "image_id": ids, "confidence": rng.random(len(ids)),
-        "variability": rng.random(len(ids)) * 0.3, "correctness": 1.0, "region": "easy",
-    })
+    selection = pd.DataFrame(
+        {
+            "image_id": ids[chosen],
+            "digit": labels[chosen],
+            "region": rng.choice(["easy", "ambiguous", "hard"], n_selected),
+            "split": rng.choice(["train", "val", "test"], n_selected, p=[0.7, 0.15, 0.15]),
+        }
+    )
+    data_map = pd.DataFrame(
+        {
+            "image_id": ids,
+            "confidence": rng.random(len(ids)),
+            "variability": rng.random(len(ids)) * 0.3,
+            "correctness": 1.0,
+            "region": "easy",
+        }
+    )
     return selection, data_map
 
 
 def answers(annotator, image, yes=(), unsure=(), check=False, gold=""):
-    return [{"annotator_id": annotator, "image_id": image, "class": c,
-             "response": "yes" if c in yes else "unsure" if c in unsure else "no",
-             "is_attention_check": check, "reaction_time_ms": 800.0,
-             "gold_label": gold} for c in range(10)]
+    return [
+        {
+            "annotator_id": annotator,
+            "image_id": image,
+            "class": c,
+            "response": "yes" if c in yes else "unsure" if c in unsure else "no",
+            "is_attention_check": check,
+            "reaction_time_ms": 800.0,
+            "gold_label": gold,
+        }
+        for c in range(10)
+    ]
 
 
 def write_answers(rows, path, fmt):
@@ -63,8 +77,11 @@ def write_answers(rows, path, fmt):
     return path
 
 
-GOOD = (answers("a1", "img1", yes=[3]) + answers("a1", "g1", yes=[0], check=True, gold=0)
-        + answers("a2", "img1", yes=[3], unsure=[5]))
+GOOD = (
+    answers("a1", "img1", yes=[3])
+    + answers("a1", "g1", yes=[0], check=True, gold=0)
+    + answers("a2", "img1", yes=[3], unsure=[5])
+)
 
 
 # ------------------------------------------------------------------ campaign design
@@ -73,8 +90,7 @@ GOOD = (answers("a1", "img1", yes=[3]) + answers("a1", "g1", yes=[0], check=True
 def test_design_every_image_gets_k_distinct_tasks_with_checks():
     ids = [f"x:{i}" for i in range(300)]
     gold = pd.DataFrame({"image_id": [f"g:{d}" for d in range(10)], "gold_label": range(10)})
-    tasks = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70,
-                                       checks_per_task=3, seed=1)
+    tasks = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=1)
     study = tasks[~tasks["is_attention_check"]]
     per_image = study.groupby("image_id")["task_id"].nunique()
     assert set(per_image.index) == set(ids) and (per_image == 6).all()
@@ -84,19 +100,24 @@ def test_design_every_image_gets_k_distinct_tasks_with_checks():
     checks = tasks[tasks["is_attention_check"]].groupby("task_id")
     assert (checks.size() == 3).all() and (checks["image_id"].nunique() == 3).all()
     assert (tasks.loc[tasks["is_attention_check"], "gold_label"].between(0, 9)).all()
-    again = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70,
-                                       checks_per_task=3, seed=1)
+    again = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=1)
     pd.testing.assert_frame_equal(tasks, again)
-    other = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70,
-                                       checks_per_task=3, seed=2)
+    other = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=2)
     assert not tasks.equals(other)
 
 
 def test_choose_gold_takes_most_confident_easy_outside_selection():
     images = make_corpus("mnist", 60)
     meta = images.select(["image_id", "label"]).to_pandas()
-    data_map = pd.DataFrame({"image_id": meta["image_id"], "confidence": np.linspace(0, 1, 60),
-                             "variability": 0.0, "correctness": 1.0, "region": "easy"})
+    data_map = pd.DataFrame(
+        {
+            "image_id": meta["image_id"],
+            "confidence": np.linspace(0, 1, 60),
+            "variability": 0.0,
+            "correctness": 1.0,
+            "region": "easy",
+        }
+    )
     top = "mnist:train:59"
     gold = annotation.choose_gold(data_map, meta, exclude={top}, per_digit=2)
     assert len(gold) == 20 and top not in set(gold["image_id"])
@@ -109,8 +130,8 @@ def test_png_is_valid_greyscale():
     data = annotation.png_bytes(pixels)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     idat_start = data.index(b"IDAT") + 4
-    length = int.from_bytes(data[idat_start - 8:idat_start - 4], "big")
-    raw = zlib.decompress(data[idat_start:idat_start + length])
+    length = int.from_bytes(data[idat_start - 8 : idat_start - 4], "big")
+    raw = zlib.decompress(data[idat_start : idat_start + length])
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(28, 29)
     assert (rows[:, 0] == 0).all()
     np.testing.assert_array_equal(rows[:, 1:].reshape(-1), pixels)
@@ -124,11 +145,23 @@ def test_export_writes_folder_atomically(tmp_path):
     io.write_table(images, paths["img"])
     data_map.to_parquet(paths["map"])
     out = tmp_path / "campaign"
-    campaign = {"annotators_per_image": 3, "images_per_task": 23, "checks_per_task": 3,
-                "gold_corpus": "mnist", "gold_per_digit": 1}
-    annotation.run_export(corpus="mnist", selection_path=paths["sel"], images_path=paths["img"],
-                          gold_images_path=paths["img"], gold_data_map_path=paths["map"],
-                          out_dir=out, campaign=campaign, seed=0)
+    campaign = {
+        "annotators_per_image": 3,
+        "images_per_task": 23,
+        "checks_per_task": 3,
+        "gold_corpus": "mnist",
+        "gold_per_digit": 1,
+    }
+    annotation.run_export(
+        corpus="mnist",
+        selection_path=paths["sel"],
+        images_path=paths["img"],
+        gold_images_path=paths["img"],
+        gold_data_map_path=paths["map"],
+        out_dir=out,
+        campaign=campaign,
+        seed=0,
+    )
     tasks, gold = annotation.read_campaign(out)
     assert len(gold) == 10 and not set(gold["image_id"]) & set(selection["image_id"])
     assert (tasks[~tasks["is_attention_check"]].groupby("image_id").size() == 3).all()
@@ -168,10 +201,12 @@ def bad_variants():
     return {
         "unknown_class": (unknown_class, "row 5", "class '12' is not a digit 0-9"),
         "bad_response": (bad_response, "row 3", "response 'maybe' is not yes/no/unsure"),
-        "duplicate": (duplicate, "row 31", "duplicate answer of annotator 'a1' to image 'img1' "
-                      "class 1 (first in row 2)"),
-        "missing_class": (missing_class, "row 21", "annotator 'a2' did not answer class(es) [7] "
-                          "for image 'img1'"),
+        "duplicate": (
+            duplicate,
+            "row 31",
+            "duplicate answer of annotator 'a1' to image 'img1' " "class 1 (first in row 2)",
+        ),
+        "missing_class": (missing_class, "row 21", "annotator 'a2' did not answer class(es) [7] " "for image 'img1'"),
         "unknown_image": (unknown_image, "row 31", "unknown image_id 'imgX'"),
     }
 
@@ -197,8 +232,7 @@ def test_drop_mode_counts_by_reason(tmp_path):
     path = write_answers(rows, tmp_path / "raw.csv", "csv")
     table, report = read_raw_annotations(path, on_bad_rows="drop")
     assert report["bad_rows"] == 11
-    assert report["bad_rows_by_reason"] == {"did not answer": 9, "duplicate answer": 1,
-                                            "response": 1}
+    assert report["bad_rows_by_reason"] == {"did not answer": 9, "duplicate answer": 1, "response": 1}
     assert len(table) == 20 and set(table["annotator_id"] + table["image_id"]) == {"a1g1", "a2img1"}
 
 
@@ -218,7 +252,10 @@ def test_missing_columns_and_file_type(tmp_path):
 def test_many_bad_rows_are_summarised(tmp_path):
     rows = [dict(r, response="?") for r in GOOD]
     path = write_answers(rows, tmp_path / "raw.csv", "csv")
-    with pytest.raises(RawAnnotationError, match=r"(?s)row 1 \(line 2\): response .\?. is not.*30 bad row\(s\) in all: 30 response.*and 20 more bad row"):
+    with pytest.raises(
+        RawAnnotationError,
+        match=r"(?s)row 1 \(line 2\): response .\?. is not.*30 bad row\(s\) in all: 30 response.*and 20 more bad row",
+    ):
         read_raw_annotations(path)
 
 
@@ -233,15 +270,22 @@ def released_fixture(path, images: pa.Table, n_extra: int = 2):
     soft[[2, 3]] = [0.75, 0.25]
     rows = []
     for k, p in enumerate(np.vstack([pix, extra])):
-        rows.append({
-            "images": p.tolist(), "indices": k, "original_labels": np.eye(10)[k % 10].tolist(),
-            "file_name": f"{k}.png", "human_uncert_mean": 0.05, "pct_ann_unsure": 0.5,
-            "soft_label": str((soft if k == 0 else np.eye(11)[k % 10]).tolist()),
-            "soft_label_yes_unc_equal": str(np.eye(11)[k % 10].tolist()),
-            "soft_label_yes_only": str(np.eye(11)[k % 10].tolist()),
-            "soft_label_argmax": 2 if k == 0 else k % 10,
-            "split": ["train", "val", "test"][k % 3], "source": "mnist",
-        })
+        rows.append(
+            {
+                "images": p.tolist(),
+                "indices": k,
+                "original_labels": np.eye(10)[k % 10].tolist(),
+                "file_name": f"{k}.png",
+                "human_uncert_mean": 0.05,
+                "pct_ann_unsure": 0.5,
+                "soft_label": str((soft if k == 0 else np.eye(11)[k % 10]).tolist()),
+                "soft_label_yes_unc_equal": str(np.eye(11)[k % 10].tolist()),
+                "soft_label_yes_only": str(np.eye(11)[k % 10].tolist()),
+                "soft_label_argmax": 2 if k == 0 else k % 10,
+                "split": ["train", "val", "test"][k % 3],
+                "source": "mnist",
+            }
+        )
     rows.append(dict(rows[0], source="mukhoti", indices=99))
     pd.DataFrame(rows).to_parquet(path)
     return path
@@ -280,12 +324,17 @@ def test_run_study_released_and_simulated_paths(tmp_path):
     data_map.to_parquet(tmp_path / "map.parquet")
     released_fixture(tmp_path / "released.parquet", images)
     out = tmp_path / "study_released.parquet"
-    annotation.run_study(origin="released", corpus="mnist", images_path=img_path,
-                         data_map_path=tmp_path / "map.parquet",
-                         released_path=tmp_path / "released.parquet", out_path=out)
+    annotation.run_study(
+        origin="released",
+        corpus="mnist",
+        images_path=img_path,
+        data_map_path=tmp_path / "map.parquet",
+        released_path=tmp_path / "released.parquet",
+        out_path=out,
+    )
     study = pq.read_table(out)
     assert io.read_metadata(out)["labels_origin"] == "released"
-    assert study.column_names == annotation.STUDY_COLUMNS
+    assert study.column_names == study_table.COLUMNS
     assert study.schema.field("soft_label").type == pa.list_(pa.float32(), 11)
     assert study.column("region").to_pylist().count("unknown") == 2
 
@@ -298,9 +347,15 @@ def test_run_study_released_and_simulated_paths(tmp_path):
     io.write_table(labels_table(labels), tmp_path / "labels.parquet")
     selection.to_parquet(tmp_path / "sel.parquet")
     out = tmp_path / "study.parquet"
-    annotation.run_study(origin="simulated", corpus="mnist", images_path=img_path,
-                         data_map_path=tmp_path / "map.parquet", selection_path=tmp_path / "sel.parquet",
-                         labels_path=tmp_path / "labels.parquet", out_path=out)
+    annotation.run_study(
+        origin="simulated",
+        corpus="mnist",
+        images_path=img_path,
+        data_map_path=tmp_path / "map.parquet",
+        selection_path=tmp_path / "sel.parquet",
+        labels_path=tmp_path / "labels.parquet",
+        out_path=out,
+    )
     meta = io.read_metadata(out)
     assert meta["labels_origin"] == "simulated" and meta["simulated"]
     assert meta["n_unlabelled_dropped"] == 1

@@ -14,17 +14,29 @@ from softdigits.aggregation import aggregate, attention_failures
 from softdigits.annotation import design_campaign
 
 CLEAN = sim.PanelParams(
-    sure=0.55, floor=0.35, yes_mean=0.55, yes_sd=0.0, unsure_mean=0.3, unsure_sd=0.0,
-    noise_mean=0.0, noise_sd=0.0, lapse_rate=0.0, inattentive_rate=0.0, returned_rate=0.0,
-    duplicate_rate=0.0, rt_base_ms=400.0, rt_speed_sd=0.0, rt_conflict=1.0, rt_noise_sd=0.0,
+    sure=0.55,
+    floor=0.35,
+    yes_mean=0.55,
+    yes_sd=0.0,
+    unsure_mean=0.3,
+    unsure_sd=0.0,
+    noise_mean=0.0,
+    noise_sd=0.0,
+    lapse_rate=0.0,
+    inattentive_rate=0.0,
+    returned_rate=0.0,
+    duplicate_rate=0.0,
+    rt_base_ms=400.0,
+    rt_speed_sd=0.0,
+    rt_conflict=1.0,
+    rt_noise_sd=0.0,
 )
 
 
 def campaign(n_images=40, k=4, seed=0):
     ids = [f"x:{i}" for i in range(n_images)]
     gold = pd.DataFrame({"image_id": [f"g:{d}" for d in range(10)], "gold_label": range(10)})
-    tasks = design_campaign(ids, gold, annotators_per_image=k, images_per_task=13,
-                            checks_per_task=3, seed=seed)
+    tasks = design_campaign(ids, gold, annotators_per_image=k, images_per_task=13, checks_per_task=3, seed=seed)
     signal = {i: np.eye(10)[n % 10] for n, i in enumerate(ids)}
     signal.update({f"g:{d}": np.eye(10)[d] for d in range(10)})
     return ids, tasks, signal
@@ -34,8 +46,7 @@ def test_knn_excludes_the_image_itself():
     reference = np.array([[0] * 4, [0] * 4, [10] * 4, [11] * 4], dtype=np.uint8)
     labels = np.array([1, 1, 7, 7])
     # query 0 equals reference row 0; without itself its nearest is row 1 (label 1)
-    out = sim.knn_class_distribution(reference[[0, 2]], reference, labels, k=1,
-                                     query_rows=np.array([0, 2]))
+    out = sim.knn_class_distribution(reference[[0, 2]], reference, labels, k=1, query_rows=np.array([0, 2]))
     np.testing.assert_allclose(out[0], np.eye(10)[1])
     np.testing.assert_allclose(out[1], np.eye(10)[7])  # row 3 is nearest to row 2
     out = sim.knn_class_distribution(reference[[0]], reference, labels, k=3, query_rows=np.array([0]))
@@ -58,8 +69,7 @@ def test_nearest_digits_are_sorted_with_true_distances():
     assert labels.tolist() == [[5, 7, 6]]
     np.testing.assert_allclose(dist2, [[0.0, 4.0, 36.0]])
     # more neighbours asked than the reference has (a tiny run): all the others
-    labels, _ = sim.nearest_digits(reference[[0]], reference, np.array([5, 6, 7]), k=10,
-                                   query_rows=np.array([0]))
+    labels, _ = sim.nearest_digits(reference[[0]], reference, np.array([5, 6, 7]), k=10, query_rows=np.array([0]))
     assert labels.tolist() == [[7, 6]]
 
 
@@ -80,9 +90,13 @@ def test_record_distribution_weights_parent_classes():
 
 def test_reference_digits_are_labelled_training_images():
     pixels = np.arange(4 * 784, dtype=np.int64).reshape(4, 784) % 251
-    table = io.images_table(source="mnist", source_split=["train", "test", "train", "train"],
-                            source_index=np.arange(4), pixels=pixels.astype(np.uint8),
-                            label=np.array([1, 2, -1, 3]))
+    table = io.images_table(
+        source="mnist",
+        source_split=["train", "test", "train", "train"],
+        source_index=np.arange(4),
+        pixels=pixels.astype(np.uint8),
+        label=np.array([1, 2, -1, 3]),
+    )
     meta, ref_pixels = sim.reference_digits(table)
     assert meta["image_id"].tolist() == ["mnist:train:0", "mnist:train:3"]
     assert meta["label"].tolist() == [1, 3]
@@ -94,10 +108,19 @@ def test_image_signal_blends_label_or_record_with_knn_of_real_digits():
     # the reference (real digits) is i0, i1, i3, i4: i2 is a generated image
     reference = pd.DataFrame({"image_id": ["i0", "i1", "i3", "i4"], "label": [0, 0, 9, 9]})
     images = pd.DataFrame({"image_id": [f"i{k}" for k in range(6)], "label": [0, 0, 6, 9, 9, 9]})
-    records = pd.DataFrame({"image_id": ["i2"], "parent_labels": [[4, 5]],
-                            "mix_weights": [[0.5, 0.5]]})
-    signal = sim.image_signal(images, pixels, ["i0", "i2"], reference, pixels[[0, 1, 3, 4]], k=2, knn_tau=0.0,
-                              label_weight=0.5, record_weight=0.2, records=records)
+    records = pd.DataFrame({"image_id": ["i2"], "parent_labels": [[4, 5]], "mix_weights": [[0.5, 0.5]]})
+    signal = sim.image_signal(
+        images,
+        pixels,
+        ["i0", "i2"],
+        reference,
+        pixels[[0, 1, 3, 4]],
+        k=2,
+        knn_tau=0.0,
+        label_weight=0.5,
+        record_weight=0.2,
+        records=records,
+    )
     # i0: label 0; its neighbours without itself are i1 (0) and i3 (9)
     np.testing.assert_allclose(signal["i0"], 0.5 * np.eye(10)[0] + 0.5 * (np.eye(10)[0] + np.eye(10)[9]) / 2)
     # i2: 0.2 * record (4: .5, 5: .5) + 0.8 * k-NN (i1 -> 0, i3 -> 9); its label 6 (the
@@ -128,8 +151,7 @@ def test_ambiguous_signal_gives_unsure_and_hlv():
     signal.update({i: two_way for i in ids})
     labels, _ = aggregate(sim.simulate_panel(tasks, signal, CLEAN, seed=0))
     # top class 1 (0.6 >= sure): yes; class 7 (0.4, between unsure and yes): unsure
-    np.testing.assert_allclose(np.stack(labels["soft_label"])[:, [1, 7]], [[2 / 3, 1 / 3]] * 40,
-                               rtol=1e-6)
+    np.testing.assert_allclose(np.stack(labels["soft_label"])[:, [1, 7]], [[2 / 3, 1 / 3]] * 40, rtol=1e-6)
     assert labels["hlv"].all() and (labels["pct_ann_unsure"] == 1).all()
     assert labels["human_uncert_mean"].eq(0.1).all()
 
@@ -144,8 +166,7 @@ def test_inattentive_participants_fail_the_checks():
 
 def test_recruitment_spreads_annotators_per_image_and_is_deterministic():
     ids, tasks, signal = campaign(n_images=200, k=6)
-    params = dataclasses.replace(CLEAN, returned_rate=0.2, duplicate_rate=0.2, noise_mean=0.1,
-                                 lapse_rate=0.01)
+    params = dataclasses.replace(CLEAN, returned_rate=0.2, duplicate_rate=0.2, noise_mean=0.1, lapse_rate=0.01)
     raw = sim.simulate_panel(tasks, signal, params, seed=5)
     counts = raw[~raw["is_attention_check"]].groupby("image_id")["annotator_id"].nunique()
     assert counts.min() < 6 < counts.max()
@@ -163,8 +184,7 @@ def test_params_from_config_requires_every_key():
 
 # ------------------------------------------------------------------ the panel looks at the image
 
-NOISY = dataclasses.replace(CLEAN, yes_sd=0.05, unsure_sd=0.1, noise_mean=0.06, noise_sd=0.02,
-                            lapse_rate=0.001)
+NOISY = dataclasses.replace(CLEAN, yes_sd=0.05, unsure_sd=0.1, noise_mean=0.06, noise_sd=0.02, lapse_rate=0.001)
 
 
 def generated_like(n=400, seed=0):
@@ -194,10 +214,19 @@ def panel_majority(record_weight, k=4):
     images, pixels, records, reference, ref_pixels = generated_like()
     ids = images["image_id"].tolist()
     gold = pd.DataFrame({"image_id": [f"g:{d}" for d in range(10)], "gold_label": range(10)})
-    tasks = design_campaign(ids, gold, annotators_per_image=k, images_per_task=23,
-                            checks_per_task=3, seed=0)
-    signal = sim.image_signal(images, pixels, ids, reference, ref_pixels, k=10, knn_tau=0.0, label_weight=0.0,
-                              record_weight=record_weight, records=records)
+    tasks = design_campaign(ids, gold, annotators_per_image=k, images_per_task=23, checks_per_task=3, seed=0)
+    signal = sim.image_signal(
+        images,
+        pixels,
+        ids,
+        reference,
+        ref_pixels,
+        k=10,
+        knn_tau=0.0,
+        label_weight=0.0,
+        record_weight=record_weight,
+        records=records,
+    )
     signal.update({f"g:{d}": np.eye(10)[d] for d in range(10)})
     labels, _ = aggregate(sim.simulate_panel(tasks, signal, NOISY, seed=0))
     labels = labels.set_index("image_id").loc[ids]

@@ -22,12 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_annotation import GOOD, answers, write_answers
-from test_download import GOOD as PAYLOAD, server  # noqa: F401  (the server fixture)
+from test_download import GOOD as PAYLOAD
+from test_download import server  # noqa: F401  (the fixture, used by name)
 from test_sources import weiss_frame
 
 from softdigits import io, sources
-from softdigits.cli import main
 from softdigits.annotation import RawAnnotationError, ReleasedTableError, read_raw_annotations, read_released
+from softdigits.cli import main
 from softdigits.config import ConfigError, check_files
 from softdigits.download import ChecksumError, DownloadError, download, store_path
 from softdigits.sources import SourceFormatError, check_download
@@ -46,8 +47,7 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 def cli_process(*args) -> subprocess.CompletedProcess:
     """`softdigits ARGS` as its own process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "softdigits.cli", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "softdigits.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def snapshot(*paths: Path) -> dict:
@@ -111,7 +111,7 @@ def test_non_utf8_answers_are_named_with_line(tmp_path):
     raw = write_answers(GOOD, tmp_path / "raw.csv", "csv")
     data = raw.read_bytes().replace(b"a2,img1", b"a\xe92,img1", 1)
     raw.write_bytes(data)
-    line = data[:data.index(b"\xe9")].count(b"\n") + 1
+    line = data[: data.index(b"\xe9")].count(b"\n") + 1
     before = snapshot(raw)
     proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
     assert_one_line_error(proc, f"{raw}: line {line} ", "byte 0xe9 is not UTF-8")
@@ -119,8 +119,12 @@ def test_non_utf8_answers_are_named_with_line(tmp_path):
 
 
 def test_every_annotator_failing_the_checks_is_named(tmp_path):
-    rows = (answers("a1", "img1", yes=[3]) + answers("a1", "g1", yes=[5], check=True, gold=0)
-            + answers("a2", "img1", yes=[3]) + answers("a2", "g1", yes=[7], check=True, gold=0))
+    rows = (
+        answers("a1", "img1", yes=[3])
+        + answers("a1", "g1", yes=[5], check=True, gold=0)
+        + answers("a2", "img1", yes=[3])
+        + answers("a2", "g1", yes=[7], check=True, gold=0)
+    )
     raw = write_answers(rows, tmp_path / "raw.csv", "csv")
     before = snapshot(raw)
     proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
@@ -164,10 +168,10 @@ def test_config_whose_top_level_is_not_a_mapping(tmp_path):
 
 
 def test_makefile_checks_the_merged_config_before_snakemake():
-    proc = subprocess.run(["make", "-n", "run", "CONFIG=config/test.yaml"], cwd=REPO,
-                          capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if "softdigits check-config" in line
-             or "snakemake --cores" in line]
+    proc = subprocess.run(["make", "-n", "run", "CONFIG=config/test.yaml"], cwd=REPO, capture_output=True, text=True)
+    lines = [
+        line for line in proc.stdout.splitlines() if "softdigits check-config" in line or "snakemake --cores" in line
+    ]
     assert lines[0].endswith("softdigits check-config workflow_config.yaml config/test.yaml")
     assert "snakemake --cores" in lines[1]
 
@@ -185,27 +189,41 @@ CROSS_FIELD = {
     "inverted thresholds": (
         "cartography:\n  corpora:\n    mnist:\n      epochs: 3\n"
         "      thresholds: {confidence_high: 0.3, confidence_low: 0.8, variability_low: 0.1, variability_high: 0.25}\n",
-        5, "cartography.corpora.mnist.thresholds': confidence_low 0.8 must be below confidence_high 0.3"),
+        5,
+        "cartography.corpora.mnist.thresholds': confidence_low 0.8 must be below confidence_high 0.3",
+    ),
     "zero train budget": (
         "selection:\n  corpora:\n    mnist:\n      budget: {train: 0, val: 20, test: 20}\n",
-        4, "selection.corpora.mnist.budget.train': 0: every split needs a positive budget"),
+        4,
+        "selection.corpora.mnist.budget.train': 0: every split needs a positive budget",
+    ),
     "all-zero budgets": (
         "selection:\n  corpora:\n    mukhoti:\n      budget: {train: 0, val: 0, test: 0}\n",
-        4, "selection.corpora.mukhoti.budget.train': 0: every split needs a positive budget"),
+        4,
+        "selection.corpora.mukhoti.budget.train': 0: every split needs a positive budget",
+    ),
     "train budget below the easy minimum": (
         "selection:\n  corpora:\n    mnist:\n      budget: {train: 100, val: 20, test: 20}\n"
         "      min_easy_per_digit_train: 11\n",
-        5, "min_easy_per_digit_train': 11 easy images per digit need 110 training images, but budget.train is 100"),
+        5,
+        "min_easy_per_digit_train': 11 easy images per digit need 110 training images, but budget.train is 100",
+    ),
     "gold corpus not studied": (
         "annotation:\n  campaign:\n    gold_corpus: weiss\n",
-        3, "annotation.campaign.gold_corpus': 'weiss' must be one of study.corpora"),
+        3,
+        "annotation.campaign.gold_corpus': 'weiss' must be one of study.corpora",
+    ),
     "answers inside results/": (
         "annotation:\n  origin: campaign\n  answers:\n    mnist: data/mnist.csv\n"
         "    mukhoti: results/annotation/mukhoti/raw_annotations.parquet\n",
-        5, "annotation.answers.mukhoti': 'results/annotation/mukhoti/raw_annotations.parquet' is inside results/"),
+        5,
+        "annotation.answers.mukhoti': 'results/annotation/mukhoti/raw_annotations.parquet' is inside results/",
+    ),
     "comparison of an untrained target": (
         "training:\n  targets: [original, human_majority]\n",
-        None, "evaluation.comparisons.0': ['human_uncertainty'] not in training.targets"),
+        None,
+        "evaluation.comparisons.0': ['human_uncertainty'] not in training.targets",
+    ),
 }
 
 
@@ -249,11 +267,16 @@ def test_duplicate_seeds_are_named(tmp_path):
 def systematic_bad_rows(path: Path, n_pairs: int) -> Path:
     """Every (annotator, image) pair lacks class 9: each row is bad (issue 12, item 6)."""
     pair = np.repeat(np.arange(n_pairs), 9)
-    pd.DataFrame({
-        "annotator_id": "a" + (pair % 97).astype(str), "image_id": "img" + (pair // 97).astype(str),
-        "class": np.tile(np.arange(9), n_pairs), "response": "no", "is_attention_check": "false",
-        "reaction_time_ms": 500,
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "annotator_id": "a" + (pair % 97).astype(str),
+            "image_id": "img" + (pair // 97).astype(str),
+            "class": np.tile(np.arange(9), n_pairs),
+            "response": "no",
+            "is_attention_check": "false",
+            "reaction_time_ms": 500,
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -263,9 +286,11 @@ def test_many_systematically_bad_rows_are_capped_and_counted(tmp_path):
     with pytest.raises(RawAnnotationError) as err:
         read_raw_annotations(raw)
     lines = str(err.value).splitlines()
-    assert lines[0].startswith(f"{raw}: row 1 (line 2) and 8 more row(s): annotator 'a0' did not "
-                               "answer class(es) [9] for image 'img0' (45000 bad row(s) in all: "
-                               "45000 did not answer;")
+    assert lines[0].startswith(
+        f"{raw}: row 1 (line 2) and 8 more row(s): annotator 'a0' did not "
+        "answer class(es) [9] for image 'img0' (45000 bad row(s) in all: "
+        "45000 did not answer;"
+    )
     assert len(lines) == 11 and lines[-1].strip() == "... and 44910 more bad row(s)"
     assert snapshot(raw) == before
 
@@ -296,8 +321,9 @@ def test_reaction_time_must_be_finite(tmp_path, value):
     rows = [dict(r) for r in GOOD]
     rows[3]["reaction_time_ms"] = value
     raw = write_answers(rows, tmp_path / "raw.csv", "csv")
-    with pytest.raises(RawAnnotationError, match=rf"row 4 \(line 5\): reaction_time_ms '{value}' "
-                                                 r"is not a finite number >= 0"):
+    with pytest.raises(
+        RawAnnotationError, match=rf"row 4 \(line 5\): reaction_time_ms '{value}' " r"is not a finite number >= 0"
+    ):
         read_raw_annotations(raw)
 
 
@@ -306,8 +332,13 @@ def test_reaction_time_must_be_finite(tmp_path, value):
 
 def test_zero_row_images_parquet_is_rejected(tmp_path):
     rng = np.random.default_rng(0)
-    table = io.images_table(source="mukhoti", source_split="train", source_index=np.arange(2),
-                            pixels=rng.integers(0, 256, (2, 784)).astype(np.uint8), label=[1, 2])
+    table = io.images_table(
+        source="mukhoti",
+        source_split="train",
+        source_index=np.arange(2),
+        pixels=rng.integers(0, 256, (2, 784)).astype(np.uint8),
+        label=[1, 2],
+    )
     empty = tmp_path / "empty.parquet"
     io.write_table(table.slice(0, 0), empty)
     with pytest.raises(SourceFormatError, match=r"empty\.parquet: the images table has no rows"):
@@ -339,8 +370,10 @@ def test_truncated_first_download_is_not_pinned(server, tmp_path):  # noqa: F811
     files["/train-idx.gz"] = truncated_gzip()  # served whole: Content-Length matches
     dest, lock = tmp_path / "dl" / "train-idx.gz", tmp_path / "locks" / "train-idx.gz.sha256"
     check = lambda path, name: check_download(path, name, "mukhoti")  # noqa: E731
-    with pytest.raises(DownloadError, match=r"train-idx\.gz is damaged, so its checksum was not "
-                                            r"pinned: train-idx\.gz: not a complete gzip file"):
+    with pytest.raises(
+        DownloadError,
+        match=r"train-idx\.gz is damaged, so its checksum was not " r"pinned: train-idx\.gz: not a complete gzip file",
+    ):
         download(f"{url}/train-idx.gz", dest, None, lock=lock, timeout=5, check=check)
     assert not lock.exists() and not dest.exists()
 
@@ -397,8 +430,13 @@ def test_import_never_writes_over_the_answers(tmp_path):
     raw = write_answers(GOOD, tmp_path / "answers.parquet", "parquet")
     before = snapshot(raw)
     with pytest.raises(RawAnnotationError, match=r"answers\.parquet: the raw table path is the answers file"):
-        run_import(answers_path=raw, campaign_dir=tmp_path, raw_out=raw,
-                   report_out=tmp_path / "report.json", on_bad_rows="error")
+        run_import(
+            answers_path=raw,
+            campaign_dir=tmp_path,
+            raw_out=raw,
+            report_out=tmp_path / "report.json",
+            on_bad_rows="error",
+        )
     assert snapshot(raw) == before
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from softdigits import cartography as C
+from softdigits.constants import REGIONS
 from softdigits.io import DataContractError, images_table, vectors_column
 
 TH = C.Thresholds(confidence_high=0.8, confidence_low=0.3, variability_low=0.1, variability_high=0.2)
@@ -17,11 +18,18 @@ def dynamics_table(rows, digit=None):
     """rows: (seed, epoch, image_id, gold, probs); digit (the label column) = gold unless given."""
     probs = np.array([r[4] for r in rows], dtype=np.float32)
     gold = np.array([r[3] for r in rows])
-    return pa.table({
-        "seed": [r[0] for r in rows], "epoch": [r[1] for r in rows], "image_id": [r[2] for r in rows],
-        "digit": gold if digit is None else np.asarray(digit), "gold": gold, "p_gold": probs[np.arange(len(rows)), gold],
-        "correct": probs.argmax(1) == gold, "probs": vectors_column(probs),
-    })
+    return pa.table(
+        {
+            "seed": [r[0] for r in rows],
+            "epoch": [r[1] for r in rows],
+            "image_id": [r[2] for r in rows],
+            "digit": gold if digit is None else np.asarray(digit),
+            "gold": gold,
+            "p_gold": probs[np.arange(len(rows)), gold],
+            "correct": probs.argmax(1) == gold,
+            "probs": vectors_column(probs),
+        }
+    )
 
 
 def dist(p_gold, gold, other, p_other):
@@ -35,10 +43,14 @@ def test_metrics_match_a_hand_computed_case():
     # Image a (gold 3): p(gold) over (seed, epoch) = 0.2, 0.6 | 0.9, 0.9 (pooled across 2 seeds).
     # Image b (gold 7): 0.95 in every run.
     rows = [
-        (0, 1, "a", 3, dist(0.2, 3, 5, 0.7)), (0, 1, "b", 7, dist(0.95, 7, 1, 0.01)),
-        (0, 2, "a", 3, dist(0.6, 3, 5, 0.3)), (0, 2, "b", 7, dist(0.95, 7, 1, 0.01)),
-        (1, 1, "a", 3, dist(0.9, 3, 5, 0.05)), (1, 1, "b", 7, dist(0.95, 7, 1, 0.01)),
-        (1, 2, "a", 3, dist(0.9, 3, 5, 0.05)), (1, 2, "b", 7, dist(0.95, 7, 1, 0.01)),
+        (0, 1, "a", 3, dist(0.2, 3, 5, 0.7)),
+        (0, 1, "b", 7, dist(0.95, 7, 1, 0.01)),
+        (0, 2, "a", 3, dist(0.6, 3, 5, 0.3)),
+        (0, 2, "b", 7, dist(0.95, 7, 1, 0.01)),
+        (1, 1, "a", 3, dist(0.9, 3, 5, 0.05)),
+        (1, 1, "b", 7, dist(0.95, 7, 1, 0.01)),
+        (1, 2, "a", 3, dist(0.9, 3, 5, 0.05)),
+        (1, 2, "b", 7, dist(0.95, 7, 1, 0.01)),
     ]
     dm = C.data_map(dynamics_table(rows), TH).set_index("image_id")
     # confidence = mean = (0.2 + 0.6 + 0.9 + 0.9) / 4 = 0.65
@@ -63,7 +75,16 @@ def test_regions_follow_the_stated_rule_and_order():
     conf = [0.9, 0.8, 0.9, 0.1, 0.3, 0.31, 0.5, 0.9, 0.1]
     var = [0.05, 0.1, 0.11, 0.0, 0.1, 0.05, 0.05, 0.2, 0.25]
     assert list(C.assign_regions(conf, var, TH)) == [
-        "easy", "easy", "other", "hard", "hard", "other", "other", "ambiguous", "ambiguous"]
+        "easy",
+        "easy",
+        "other",
+        "hard",
+        "hard",
+        "other",
+        "other",
+        "ambiguous",
+        "ambiguous",
+    ]
     # equal variability cut-offs: ambiguous wins, so the regions still never overlap
     same = C.Thresholds(0.8, 0.3, 0.2, 0.2)
     assert list(C.assign_regions([0.9, 0.1], [0.2, 0.2], same)) == ["ambiguous", "ambiguous"]
@@ -81,8 +102,14 @@ def tiny_images(n=40, seed=0, label=None, label_dist=None, sampled=None):
     labels = np.arange(n) % 10 if label is None else np.asarray(label)
     pixels = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
     pixels[np.arange(n), labels * 50] = 255  # a learnable cue per digit
-    table = images_table(source="toy", source_split="train", source_index=np.arange(n), pixels=pixels,
-                         label=labels, label_dist=label_dist)
+    table = images_table(
+        source="toy",
+        source_split="train",
+        source_index=np.arange(n),
+        pixels=pixels,
+        label=labels,
+        label_dist=label_dist,
+    )
     if sampled is not None:  # as the generator and the DDU reader append it
         table = table.append_column("sampled_labels", vectors_column(np.asarray(sampled), pa.int64()))
     return table
@@ -118,15 +145,19 @@ def test_duplicate_pixels_are_refused():
     images = tiny_images(20)
     pixels = np.stack(images.column("pixels").to_numpy(zero_copy_only=False))
     pixels[5] = pixels[2]
-    dup = images_table(source="toy", source_split="train", source_index=np.arange(20), pixels=pixels,
-                       label=np.arange(20) % 10)
+    dup = images_table(
+        source="toy", source_split="train", source_index=np.arange(20), pixels=pixels, label=np.arange(20) % 10
+    )
     with pytest.raises(DataContractError, match="toy:train:2"):
         C.check_unique_images(dup)
 
 
 def test_data_map_needs_every_seed_and_epoch():
-    rows = [(0, 1, "a", 1, dist(0.9, 1, 2, 0.05)), (0, 2, "a", 1, dist(0.9, 1, 2, 0.05)),
-            (0, 1, "b", 2, dist(0.9, 2, 1, 0.05))]
+    rows = [
+        (0, 1, "a", 1, dist(0.9, 1, 2, 0.05)),
+        (0, 2, "a", 1, dist(0.9, 1, 2, 0.05)),
+        (0, 1, "b", 2, dist(0.9, 2, 1, 0.05)),
+    ]
     with pytest.raises(DataContractError, match="'b' has 1 .* expected 2"):
         C.data_map(dynamics_table(rows), TH)
 
@@ -148,7 +179,7 @@ def test_train_dynamics_is_deterministic_and_consistent():
     # the cue is learnable: the last epoch is mostly right
     assert df[df["epoch"] == 3]["correct"].mean() > 0.8
     dm = C.data_map(dyn, TH)
-    assert len(dm) == 60 and set(dm["region"]) <= set(C.REGIONS)
+    assert len(dm) == 60 and set(dm["region"]) <= set(REGIONS)
 
 
 # ---------------------------------------------------- target sampled_label
@@ -157,7 +188,7 @@ def test_train_dynamics_is_deterministic_and_consistent():
 def test_sampled_label_trains_on_the_first_draw_and_takes_it_as_gold():
     labels = np.arange(20) % 10
     sampled = np.tile(labels[:, None], (1, 10))
-    sampled[3, 0] = 8   # image 3 (label 3) drew an 8 first: its gold is 8, its digit stays 3
+    sampled[3, 0] = 8  # image 3 (label 3) drew an 8 first: its gold is 8, its digit stays 3
     sampled[4, 1:] = 0  # later draws are not used
     images = tiny_images(20, sampled=sampled)
     digit, gold, onehot = C.gold_and_targets(images, "sampled_label")
@@ -184,9 +215,12 @@ def test_a_minority_draw_becomes_a_hard_image_of_its_digit():
     runs): confidence 0.1, variability 0 -> hard, and 0 correct. Image e drew its own
     digit: easy. The data map keeps both the digit (3) and the gold (5).
     """
-    rows = [(s, e, img, g, dist(p, g, other, 0.85 if img == "m" else 0.01))
-            for s in (0, 1) for e in (1, 2)
-            for img, g, p, other in (("m", 5, 0.1, 3), ("e", 7, 0.95, 1))]
+    rows = [
+        (s, e, img, g, dist(p, g, other, 0.85 if img == "m" else 0.01))
+        for s in (0, 1)
+        for e in (1, 2)
+        for img, g, p, other in (("m", 5, 0.1, 3), ("e", 7, 0.95, 1))
+    ]
     dm = C.data_map(dynamics_table(rows, digit=[3 if r[2] == "m" else 7 for r in rows]), TH).set_index("image_id")
     assert dm.loc["m", ["digit", "gold", "region"]].tolist() == [3, 5, "hard"]
     assert dm.loc["m", "confidence"] == pytest.approx(0.1, abs=1e-6) and dm.loc["m", "correctness"] == 0
@@ -198,15 +232,16 @@ def test_train_dynamics_on_sampled_labels_is_deterministic_and_finds_the_flipped
     n = 100
     labels = np.arange(n) % 10
     sampled = np.tile(labels[:, None], (1, 10))
-    flipped = np.arange(0, n, 11)          # one image of each digit drew another digit first
+    flipped = np.arange(0, n, 11)  # one image of each digit drew another digit first
     sampled[flipped, 0] = (labels[flipped] + 5) % 10
     # images of a digit differ only by a faint pixel, so a lone contrary label is not memorised
     pixels = np.zeros((n, 784), dtype=np.uint8)
     for k in range(10):
-        pixels[labels == k, k * 60:k * 60 + 40] = 255
+        pixels[labels == k, k * 60 : k * 60 + 40] = 255
     pixels[np.arange(n), 600 + np.arange(n) // 10] = 1 + np.arange(n) % 10
-    images = images_table(source="toy", source_split="train", source_index=np.arange(n), pixels=pixels,
-                          label=labels).append_column("sampled_labels", vectors_column(sampled, pa.int64()))
+    images = images_table(
+        source="toy", source_split="train", source_index=np.arange(n), pixels=pixels, label=labels
+    ).append_column("sampled_labels", vectors_column(sampled, pa.int64()))
     kwargs = dict(model="simple_ffn", seeds=[0], epochs=4, batch_size=16, lr=1e-2, target="sampled_label")
     dyn = C.train_dynamics(images, **kwargs)
     assert dyn.equals(C.train_dynamics(images, **kwargs))

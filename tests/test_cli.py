@@ -15,8 +15,9 @@ from softdigits.aggregation import read_labels
 
 
 def aggregate_cli(*args):
-    return subprocess.run([sys.executable, "-m", "softdigits.cli", "aggregate", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "softdigits.cli", "aggregate", *map(str, args)], capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

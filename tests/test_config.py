@@ -88,10 +88,20 @@ def test_snakemake_stops_on_a_cross_field_error_before_touching_outputs(workflow
     before = (earlier.read_bytes(), earlier.stat().st_mtime_ns)
     (workflow_copy / "inverted.yaml").write_text(
         "cartography:\n  corpora:\n    mnist:\n      epochs: 10\n      thresholds: "
-        "{confidence_high: 0.3, confidence_low: 0.6, variability_low: 0.25, variability_high: 0.3}\n")
-    proc = snakemake(workflow_copy, "--configfile", "config/test.yaml", "inverted.yaml", "--cores", "1",
-                     "results/cartography/mnist/data_map.parquet", check=False)
+        "{confidence_high: 0.3, confidence_low: 0.6, variability_low: 0.25, variability_high: 0.3}\n"
+    )
+    proc = snakemake(
+        workflow_copy,
+        "--configfile",
+        "config/test.yaml",
+        "inverted.yaml",
+        "--cores",
+        "1",
+        "results/cartography/mnist/data_map.parquet",
+        check=False,
+    )
     assert proc.returncode != 0
-    assert ("config key 'cartography.corpora.mnist.thresholds': confidence_low 0.6 must be below "
-            "confidence_high 0.3") in proc.stdout + proc.stderr
+    assert (
+        "config key 'cartography.corpora.mnist.thresholds': confidence_low 0.6 must be below " "confidence_high 0.3"
+    ) in proc.stdout + proc.stderr
     assert (earlier.read_bytes(), earlier.stat().st_mtime_ns) == before

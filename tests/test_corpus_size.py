@@ -22,12 +22,17 @@ def test_stratified_subset_draws_k_per_digit_without_replacement():
 
 
 def test_table5_layout_and_numbers():
-    runs = pd.DataFrame({
-        "samples_per_digit": [100, 100, 50, 50, 50],
-        "repetition": [0, 1, 0, 1, 2],
-        "seed": [0, 1, 0, 1, 2], "n_train": [1000, 1000, 500, 500, 500], "n_test": 10000, "epochs": 25,
-        "test_accuracy": [0.94, 0.96, 0.88, 0.90, 0.92],
-    })
+    runs = pd.DataFrame(
+        {
+            "samples_per_digit": [100, 100, 50, 50, 50],
+            "repetition": [0, 1, 0, 1, 2],
+            "seed": [0, 1, 0, 1, 2],
+            "n_train": [1000, 1000, 500, 500, 500],
+            "n_test": 10000,
+            "epochs": 25,
+            "test_accuracy": [0.94, 0.96, 0.88, 0.90, 0.92],
+        }
+    )
     table = CS.table5(runs)
     assert list(table.columns) == ["Samples per digit (class):", "50", "100"]
     assert list(table.iloc[:, 0]) == ["Avg. Acc.", "Avg. Std."]
@@ -47,8 +52,9 @@ def toy_mnist(per_digit=12, n_test=40, seed=0):
     for d in range(10):  # a bright bar per digit: learnable in a few steps
         pixels[labels == d, d * 70 : d * 70 + 28] = 255
     splits = ["train"] * (10 * per_digit) + ["test"] * n_test
-    return images_table(source="mnist", source_split=splits, source_index=np.arange(len(labels)),
-                        pixels=pixels, label=labels)
+    return images_table(
+        source="mnist", source_split=splits, source_index=np.arange(len(labels)), pixels=pixels, label=labels
+    )
 
 
 def test_run_size_is_deterministic_and_learns():

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import copy_workflow
 
 CONFIGS = {
@@ -28,8 +27,18 @@ def test_dry_run_lists_every_stage(name, tmp_path):
     # A dry run in a fresh copy (no results yet): every stage's jobs are listed.
     out = snakemake_dry(copy_workflow(tmp_path), *CONFIGS[name], "-n", "--quiet", "rules")
     jobs = {line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
-    expected = {"corpus_mnist", "dedup", "cartography_train", "selection_solve", "corpus_size_run",
-                "study_table", "train_run", "evaluate_runs", "table_results", "findings"}
+    expected = {
+        "corpus_mnist",
+        "dedup",
+        "cartography_train",
+        "selection_solve",
+        "corpus_size_run",
+        "study_table",
+        "train_run",
+        "evaluate_runs",
+        "table_results",
+        "findings",
+    }
     assert expected <= jobs, expected - jobs
     if name == "paper":
         assert {"download_file", "corpus_ardis", "corpus_weiss"} <= jobs

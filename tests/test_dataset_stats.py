@@ -15,22 +15,30 @@ from softdigits.io import vectors_column
 def study(argmax, label, hlv, u_mean, u_prop, n_ann, soft=None):
     n = len(argmax)
     soft = np.eye(11)[argmax] if soft is None else soft
-    return pa.table({
-        "image_id": [f"i{k}" for k in range(n)],
-        "label": pa.array(label, pa.int64()),
-        "soft_label_argmax": pa.array(argmax, pa.int64()),
-        "hlv": pa.array(hlv, pa.bool_()),
-        "human_uncert_mean": pa.array(u_mean, pa.float64()),
-        "pct_ann_unsure": pa.array(u_prop, pa.float64()),
-        "n_annotators": pa.array(n_ann, pa.int64()),
-        "soft_label": vectors_column(soft.astype(np.float32)),
-        "soft_label_yes_unc_equal": vectors_column(soft.astype(np.float32)),
-    })
+    return pa.table(
+        {
+            "image_id": [f"i{k}" for k in range(n)],
+            "label": pa.array(label, pa.int64()),
+            "soft_label_argmax": pa.array(argmax, pa.int64()),
+            "hlv": pa.array(hlv, pa.bool_()),
+            "human_uncert_mean": pa.array(u_mean, pa.float64()),
+            "pct_ann_unsure": pa.array(u_prop, pa.float64()),
+            "n_annotators": pa.array(n_ann, pa.int64()),
+            "soft_label": vectors_column(soft.astype(np.float32)),
+            "soft_label_yes_unc_equal": vectors_column(soft.astype(np.float32)),
+        }
+    )
 
 
 def test_table1_row_hand_computed():
-    t = study(argmax=[3, 5, 10, 7], label=[3, 4, 2, 7], hlv=[False, True, False, True],
-              u_mean=[0.0, 0.1, 0.0, 0.2], u_prop=[0.0, 0.5, 0.0, 1.0], n_ann=[6, 6, 5, 7])
+    t = study(
+        argmax=[3, 5, 10, 7],
+        label=[3, 4, 2, 7],
+        hlv=[False, True, False, True],
+        u_mean=[0.0, 0.1, 0.0, 0.2],
+        u_prop=[0.0, 0.5, 0.0, 1.0],
+        n_ann=[6, 6, 5, 7],
+    )
     row = ds.table1_row("mnist", t, "simulated")
     assert row["nohlv_pct"] == 50.0 and row["hlv_pct"] == 50.0
     assert row["orig_label_agreement_pct"] == 50.0  # images 0 and 3
@@ -52,10 +60,13 @@ def test_entropy():
 
 def test_normalised_reaction_time_divides_by_annotator_median():
     # a: images x, y at 100 and 300 ms per answer (median 200); b: x at 1000 (median 1000)
-    raw = pd.DataFrame({
-        "annotator_id": ["a", "a", "a", "b"], "image_id": ["x", "x", "y", "x"],
-        "reaction_time_ms": [100.0, 100.0, 300.0, 1000.0],
-    })
+    raw = pd.DataFrame(
+        {
+            "annotator_id": ["a", "a", "a", "b"],
+            "image_id": ["x", "x", "y", "x"],
+            "reaction_time_ms": [100.0, 100.0, 300.0, 1000.0],
+        }
+    )
     rt = ds.normalised_reaction_time(raw, pd.Index(["x", "y", "z"]))
     assert rt["x"] == pytest.approx((0.5 + 1.0) / 2)
     assert rt["y"] == pytest.approx(1.5)
@@ -66,8 +77,15 @@ def test_correlations_of_monotone_proxies_are_one_and_missing_rt_is_nan():
     soft = np.zeros((5, 11))
     for k in range(5):  # growing spread -> growing entropy
         soft[k, : k + 1] = 1.0 / (k + 1)
-    t = study(argmax=[0] * 5, label=[0] * 5, hlv=[True] * 5, u_mean=[0, .1, .2, .3, .4],
-              u_prop=[0, .2, .4, .6, .8], n_ann=[6] * 5, soft=soft)
+    t = study(
+        argmax=[0] * 5,
+        label=[0] * 5,
+        hlv=[True] * 5,
+        u_mean=[0, 0.1, 0.2, 0.3, 0.4],
+        u_prop=[0, 0.2, 0.4, 0.6, 0.8],
+        n_ann=[6] * 5,
+        soft=soft,
+    )
     corr = ds.correlation_table("mnist", ds.uncertainty_proxies(t, raw=None))
     lookup = {(r.proxy_row[:3], r.proxy_col[:3]): r.spearman_rho for r in corr.itertuples()}
     assert lookup[("(3)", "(2)")] == pytest.approx(1.0)
@@ -80,11 +98,22 @@ def test_correlations_of_monotone_proxies_are_one_and_missing_rt_is_nan():
 
 
 def test_compare_with_paper_keeps_both_sources():
-    ours = pd.DataFrame([{"corpus": "mnist", "labels": "simulated", "n_images": 10,
-                          "nohlv_pct": 70.0, "hlv_pct": 30.0, "orig_label_agreement_pct": 95.0,
-                          "nan_pct": 0.0, "u_mean": 0.02, "u_prop": 0.1}])
+    ours = pd.DataFrame(
+        [
+            {
+                "corpus": "mnist",
+                "labels": "simulated",
+                "n_images": 10,
+                "nohlv_pct": 70.0,
+                "hlv_pct": 30.0,
+                "orig_label_agreement_pct": 95.0,
+                "nan_pct": 0.0,
+                "u_mean": 0.02,
+                "u_prop": 0.1,
+            }
+        ]
+    )
     paper = pd.read_csv(REPO / "resources/annotation/paper_table1.csv")
     both = ds.compare_with_paper(ours, paper)
-    assert both["source"].tolist() == ["paper Table 1 (human annotators)",
-                                       "this run (simulated labels)"]
+    assert both["source"].tolist() == ["paper Table 1 (human annotators)", "this run (simulated labels)"]
     assert both.loc[0, "hlv_pct"] == pytest.approx(39.63)

@@ -21,8 +21,8 @@ PAPER_COUNTS = REPO / "resources/dedup/paper_duplicates.csv"
 def image(value: int, *changes: tuple[int, int]) -> np.ndarray:
     """A 784-pixel image: a plain stripe pattern `value`, with (pixel, new value) changes."""
     pixels = np.zeros(784, dtype=np.uint8)
-    pixels[(value * 37) % 700:(value * 37) % 700 + 60] = 200
-    pixels[value % 28::28] = 90  # a column per value keeps the pooled keys apart
+    pixels[(value * 37) % 700 : (value * 37) % 700 + 60] = 200
+    pixels[value % 28 :: 28] = 90  # a column per value keeps the pooled keys apart
     for index, new in changes:
         pixels[index] = new
     return pixels
@@ -43,8 +43,16 @@ def corpus(name: str, rows: list[tuple[str, int, np.ndarray]]):
 def tables():
     return {
         # test:1 leaks train:0; train:3 copies train:2; test:0 is unique.
-        "ardis": corpus("ardis", [("test", 1, image(1)), ("train", 0, image(1)), ("train", 2, image(2)),
-                                  ("train", 3, image(2)), ("test", 0, image(3))]),
+        "ardis": corpus(
+            "ardis",
+            [
+                ("test", 1, image(1)),
+                ("train", 0, image(1)),
+                ("train", 2, image(2)),
+                ("train", 3, image(2)),
+                ("test", 0, image(3)),
+            ],
+        ),
         # train:5 also occurs in ardis; train:6 occurs in ardis (as test:0).
         "mnist": corpus("mnist", [("train", 5, image(2)), ("train", 6, image(3)), ("test", 0, image(4))]),
     }
@@ -84,10 +92,17 @@ def test_priority_decides_which_corpus_keeps_a_shared_image(tables):
 def test_leakage_counts(tables):
     leak = dedup.deduplicate(tables, PRIORITY).leakage.set_index("corpus")
     assert leak.loc["ardis"].dropna().to_dict() == {  # shared_with_ardis is blank for ardis itself
-        "n_images": 5, "n_train": 3, "n_test": 2, "n_distinct": 3, "test_in_train": 1,
-        "dropped_within_corpus_exact": 1, "dropped_cross_corpus_exact": 3,
-        "dropped_within_corpus_near": 0, "dropped_cross_corpus_near": 0,
-        "n_kept": 1, "shared_with_mnist": 3,
+        "n_images": 5,
+        "n_train": 3,
+        "n_test": 2,
+        "n_distinct": 3,
+        "test_in_train": 1,
+        "dropped_within_corpus_exact": 1,
+        "dropped_cross_corpus_exact": 3,
+        "dropped_within_corpus_near": 0,
+        "dropped_cross_corpus_near": 0,
+        "n_kept": 1,
+        "shared_with_mnist": 3,
     }
     assert leak.loc["mnist", "shared_with_ardis"] == 2
     assert leak.loc["mnist", "test_in_train"] == 0 and leak.loc["mnist", "n_kept"] == 3
@@ -100,12 +115,17 @@ def test_a_corpus_missing_from_the_priority_is_an_error(tables):
 
 def test_near_duplicates_only_when_enabled():
     base = image(5)
-    t = {"weiss": corpus("weiss", [
-        ("train", 0, base),
-        ("train", 1, image(5, (3, 4))),        # 1 pixel off by 4: mean diff 4/784
-        ("train", 2, image(5, *[(i, 20) for i in range(0, 28 * 8, 28)])),  # 8 pixels off by 20: 160/784
-        ("train", 3, image(9)),
-    ])}
+    t = {
+        "weiss": corpus(
+            "weiss",
+            [
+                ("train", 0, base),
+                ("train", 1, image(5, (3, 4))),  # 1 pixel off by 4: mean diff 4/784
+                ("train", 2, image(5, *[(i, 20) for i in range(0, 28 * 8, 28)])),  # 8 pixels off by 20: 160/784
+                ("train", 3, image(9)),
+            ],
+        )
+    }
     assert dedup.deduplicate(t, PRIORITY).duplicates.empty
     near = NearDuplicates(enabled=True, max_mean_abs_diff=0.1)
     result = dedup.deduplicate(t, PRIORITY, near)
@@ -147,10 +167,19 @@ def test_run_writes_every_output_deterministically(tables, tmp_path):
 
     def run(folder: Path):
         out = {name: folder / f"{name}.parquet" for name in tables}
-        dedup.run(inputs, out, folder / "duplicates.parquet", folder / "duplicates.csv",
-                  folder / "leakage.csv", folder / "leakage.md", PRIORITY, NearDuplicates(),
-                  vs_paper_csv=folder / "vs_paper.csv", paper_counts=PAPER_COUNTS,
-                  origins={"ardis": "download", "mnist": "package"})
+        dedup.run(
+            inputs,
+            out,
+            folder / "duplicates.parquet",
+            folder / "duplicates.csv",
+            folder / "leakage.csv",
+            folder / "leakage.md",
+            PRIORITY,
+            NearDuplicates(),
+            vs_paper_csv=folder / "vs_paper.csv",
+            paper_counts=PAPER_COUNTS,
+            origins={"ardis": "download", "mnist": "package"},
+        )
         return out
 
     first, second = run(tmp_path / "a"), run(tmp_path / "b")
@@ -184,14 +213,14 @@ def repeated_corpus(n_images: int, n_copies: int):
     pixels = np.zeros((n_images, 784), dtype=np.uint8)
     pixels[:, :4] = values[:, None].astype("<u4").view(np.uint8).reshape(-1, 4)  # distinct per value
     half = n_images // 2
-    return corpus("mukhoti", [("train" if i < half else "test", i if i < half else i - half, pixels[i])
-                              for i in range(n_images)])
+    return corpus(
+        "mukhoti", [("train" if i < half else "test", i if i < half else i - half, pixels[i]) for i in range(n_images)]
+    )
 
 
 def report_for(table) -> tuple[pd.DataFrame, str]:
     result = dedup.deduplicate({"mukhoti": table}, PRIORITY)
-    vs_paper = dedup.against_paper(result.leakage, dedup.read_paper_counts(PAPER_COUNTS),
-                                   {"mukhoti": "generate"})
+    vs_paper = dedup.against_paper(result.leakage, dedup.read_paper_counts(PAPER_COUNTS), {"mukhoti": "generate"})
     return vs_paper, dedup.leakage_markdown(result.leakage, result.duplicates, PRIORITY, NearDuplicates(), vs_paper)
 
 
@@ -201,9 +230,11 @@ def test_the_report_sets_the_corpus_count_beside_the_papers_and_can_disagree():
     assert (row["n_images"], row["n_removed"], row["n_remaining"]) == (40, 7, 33)
     assert (row["paper_n_images"], row["paper_n_removed"], row["paper_n_remaining"]) == (12_000, 1_392, 10_608)
     assert row["agrees"] == "no"
-    assert ("**mukhoti** (regenerated offline with the DDU recipe (not the release the paper counted)): "
-            "7 of 40 removed (17.5%), 33 remaining. The paper: 1,392 of 12,000 (11.6%), 10,608 remaining: "
-            "a different count.") in md
+    assert (
+        "**mukhoti** (regenerated offline with the DDU recipe (not the release the paper counted)): "
+        "7 of 40 removed (17.5%), 33 remaining. The paper: 1,392 of 12,000 (11.6%), 10,608 remaining: "
+        "a different count."
+    ) in md
     # another corpus, another count: the report follows the data, not the paper
     other, other_md = report_for(repeated_corpus(40, 2))
     assert other.iloc[0]["n_removed"] == 2 and "2 of 40 removed (5.0%)" in other_md

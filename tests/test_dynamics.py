@@ -7,23 +7,26 @@ import pytest
 from scipy import stats as sps
 
 from softdigits import dynamics as D
+from softdigits import study_table, targets
 from softdigits.io import vectors_column, write_table
 
 
 def write_dynamics(path, epochs, ids, probs):
     """probs: (E, n, 10)."""
     e, n, _ = probs.shape
-    table = pa.table({
-        "epoch": pa.array(np.repeat(epochs, n), pa.int64()),
-        "image_id": pa.array(np.tile(ids, e)),
-        "probs": vectors_column(probs.reshape(-1, 10).astype(np.float32)),
-    })
+    table = pa.table(
+        {
+            "epoch": pa.array(np.repeat(epochs, n), pa.int64()),
+            "image_id": pa.array(np.tile(ids, e)),
+            "probs": vectors_column(probs.reshape(-1, 10).astype(np.float32)),
+        }
+    )
     write_table(table, path)
 
 
 def test_successive_jsd_is_zero_for_constant_and_one_for_flip():
     probs = np.zeros((3, 2, 10))
-    probs[:, 0, 0] = 1.0            # image 0 never changes
+    probs[:, 0, 0] = 1.0  # image 0 never changes
     probs[0, 1, 1] = probs[1, 1, 2] = probs[2, 1, 2] = 1.0  # image 1 flips once
     jsd = D.successive_jsd(probs)
     assert jsd.shape == (2, 2)
@@ -46,7 +49,7 @@ def test_data_map_pools_last_epochs_over_seeds_with_population_std():
 
 def test_spearman_with_ties_matches_scipy_and_permutation_is_valid():
     rng = np.random.default_rng(1)
-    x = rng.integers(0, 4, 200).astype(float)          # heavily tied, like u_prop
+    x = rng.integers(0, 4, 200).astype(float)  # heavily tied, like u_prop
     y = -x + rng.normal(0, 1.0, 200)
     res = D.spearman(x, {"confidence": y, "noise": rng.normal(size=200)}, n_permutations=999, seed=0)
     by = res.set_index("variable")
@@ -73,36 +76,54 @@ def test_spearman_constant_or_nan_input_gives_nan():
 def study(ids, gold, hlv):
     n = len(ids)
     soft = np.eye(11)[gold]
-    return pd.DataFrame({"image_id": ids, "soft_label_argmax": gold, "hlv": hlv, "label": np.clip(gold, 0, 9),
-                         "label_dist": list(np.eye(10)[np.clip(gold, 0, 9)]), "soft_label": list(soft),
-                         "soft_label_yes_unc_equal": list(soft),
-                         "human_uncert_mean": np.linspace(0, 0.3, n), "pct_ann_unsure": np.linspace(0, 1, n)})
+    return pd.DataFrame(
+        {
+            "image_id": ids,
+            "soft_label_argmax": gold,
+            "hlv": hlv,
+            "label": np.clip(gold, 0, 9),
+            "label_dist": list(np.eye(10)[np.clip(gold, 0, 9)]),
+            "soft_label": list(soft),
+            "soft_label_yes_unc_equal": list(soft),
+            "human_uncert_mean": np.linspace(0, 0.3, n),
+            "pct_ann_unsure": np.linspace(0, 1, n),
+        }
+    )
 
 
 def gold_study():
     """Four images where the trained targets' argmax, the original label and the human majority differ."""
     soft = np.zeros((4, 11))
-    soft[0, [3, 5]] = [0.7, 0.3]        # uncertainty-weighted soft label: argmax 3
-    soft[1, [2, 10]] = [0.2, 0.8]       # mostly not a digit: majority 10, soft argmax 2
-    soft[2, 10] = 1.0                   # only not a digit: no digit mass, no soft gold
-    soft[3, [4, 6]] = [0.5, 0.5]        # a tie goes to the lower digit (np.argmax)
+    soft[0, [3, 5]] = [0.7, 0.3]  # uncertainty-weighted soft label: argmax 3
+    soft[1, [2, 10]] = [0.2, 0.8]  # mostly not a digit: majority 10, soft argmax 2
+    soft[2, 10] = 1.0  # only not a digit: no digit mass, no soft gold
+    soft[3, [4, 6]] = [0.5, 0.5]  # a tie goes to the lower digit (np.argmax)
     equal = soft.copy()
-    equal[0, [3, 5]] = [0.4, 0.6]       # equally weighted: argmax 5
-    return pd.DataFrame({
-        "image_id": ["a", "b", "c", "d"], "label": [8, 2, 1, 9],
-        "label_dist": list(np.full((4, 10), 0.1)),
-        "soft_label": list(soft), "soft_label_yes_unc_equal": list(equal),
-        "soft_label_argmax": [5, 10, 10, 6],  # the human majority as aggregation gives it (not argmax of soft)
-        "hlv": [True] * 4, "human_uncert_mean": [0.1] * 4, "pct_ann_unsure": [0.2] * 4,
-    })
+    equal[0, [3, 5]] = [0.4, 0.6]  # equally weighted: argmax 5
+    return pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d"],
+            "label": [8, 2, 1, 9],
+            "label_dist": list(np.full((4, 10), 0.1)),
+            "soft_label": list(soft),
+            "soft_label_yes_unc_equal": list(equal),
+            "soft_label_argmax": [5, 10, 10, 6],  # the human majority as aggregation gives it (not argmax of soft)
+            "hlv": [True] * 4,
+            "human_uncert_mean": [0.1] * 4,
+            "pct_ann_unsure": [0.2] * 4,
+        }
+    )
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("original", [8, 2, 1, 9]),               # the corpus's original label, not the human majority
-    ("human_uncertainty", [3, 2, -1, 4]),
-    ("human_equal", [5, 2, -1, 4]),
-    ("human_majority", [5, -1, -1, 6]),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("original", [8, 2, 1, 9]),  # the corpus's original label, not the human majority
+        ("human_uncertainty", [3, 2, -1, 4]),
+        ("human_equal", [5, 2, -1, 4]),
+        ("human_majority", [5, -1, -1, 6]),
+    ],
+)
 def test_gold_is_the_argmax_of_the_trained_target(target, expected):
     assert D.gold_labels(gold_study(), target, "trained_target").tolist() == expected
 
@@ -115,15 +136,19 @@ def test_gold_human_majority_option_uses_the_majority_for_every_target():
 
 
 def test_gold_agrees_with_the_training_targets():
-    """The soft targets' gold is the argmax of what grid.target_distributions trains on."""
-    grid = pytest.importorskip("softdigits.grid")
+    """The soft targets' gold is the argmax of what targets.target_distributions trains on."""
     frame = gold_study()
-    study = grid.Study(path="s", image_id=frame["image_id"].to_numpy(), split=np.array(["train"] * 4),
-                       pixels=np.zeros((4, 784), np.uint8),
-                       vectors={c: np.stack(frame[c]) for c in ("label_dist", "soft_label", "soft_label_yes_unc_equal")},
-                       soft_label_argmax=frame["soft_label_argmax"].to_numpy(), labels_origin="simulated")
+    study = study_table.Study(
+        path="s",
+        image_id=frame["image_id"].to_numpy(),
+        split=np.array(["train"] * 4),
+        pixels=np.zeros((4, 784), np.uint8),
+        vectors={c: np.stack(frame[c]) for c in ("label_dist", "soft_label", "soft_label_yes_unc_equal")},
+        soft_label_argmax=frame["soft_label_argmax"].to_numpy(),
+        labels_origin="simulated",
+    )
     for target in ("human_uncertainty", "human_equal", "human_majority"):
-        dist, usable = grid.target_distributions(study, target, "renormalise")
+        dist, usable = targets.target_distributions(study, target, "renormalise")
         gold = D.gold_labels(frame, target, "trained_target")
         assert ((gold != D.NO_GOLD) == usable).all()
         assert (gold[usable] == dist[usable].argmax(axis=1)).all()
@@ -131,8 +156,9 @@ def test_gold_agrees_with_the_training_targets():
 
 def test_gold_of_the_controls_is_what_they_trained_toward(tmp_path):
     """label_smoothing keeps the majority's mode; human_shuffled's gold follows the shuffle."""
-    from softdigits import targets
     from study_fixture import write_study
+
+    from softdigits import targets
 
     assert D.gold_labels(gold_study(), "label_smoothing", "trained_target").tolist() == [5, -1, -1, 6]
     with pytest.raises(ValueError, match="shuffled_gold"):
@@ -140,7 +166,7 @@ def test_gold_of_the_controls_is_what_they_trained_toward(tmp_path):
     path = tmp_path / "study.parquet"
     write_study(path)
     gold = D.shuffled_gold(path, "renormalise", shuffle_seed=3)
-    study = targets.read_study(path)
+    study = study_table.read_study(path)
     dist, usable = targets.target_distributions(study, "human_shuffled", "renormalise", shuffle_seed=3)
     assert (gold.index == study.image_id).all()
     assert ((gold.to_numpy() != D.NO_GOLD) == usable).all()
@@ -152,7 +178,7 @@ def test_gold_of_the_controls_is_what_they_trained_toward(tmp_path):
 def test_data_map_of_the_synthetic_target_uses_the_original_label(tmp_path):
     frame = gold_study()
     probs = np.zeros((3, 4, 10))
-    probs[:, :, 8] = 0.9                       # the model learns the original label 8 everywhere
+    probs[:, :, 8] = 0.9  # the model learns the original label 8 everywhere
     probs[:, :, 0] = 0.1
     path = tmp_path / "o.parquet"
     write_dynamics(path, np.arange(1, 4), frame["image_id"].to_numpy(), probs)
@@ -176,8 +202,9 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
             path = tmp_path / f"{target}{seed}.parquet"
             write_dynamics(path, np.arange(1, 8), ids, probs)
             runs[(target, seed)] = path
-    jsd, maps, rho = D.evaluate_dynamics(study(ids, gold, np.arange(8) % 2 == 0), runs,
-                                         last_epochs=5, n_permutations=99, seed=0, gold="trained_target")
+    jsd, maps, rho = D.evaluate_dynamics(
+        study(ids, gold, np.arange(8) % 2 == 0), runs, last_epochs=5, n_permutations=99, seed=0, gold="trained_target"
+    )
     assert set(jsd["epoch"]) == set(range(2, 8))
     assert jsd["jsd"].between(0, 1).all()
     assert len(maps) == 2 * 7 and (maps["n_values"] == 10).all()
@@ -193,8 +220,13 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
 
 def test_read_dynamics_rejects_ragged_epochs(tmp_path):
     path = tmp_path / "d.parquet"
-    table = pa.table({"epoch": pa.array([1, 1, 2], pa.int64()), "image_id": pa.array(["a", "b", "a"]),
-                      "probs": vectors_column(np.full((3, 10), 0.1, np.float32))})
+    table = pa.table(
+        {
+            "epoch": pa.array([1, 1, 2], pa.int64()),
+            "image_id": pa.array(["a", "b", "a"]),
+            "probs": vectors_column(np.full((3, 10), 0.1, np.float32)),
+        }
+    )
     write_table(table, path)
     with pytest.raises(ValueError, match="d.parquet: the epochs do not all hold the same images"):
         D.read_dynamics(path)

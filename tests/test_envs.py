@@ -50,9 +50,9 @@ def test_env_parses_and_pins_agree_with_requirements(path):
             continue
         assert version, f"{path.name}: {name} is not pinned"
         assert name in requirements, f"{path.name}: {name} is not in requirements.txt"
-        assert version == requirements[name], (
-            f"{path.name}: {name}={version} but requirements.txt pins {requirements[name]}"
-        )
+        assert (
+            version == requirements[name]
+        ), f"{path.name}: {name}={version} but requirements.txt pins {requirements[name]}"
 
 
 def rule_blocks():

@@ -18,11 +18,24 @@ def is_png(path):
 
 def test_data_maps_figure(tmp_path):
     rng = np.random.default_rng(0)
-    maps = pd.DataFrame([dict(target=t, image_id=f"i{i}", confidence=rng.uniform(), variability=rng.uniform(0, .4),
-                              hlv=bool(i % 2), u_mean=rng.uniform(0, .3)) for t in TARGETS for i in range(40)])
+    maps = pd.DataFrame(
+        [
+            dict(
+                target=t,
+                image_id=f"i{i}",
+                confidence=rng.uniform(),
+                variability=rng.uniform(0, 0.4),
+                hlv=bool(i % 2),
+                u_mean=rng.uniform(0, 0.3),
+            )
+            for t in TARGETS
+            for i in range(40)
+        ]
+    )
     out = tmp_path / "maps.png"
-    fig = P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
-                           footer="Human labels: SIMULATED.", path=out)
+    fig = P.plot_data_maps(
+        maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target", footer="Human labels: SIMULATED.", path=out
+    )
     assert is_png(out)
     # panel (human_majority, HLV): its points are that target's HLV images
     offsets = fig.axes[3].collections[0].get_offsets()
@@ -30,21 +43,35 @@ def test_data_maps_figure(tmp_path):
     np.testing.assert_allclose(offsets, want[["variability", "confidence"]].to_numpy())
     assert "SIMULATED" in "".join(t.get_text() for t in fig.texts)
     again = tmp_path / "again.png"
-    P.plot_data_maps(maps, TARGETS, corpus="mnist", model="lenet", gold="trained_target",
-                     footer="Human labels: SIMULATED.", path=again)
+    P.plot_data_maps(
+        maps,
+        TARGETS,
+        corpus="mnist",
+        model="lenet",
+        gold="trained_target",
+        footer="Human labels: SIMULATED.",
+        path=again,
+    )
     assert out.read_bytes() == again.read_bytes()
 
 
 def test_jsd_reliability_and_corpus_size_figures(tmp_path):
     rng = np.random.default_rng(1)
-    jsd = pd.DataFrame([dict(model=m, target=t, seed=s, epoch=e, stratum=st, jsd=rng.uniform(0, 1 / e))
-                        for m, t, s, e, st in itertools.product(MODELS, TARGETS, (0, 1), range(2, 8), ("HLV", "NoHLV"))])
+    jsd = pd.DataFrame(
+        [
+            dict(model=m, target=t, seed=s, epoch=e, stratum=st, jsd=rng.uniform(0, 1 / e))
+            for m, t, s, e, st in itertools.product(MODELS, TARGETS, (0, 1), range(2, 8), ("HLV", "NoHLV"))
+        ]
+    )
     fig = P.plot_jsd(jsd, MODELS, TARGETS, corpus="mnist", footer="x", path=tmp_path / "jsd.png")
     assert is_png(tmp_path / "jsd.png")
     # the plotted curve is the seed mean of each epoch
     line = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}["human_uncertainty"]  # simple_ffn, HLV
-    want = jsd.query("model == 'simple_ffn' and stratum == 'HLV' and target == 'human_uncertainty'"
-                     ).groupby("epoch")["jsd"].mean()
+    want = (
+        jsd.query("model == 'simple_ffn' and stratum == 'HLV' and target == 'human_uncertainty'")
+        .groupby("epoch")["jsd"]
+        .mean()
+    )
     np.testing.assert_allclose(np.asarray(line.get_xdata(), float), want.index.to_numpy(float))
     np.testing.assert_allclose(np.asarray(line.get_ydata(), float), want.to_numpy())
     frames = []
@@ -60,8 +87,13 @@ def test_jsd_reliability_and_corpus_size_figures(tmp_path):
     want = pooled.query("model == 'lenet' and target == 'original'")
     np.testing.assert_allclose(np.asarray(lines["original"].get_xdata(), float), want["mean_confidence"])
     np.testing.assert_allclose(np.asarray(lines["original"].get_ydata(), float), want["accuracy"])
-    runs = pd.DataFrame([dict(samples_per_digit=n, repetition=r, test_accuracy=0.9 + 0.001 * n ** 0.5)
-                         for n in (50, 100, 150) for r in range(3)])
+    runs = pd.DataFrame(
+        [
+            dict(samples_per_digit=n, repetition=r, test_accuracy=0.9 + 0.001 * n**0.5)
+            for n in (50, 100, 150)
+            for r in range(3)
+        ]
+    )
     fig = P.plot_corpus_size(runs, footer="x", path=tmp_path / "size.png")
     assert is_png(tmp_path / "size.png")
     x, y = (np.asarray(v, float) for v in fig.axes[0].get_lines()[0].get_data())
@@ -82,8 +114,14 @@ def test_risk_coverage_figure_plots_the_seed_mean_of_each_target(tmp_path):
         by_hand.setdefault((m, t, st), []).append(risk)
     curves = pd.concat(frames, ignore_index=True)
     # human_shuffled is asked for but was not trained: no curve, no error
-    fig = P.plot_risk_coverage(curves, MODELS, targets + ["human_shuffled"], corpus="mnist",
-                               footer="Human labels: SIMULATED.", path=tmp_path / "rc.png")
+    fig = P.plot_risk_coverage(
+        curves,
+        MODELS,
+        targets + ["human_shuffled"],
+        corpus="mnist",
+        footer="Human labels: SIMULATED.",
+        path=tmp_path / "rc.png",
+    )
     assert is_png(tmp_path / "rc.png")
     axes = np.array(fig.axes).reshape(len(MODELS), len(P.RISK_STRATA))
     for i, m in enumerate(MODELS):

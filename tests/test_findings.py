@@ -18,8 +18,17 @@ TARGETS = ["original", "human_majority", "human_equal", "human_uncertainty"]
 KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"]
 
 
-def run_metrics(*, kl_gain=0.4, gain=None, synth_lead=0.2, synth_trail=0.06, seeds=range(6),
-                controls=F.CONTROL_TARGETS, control_kl=0.3, aurc_gap=None):
+def run_metrics(
+    *,
+    kl_gain=0.4,
+    gain=None,
+    synth_lead=0.2,
+    synth_trail=0.06,
+    seeds=range(6),
+    controls=F.CONTROL_TARGETS,
+    control_kl=0.3,
+    aurc_gap=None,
+):
     """Per-seed test metrics. kl_gain: soft targets' KL drop; gain: corpus -> soft targets'
     accuracy gain on the human majority; synth_lead / synth_trail: how far Mukhoti's
     original-trained models lead on the original labels / trail on the human majority;
@@ -42,11 +51,26 @@ def run_metrics(*, kl_gain=0.4, gain=None, synth_lead=0.2, synth_trail=0.06, see
             acc_o = 0.6 + (synth_lead if synthetic else 0.0) + rng.normal(0, 0.002)
         else:
             acc_o = acc_h
-        for eval_set, metric, value in (("human_soft", "kl", kl), ("human", "accuracy", acc_h),
-                                        ("orig", "accuracy", acc_o), ("human", "aurc", aurc)):
+        for eval_set, metric, value in (
+            ("human_soft", "kl", kl),
+            ("human", "accuracy", acc_h),
+            ("orig", "accuracy", acc_o),
+            ("human", "aurc", aurc),
+        ):
             for stratum in ("all", "HLV", "NoHLV"):
-                rows.append(dict(corpus=corpus, model=model, target=target, seed=seed, split="test",
-                                 eval_set=eval_set, stratum=stratum, metric=metric, value=value))
+                rows.append(
+                    dict(
+                        corpus=corpus,
+                        model=model,
+                        target=target,
+                        seed=seed,
+                        split="test",
+                        eval_set=eval_set,
+                        stratum=stratum,
+                        metric=metric,
+                        value=value,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -59,8 +83,18 @@ def spearman(*, soft_best=True, original_rho=-0.02, p=0.001):
             strong = (target in F.SOFT_TARGETS) == soft_best
             rho = -0.5 if strong else -0.2
         for variable, sign in (("confidence", 1.0), ("variability", -1.0)):
-            rows.append(dict(corpus=corpus, model=model, target=target, stratum="all", uncertainty=u,
-                             variable=variable, rho=sign * rho, p_permutation=p))
+            rows.append(
+                dict(
+                    corpus=corpus,
+                    model=model,
+                    target=target,
+                    stratum="all",
+                    uncertainty=u,
+                    variable=variable,
+                    rho=sign * rho,
+                    p_permutation=p,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -78,8 +112,17 @@ def check(metrics=None, rho=None, *, modest_pp=2.0):
     comparisons = [(s, h) for s in F.SOFT_TARGETS for h in F.HARD_TARGETS]
     controls = [(F.PRIMARY_SOFT, c) for c in F.CONTROL_TARGETS]
     tests = S.all_paired_tests(metrics.assign(calibration="none"), paper=comparisons, controls=controls, alpha=0.05)
-    return F.check_findings(metrics, summary, tests, rho, studies(), modest_pp=modest_pp, alpha=0.05,
-                            negligible_rho=0.2, data_map_gold="trained_target")
+    return F.check_findings(
+        metrics,
+        summary,
+        tests,
+        rho,
+        studies(),
+        modest_pp=modest_pp,
+        alpha=0.05,
+        negligible_rho=0.2,
+        data_map_gold="trained_target",
+    )
 
 
 def verdicts(found):
@@ -104,11 +147,14 @@ def test_claim1_not_reproduced_when_soft_labels_do_not_lower_kl():
     assert check(run_metrics(kl_gain=-0.2))[0].verdict == "not reproduced"
 
 
-@pytest.mark.parametrize("gain", [
-    {"mnist": -0.01, "mukhoti": 0.06},   # a loss on MNIST is not a modest gain
-    {"mnist": 0.05, "mukhoti": 0.08},    # 5 points on MNIST is not modest
-    {"mnist": 0.01, "mukhoti": 0.005},   # Mukhoti gains less than MNIST
-])
+@pytest.mark.parametrize(
+    "gain",
+    [
+        {"mnist": -0.01, "mukhoti": 0.06},  # a loss on MNIST is not a modest gain
+        {"mnist": 0.05, "mukhoti": 0.08},  # 5 points on MNIST is not modest
+        {"mnist": 0.01, "mukhoti": 0.005},  # Mukhoti gains less than MNIST
+    ],
+)
 def test_claim2_not_reproduced(gain):
     found = check(run_metrics(gain=gain, synth_trail=0.0, synth_lead=0.2))
     assert found[1].verdict == "not reproduced", found[1].detail
@@ -173,19 +219,34 @@ def test_findings_dict_is_json_ready():
 
 def test_hard_region_share_is_reported_beside_claim_3b():
     thresholds = {"confidence_high": 0.7, "confidence_low": 0.3, "variability_low": 0.1, "variability_high": 0.2}
-    maps = pd.DataFrame({
-        "corpus": "mukhoti", "model": "lenet", "hlv": [True, True, True, True, False],
-        "target": ["original", "original", "human_uncertainty", "human_uncertainty", "original"],
-        "confidence": [0.9, 0.2, 0.1, 0.9, 0.1], "variability": [0.05, 0.05, 0.05, 0.05, 0.05],
-    })
+    maps = pd.DataFrame(
+        {
+            "corpus": "mukhoti",
+            "model": "lenet",
+            "hlv": [True, True, True, True, False],
+            "target": ["original", "original", "human_uncertainty", "human_uncertainty", "original"],
+            "confidence": [0.9, 0.2, 0.1, 0.9, 0.1],
+            "variability": [0.05, 0.05, 0.05, 0.05, 0.05],
+        }
+    )
     share = F.hard_share(maps, thresholds)
-    assert share["lenet", "original"] == pytest.approx(50.0)      # the NoHLV image does not count
+    assert share["lenet", "original"] == pytest.approx(50.0)  # the NoHLV image does not count
     assert share["lenet", "human_uncertainty"] == pytest.approx(50.0)
     metrics, rho = run_metrics(), spearman()
     summary = S.seed_summary(metrics, KEYS)
-    found = F.check_findings(metrics, summary, S.paired_comparisons(metrics, [], alpha=0.05), rho, studies(),
-                             modest_pp=2.0, alpha=0.05, negligible_rho=0.2, data_map_gold="trained_target",
-                             data_maps=maps, thresholds={"mukhoti": thresholds})
+    found = F.check_findings(
+        metrics,
+        summary,
+        S.paired_comparisons(metrics, [], alpha=0.05),
+        rho,
+        studies(),
+        modest_pp=2.0,
+        alpha=0.05,
+        negligible_rho=0.2,
+        data_map_gold="trained_target",
+        data_maps=maps,
+        thresholds={"mukhoti": thresholds},
+    )
     negl = found[2].tables[1][1].set_index("model")
     assert negl.loc["lenet", "hard % of HLV (synthetic)"] == pytest.approx(50.0)
     assert np.isnan(negl.loc["simple_ffn", "hard % of HLV (synthetic)"])
@@ -193,6 +254,7 @@ def test_hard_region_share_is_reported_beside_claim_3b():
 
 
 # ------------------------------------------------------------------ claims 5 and 6 (issue 15)
+
 
 def test_claim5_human_information_needs_both_controls_beaten():
     assert check()[4].verdict == "supported" and check()[4].total == 2 * 2 * 2  # corpora x models x controls
@@ -229,5 +291,6 @@ def test_claim6_selective_prediction_verdicts():
     # label smoothing ranks as well as the human soft label: 2 of 3 controls beaten -> partly
     assert check(run_metrics(aurc_gap={"label_smoothing": 0.0}))[5].verdict == "partly"
     # no significant difference anywhere
-    assert check(run_metrics(aurc_gap={t: 0.0 for t in TARGETS + list(F.CONTROL_TARGETS)}))[5].verdict == \
-        "not reproduced"
+    assert (
+        check(run_metrics(aurc_gap={t: 0.0 for t in TARGETS + list(F.CONTROL_TARGETS)}))[5].verdict == "not reproduced"
+    )

@@ -13,7 +13,13 @@ import yaml
 
 from softdigits import generator, io, sources
 from softdigits.generator import (
-    FilterSettings, GeneratorError, MemberSettings, MixSettings, MnistSplits, StratifySettings, VaeSettings,
+    FilterSettings,
+    GeneratorError,
+    MemberSettings,
+    MixSettings,
+    MnistSplits,
+    StratifySettings,
+    VaeSettings,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +40,13 @@ def mnist(mnist_path) -> MnistSplits:
 
 
 def subset(mnist: MnistSplits, n_train: int, n_test: int) -> MnistSplits:
-    return MnistSplits(mnist.train_ids[:n_train], mnist.train_pixels[:n_train], mnist.train_labels[:n_train],
-                       mnist.test_pixels[:n_test], mnist.test_labels[:n_test])
+    return MnistSplits(
+        mnist.train_ids[:n_train],
+        mnist.train_pixels[:n_train],
+        mnist.train_labels[:n_train],
+        mnist.test_pixels[:n_test],
+        mnist.test_labels[:n_test],
+    )
 
 
 # Small enough to run in seconds; the filter is loosened because such small models
@@ -189,8 +200,10 @@ def test_the_per_bin_table_counts_what_was_drawn():
     which = np.searchsorted(bins["high"].to_numpy(), entropy[sel.rows], side="right")
     assert bins["drawn"].tolist() == np.bincount(which, minlength=3).tolist()
     distinct = np.unique(sel.rows)
-    assert bins["unique"].tolist() == np.bincount(np.searchsorted(bins["high"].to_numpy(), entropy[distinct],
-                                                                  side="right"), minlength=3).tolist()
+    assert (
+        bins["unique"].tolist()
+        == np.bincount(np.searchsorted(bins["high"].to_numpy(), entropy[distinct], side="right"), minlength=3).tolist()
+    )
 
 
 def test_bin_targets_with_replacement_follow_the_power_shape_exactly():
@@ -320,7 +333,8 @@ def test_an_empty_pool_is_an_error_and_a_failed_pool_leaves_no_file(mnist, tmp_p
 
     monkeypatch.setattr(generator, "ensemble_probs", fail_on_second_chunk)
     with pytest.raises(RuntimeError, match="scoring failed"):
-        generator.build_pool(vae, [member], small, replace(TINY_MIX, pool_size=2000), LOOSE_FILTER, 0,
-                             tmp_path / "partial.parquet")
+        generator.build_pool(
+            vae, [member], small, replace(TINY_MIX, pool_size=2000), LOOSE_FILTER, 0, tmp_path / "partial.parquet"
+        )
     assert not (tmp_path / "partial.parquet").exists()
     assert not list(tmp_path.glob(".partial.parquet*"))

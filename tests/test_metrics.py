@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from softdigits import evaluation as E
 from softdigits import metrics as M
+from softdigits import study_table
 from softdigits.io import write_table
 
 
@@ -73,30 +75,39 @@ def test_ece_and_reliability_bins_by_hand():
 
 def study_frame():
     soft = np.zeros((4, 11))
-    soft[0, 3] = 1.0                       # NoHLV, digit 3
-    soft[1, [1, 7]] = [0.6, 0.4]           # HLV, majority 1
-    soft[2, [5, 10]] = [0.5, 0.5]          # HLV, some not-a-digit mass
-    soft[3, 10] = 1.0                      # pure not-a-digit
+    soft[0, 3] = 1.0  # NoHLV, digit 3
+    soft[1, [1, 7]] = [0.6, 0.4]  # HLV, majority 1
+    soft[2, [5, 10]] = [0.5, 0.5]  # HLV, some not-a-digit mass
+    soft[3, 10] = 1.0  # pure not-a-digit
     label_dist = np.eye(10)[[3, 7, 5, 2]]
-    return pd.DataFrame({
-        "image_id": ["a", "b", "c", "d"], "split": "test", "label": [3, 7, 5, 2],
-        "label_dist": list(label_dist), "soft_label": list(soft), "soft_label_yes_unc_equal": list(soft),
-        "soft_label_argmax": [3, 1, 5, 10], "human_uncert_mean": [0.0, 0.1, 0.2, 0.3],
-        "pct_ann_unsure": [0.0, 0.5, 0.5, 1.0], "hlv": [False, True, True, True], "simulated": True,
-    })
+    return pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d"],
+            "split": "test",
+            "label": [3, 7, 5, 2],
+            "label_dist": list(label_dist),
+            "soft_label": list(soft),
+            "soft_label_yes_unc_equal": list(soft),
+            "soft_label_argmax": [3, 1, 5, 10],
+            "human_uncert_mean": [0.0, 0.1, 0.2, 0.3],
+            "pct_ann_unsure": [0.0, 0.5, 0.5, 1.0],
+            "hlv": [False, True, True, True],
+            "simulated": True,
+        }
+    )
 
 
 def test_evaluate_predictions_renormalise_counts_not_a_digit_wrong():
-    refs = M.References(study_frame(), "soft_label", "renormalise")
+    refs = E.References(study_frame(), "soft_label", "renormalise")
     probs = np.full((4, 10), 0.0)
     probs[0, 3] = probs[1, 1] = probs[2, 5] = probs[3, 2] = 1.0
-    got, bins = M.evaluate_predictions(refs, np.array(["a", "b", "c", "d"]), probs, n_bins=15, eps=1e-8, where="t")
+    got, bins = E.evaluate_predictions(refs, np.array(["a", "b", "c", "d"]), probs, n_bins=15, eps=1e-8, where="t")
     val = got.set_index(["eval_set", "stratum", "metric"])["value"]
     n = got.set_index(["eval_set", "stratum", "metric"])["n_images"]
-    assert val["orig", "all", "accuracy"] == pytest.approx(0.75)   # b predicted 1, original 7
+    assert val["orig", "all", "accuracy"] == pytest.approx(0.75)  # b predicted 1, original 7
     assert val["human", "all", "accuracy"] == pytest.approx(0.75)  # d is not a digit: wrong
     assert val["human", "HLV", "accuracy"] == pytest.approx(2 / 3)
-    assert n["human_soft", "all", "kl"] == 3                        # d has no digit mass
+    assert n["human_soft", "all", "kl"] == 3  # d has no digit mass
     # b: KL((.6,.4) || (1, eps)) with eps clipping; c: renormalised to one-hot 5 -> ~0
     kl_b = M.kl_divergence(np.eye(10)[1] * 0.6 + np.eye(10)[7] * 0.4, probs[[1]], 1e-8)[0]
     assert val["human_soft", "HLV", "kl"] == pytest.approx(kl_b / 2, rel=1e-6)
@@ -105,35 +116,35 @@ def test_evaluate_predictions_renormalise_counts_not_a_digit_wrong():
 
 
 def test_evaluate_predictions_exclude_drops_not_a_digit_images():
-    refs = M.References(study_frame(), "soft_label", "exclude")
+    refs = E.References(study_frame(), "soft_label", "exclude")
     probs = np.eye(10)[[3, 1, 5, 2]]
-    got, _ = M.evaluate_predictions(refs, np.array(["a", "b", "c", "d"]), probs, n_bins=15, eps=1e-8, where="t")
+    got, _ = E.evaluate_predictions(refs, np.array(["a", "b", "c", "d"]), probs, n_bins=15, eps=1e-8, where="t")
     val = got.set_index(["eval_set", "stratum", "metric"])
     assert val.loc[("human", "all", "accuracy"), "value"] == 1.0
     assert val.loc[("human", "all", "accuracy"), "n_images"] == 3
 
 
 def test_evaluate_predictions_errors_name_the_problem():
-    refs = M.References(study_frame(), "soft_label", "renormalise")
+    refs = E.References(study_frame(), "soft_label", "renormalise")
     with pytest.raises(ValueError, match="run.parquet: image_id 'zz'"):
-        M.evaluate_predictions(refs, np.array(["zz"]), np.eye(10)[[0]], n_bins=15, eps=1e-8, where="run.parquet")
+        E.evaluate_predictions(refs, np.array(["zz"]), np.eye(10)[[0]], n_bins=15, eps=1e-8, where="run.parquet")
     bad = np.full((1, 10), 0.2)
     with pytest.raises(ValueError, match="row 0 is not a probability vector"):
-        M.evaluate_predictions(refs, np.array(["a"]), bad, n_bins=15, eps=1e-8, where="run.parquet")
+        E.evaluate_predictions(refs, np.array(["a"]), bad, n_bins=15, eps=1e-8, where="run.parquet")
 
 
 def test_read_study_and_labels_origin(tmp_path):
     path = tmp_path / "study.parquet"
     write_table(study_frame(), path, metadata={"labels_origin": "simulated"})
-    assert len(M.read_study(path)) == 4
-    assert M.labels_origin(path) == "simulated"
-    assert "SIMULATED" in M.labels_sentence({"mnist": "simulated"})
+    assert len(study_table.read_study_frame(path)) == 4
+    assert study_table.labels_origin(path) == "simulated"
+    assert "SIMULATED" in study_table.labels_sentence({"mnist": "simulated"})
     write_table(study_frame(), path, metadata={"labels_origin": "campaign"})
     with pytest.raises(ValueError, match="disagrees with the 'simulated' column"):
-        M.labels_origin(path)
+        study_table.labels_origin(path)
     write_table(study_frame().drop(columns="hlv"), path, metadata={"labels_origin": "simulated"})
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['hlv'\]"):
-        M.read_study(path)
+        study_table.read_study_frame(path)
 
 
 # ------------------------------------------------- post-hoc views (issue 15)
@@ -148,11 +159,11 @@ def posthoc_case(tmp_path, target, sharpen=2.0, shuffle_seed=0, label_seed=None)
     sys.path.insert(0, str(Path(__file__).parent))
     from study_fixture import write_study
 
-    from softdigits import grid, targets
+    from softdigits import run_outputs, targets
     from softdigits.io import write_table as write
 
     study_path = write_study(tmp_path / "mnist.parquet", sizes={"train": 60, "val": 80, "test": 80})
-    study = targets.read_study(study_path)
+    study = study_table.read_study(study_path)
     seed = shuffle_seed if label_seed is None else label_seed
     values, _ = targets.target_distributions(study, target, "renormalise", shuffle_seed=seed)
     scored = ~study.rows("train")
@@ -162,10 +173,17 @@ def posthoc_case(tmp_path, target, sharpen=2.0, shuffle_seed=0, label_seed=None)
         probs = np.exp(sharpen * np.log(base))
     probs /= probs.sum(axis=1, keepdims=True)
     path = tmp_path / "predictions.parquet"
-    write(grid.predictions_table(study.image_id[scored], study.split[scored], probs), path)
-    frames = M.posthoc_evaluation(study_path, [("simple_ffn", target, 0, path)], human_column="soft_label",
-                                  not_a_digit="renormalise", shuffle_seed=shuffle_seed, splits=["test", "val"],
-                                  n_bins=15, eps=1e-8)
+    write(run_outputs.predictions_table(study.image_id[scored], study.split[scored], probs), path)
+    frames = E.posthoc_evaluation(
+        study_path,
+        [("simple_ffn", target, 0, path)],
+        human_column="soft_label",
+        not_a_digit="renormalise",
+        shuffle_seed=shuffle_seed,
+        splits=["test", "val"],
+        n_bins=15,
+        eps=1e-8,
+    )
     return frames, study_path, path
 
 
@@ -175,8 +193,15 @@ def test_posthoc_fits_t_on_the_run_s_own_val_targets(tmp_path):
     assert t["temperature"] == pytest.approx(2.0, abs=1e-3)
     assert t["val_nll_after"] < t["val_nll_before"] and not t["at_bound"]
     # The scaled metrics share the layout of evaluate_runs' metrics, row for row.
-    plain, _ = M.evaluate_runs(study_path, [("simple_ffn", "human_uncertainty", 0, path)], human_column="soft_label",
-                               not_a_digit="renormalise", splits=["test", "val"], n_bins=15, eps=1e-8)
+    plain, _ = E.evaluate_runs(
+        study_path,
+        [("simple_ffn", "human_uncertainty", 0, path)],
+        human_column="soft_label",
+        not_a_digit="renormalise",
+        splits=["test", "val"],
+        n_bins=15,
+        eps=1e-8,
+    )
     scaled = frames["metrics_temperature"]
     assert list(scaled.columns) == list(plain.columns)
     key = ["split", "eval_set", "stratum", "metric"]
@@ -199,7 +224,7 @@ def test_posthoc_fits_human_shuffled_on_the_shuffled_val_labels(tmp_path):
 def test_posthoc_selective_and_disagreement_rows(tmp_path):
     frames, *_ = posthoc_case(tmp_path, "human_uncertainty")
     sel = frames["selective"].set_index(["split", "calibration", "stratum", "metric"])["value"]
-    for calibration in M.CALIBRATIONS:
+    for calibration in E.CALIBRATIONS:
         for stratum in ("all", "HLV", "NoHLV"):
             assert 0 <= sel["test", calibration, stratum, "eaurc"] <= sel["test", calibration, stratum, "aurc"] <= 1
     curve = frames["risk_coverage"].query("split == 'test' and calibration == 'none' and stratum == 'all'")

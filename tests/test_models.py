@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from softdigits.models import LeNet, MODELS, build_model, n_parameters
+from softdigits.models import MODELS, LeNet, build_model, n_parameters
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,15 @@ TH = Thresholds(0.8, 0.3, 0.1, 0.2)
 
 def toy_map(n=300, seed=0):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"confidence": rng.uniform(0, 1, n), "variability": rng.uniform(0, 0.45, n),
-                       "correctness": rng.uniform(0, 1, n), "u_mean": rng.uniform(0, 0.3, n),
-                       "target": rng.choice(["a", "b"], n)})
+    df = pd.DataFrame(
+        {
+            "confidence": rng.uniform(0, 1, n),
+            "variability": rng.uniform(0, 0.45, n),
+            "correctness": rng.uniform(0, 1, n),
+            "u_mean": rng.uniform(0, 0.3, n),
+            "target": rng.choice(["a", "b"], n),
+        }
+    )
     df["region"] = assign_regions(df["confidence"], df["variability"], TH)
     return df
 
@@ -29,8 +35,16 @@ def test_data_map_png_with_regions(tmp_path):
 
 def test_other_colour_facets_and_subsample(tmp_path):
     df = toy_map()
-    plots.plot_data_map(df.drop(columns="region"), tmp_path / "a.png", color="u_mean", vmax=None,
-                        color_label="human uncertainty", facet="target", thresholds=vars(TH), max_points=50)
+    plots.plot_data_map(
+        df.drop(columns="region"),
+        tmp_path / "a.png",
+        color="u_mean",
+        vmax=None,
+        color_label="human uncertainty",
+        facet="target",
+        thresholds=vars(TH),
+        max_points=50,
+    )
     plots.plot_data_map(df, tmp_path / "b.png")  # no thresholds: no boundaries
     assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "b.png").stat().st_size > 0
 

@@ -11,6 +11,7 @@ import pytest
 
 from softdigits import selection as S
 from softdigits.cartography import REGIONS
+from softdigits.constants import STUDY_SPLITS
 
 EQUAL = {"easy": 1.0, "ambiguous": 1.0, "hard": 1.0, "other": 0.0}
 
@@ -27,9 +28,15 @@ def uniform_corpus(easy=30, ambiguous=10, hard=5, other=5) -> pd.DataFrame:
 
 
 def spec(train=60, val=20, test=20, min_easy=3, weights=EQUAL, seed=0, per_split=None) -> S.SelectionSpec:
-    return S.SelectionSpec(budget={"train": train, "val": val, "test": test}, min_easy_per_digit_train=min_easy,
-                           region_weights=weights, seed=seed, time_limit_s=30, corpus="toy",
-                           min_per_region_split=per_split or {})
+    return S.SelectionSpec(
+        budget={"train": train, "val": val, "test": test},
+        min_easy_per_digit_train=min_easy,
+        region_weights=weights,
+        seed=seed,
+        time_limit_s=30,
+        corpus="toy",
+        min_per_region_split=per_split or {},
+    )
 
 
 def assert_constraints_hold(selection: pd.DataFrame, candidates: pd.DataFrame, sp: S.SelectionSpec) -> None:
@@ -44,13 +51,13 @@ def assert_constraints_hold(selection: pd.DataFrame, candidates: pd.DataFrame, s
         assert easy_train.get(d, 0) >= sp.min_easy_per_digit_train
     per_region_split = selection.groupby(["region", "split"]).size()
     for r, m in sp.min_per_region_split.items():
-        for s in S.SPLITS:
+        for s in STUDY_SPLITS:
             assert per_region_split.get((r, s), 0) >= m, (r, s)
     assert set(selection["region"]) <= {r for r, w in sp.region_weights.items() if w > 0}
     total = sum(sp.budget.values())
     for (d, r), group in selection.groupby(["digit", "region"]):
         n = len(group)
-        for s in S.SPLITS:
+        for s in STUDY_SPLITS:
             exact = Fraction(sp.budget[s], total) * n
             got = int((group["split"] == s).sum())
             assert math.floor(exact) <= got <= math.ceil(exact), (d, r, s, got, exact)
@@ -101,8 +108,9 @@ def test_selection_is_deterministic_and_the_seed_only_changes_the_draw():
 def test_random_small_corpora_meet_every_constraint_or_are_refused_with_a_reason(trial):
     # Seeded random corpora (hypothesis is not a dependency); about a third are infeasible.
     rng = np.random.default_rng(trial)
-    counts = {(d, r): int(rng.integers(2, 30) if r == "easy" else rng.integers(0, 12))
-              for d in range(10) for r in REGIONS}
+    counts = {
+        (d, r): int(rng.integers(2, 30) if r == "easy" else rng.integers(0, 12)) for d in range(10) for r in REGIONS
+    }
     weights = {r: float(rng.choice([0.0, 0.5, 1.0, 2.0])) for r in REGIONS}
     weights["easy"] = float(rng.choice([0.5, 1.0]))
     budget = rng.integers(0, 60, size=3)
@@ -116,9 +124,12 @@ def test_random_small_corpora_meet_every_constraint_or_are_refused_with_a_reason
         # independently: some necessary condition really fails
         need = sp.min_easy_stratum()
         allowed = sum(n for (d, r), n in counts.items() if weights[r] > 0)
-        assert (10 * sp.min_easy_per_digit_train > sp.budget["train"]
-                or any(counts[d, "easy"] < need for d in range(10))
-                or 10 * need > sp.total or allowed < sp.total), str(err)
+        assert (
+            10 * sp.min_easy_per_digit_train > sp.budget["train"]
+            or any(counts[d, "easy"] < need for d in range(10))
+            or 10 * need > sp.total
+            or allowed < sp.total
+        ), str(err)
         with pytest.raises(S.SelectionInfeasible):
             S.select(candidates, sp)
         return
@@ -131,8 +142,10 @@ def test_too_few_easy_images_names_the_digit_and_the_shortfall():
     counts = {(d, r): 40 if r == "easy" else 10 for d in range(10) for r in REGIONS}
     counts[3, "easy"] = 20
     sp = spec(train=180, val=60, test=60, min_easy=15)  # train share 0.6: needs 24 easy per digit
-    with pytest.raises(S.SelectionInfeasible, match=r"min_easy_per_digit_train=15.*at least 24 easy.*digit 3: "
-                                                    r"20 available, short by 4"):
+    with pytest.raises(
+        S.SelectionInfeasible,
+        match=r"min_easy_per_digit_train=15.*at least 24 easy.*digit 3: " r"20 available, short by 4",
+    ):
         S.select(corpus(counts), sp)
 
 
@@ -193,7 +206,7 @@ def test_without_a_minimum_the_balanced_program_can_leave_a_split_without_hard_i
     selection, _, _ = S.select(scarce_hard_corpus(), spec())
     hard = selection[selection["region"] == "hard"]["split"].value_counts()
     assert len(hard) > 0 and hard.sum() == 3
-    assert min(hard.get(s, 0) for s in S.SPLITS) == 0
+    assert min(hard.get(s, 0) for s in STUDY_SPLITS) == 0
 
 
 def test_min_per_region_split_puts_hard_and_ambiguous_images_in_every_split():
@@ -211,16 +224,20 @@ def test_min_per_region_split_puts_hard_and_ambiguous_images_in_every_split():
 
 
 def test_too_few_hard_images_for_every_split_is_infeasible_and_names_the_constraint():
-    with pytest.raises(S.SelectionInfeasible,
-                       match=r"min_per_region_split\.hard=2 is infeasible: 3 splits x 2 need 6 hard images, "
-                             r"the corpus has 3: short by 3"):
+    with pytest.raises(
+        S.SelectionInfeasible,
+        match=r"min_per_region_split\.hard=2 is infeasible: 3 splits x 2 need 6 hard images, "
+        r"the corpus has 3: short by 3",
+    ):
         S.select(scarce_hard_corpus(), spec(per_split={"hard": 2}))
     # enough hard images in all, but all in one stratum of 10: val (share 0.1) takes at most 1
     concentrated = scarce_hard_corpus(hard_digits=())
     concentrated = pd.concat([concentrated, corpus({(4, "hard"): 10})], ignore_index=True)
-    with pytest.raises(S.SelectionInfeasible,
-                       match=r"min_per_region_split\.hard=2 is infeasible for split val: the corpus has 10 hard "
-                             r"images, of which split val .* at most 1: short by 1"):
+    with pytest.raises(
+        S.SelectionInfeasible,
+        match=r"min_per_region_split\.hard=2 is infeasible for split val: the corpus has 10 hard "
+        r"images, of which split val .* at most 1: short by 1",
+    ):
         S.select(concentrated, spec(train=80, val=10, test=10, per_split={"hard": 2}))
     with pytest.raises(S.SelectionInfeasible, match=r"min_per_region_split\.other=1 but region other has weight 0"):
         S.select(uniform_corpus(), spec(per_split={"other": 1}))

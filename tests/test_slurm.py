@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, copy_workflow
 
 sys.path.insert(0, str(REPO / "tests" / "slurm"))
@@ -27,8 +26,7 @@ needs_plugin = pytest.mark.skipif(
 def profile_dry_run(tmp_path: Path, *args: str) -> str:
     workdir = copy_workflow(tmp_path / "workflow")
     shutil.copytree(REPO / "profiles", workdir / "profiles")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "-n"], cwd=workdir,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "-n"], cwd=workdir, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc.stdout
 
@@ -47,8 +45,15 @@ def test_profile_dry_run(tmp_path, config):
 @needs_plugin
 @pytest.mark.workflow
 def test_gpu_profile_gives_training_one_gpu(tmp_path):
-    out = profile_dry_run(tmp_path, "--profile", "profiles/slurm", "--workflow-profile", "profiles/slurm-gpu",
-                          "--configfile", "config/test.yaml")
+    out = profile_dry_run(
+        tmp_path,
+        "--profile",
+        "profiles/slurm",
+        "--workflow-profile",
+        "profiles/slurm-gpu",
+        "--configfile",
+        "config/test.yaml",
+    )
     jobs = smoke.job_blocks(out)
     train = [block for _, rule, block in jobs if rule == "train_run"]
     others = [block for _, rule, block in jobs if rule != "train_run" and "resources:" in block]
@@ -84,8 +89,10 @@ SCONTROL = (
 def test_requests_match_when_slurm_got_what_the_rules_ask():
     groups = {"train_run": "train"}
     expected = smoke.grouped(smoke.rule_requests(DRY_RUN), groups)
-    assert expected == {("annotation_simulate", "mnist"): smoke.Request(2, 6000, 15),
-                        ("group train", "train_run"): smoke.Request(1, 1500, 20)}
+    assert expected == {
+        ("annotation_simulate", "mnist"): smoke.Request(2, 6000, 15),
+        ("group train", "train_run"): smoke.Request(1, 1500, 20),
+    }
     assert smoke.compare_requests(expected, smoke.slurm_requests(SCONTROL, groups)) == []
 
 

@@ -23,6 +23,7 @@ OFFICIAL_IDX = yaml.safe_load((REPO / "workflow_config.yaml").read_text())["corp
 
 # ------------------------------------------------------------- fixture writers
 
+
 def write_stored_rar(path: Path, members: dict[str, bytes]) -> Path:
     """A RAR 1.5-4.x archive whose entries are stored (method 0x30, uncompressed).
 
@@ -40,9 +41,12 @@ def write_stored_rar(path: Path, members: dict[str, bytes]) -> Path:
     out += block(0x73, 0, b"\x00" * 6)  # archive header: two reserved fields
     for name, data in members.items():
         encoded = name.encode()
-        body = struct.pack(
-            "<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), dos_time, 20, 0x30, len(encoded), 0o100644
-        ) + encoded
+        body = (
+            struct.pack(
+                "<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), dos_time, 20, 0x30, len(encoded), 0o100644
+            )
+            + encoded
+        )
         out += block(0x74, 0x8000, body) + data  # 0x8000: a data area follows
     out += block(0x7B, 0x4000, b"")
     path.write_bytes(bytes(out))
@@ -74,23 +78,26 @@ def weiss_frame(rng: np.random.Generator, n: int = 6, splits=("train", "train", 
     class_1 = rng.integers(0, 10, size=n)
     class_2 = (class_1 + 1 + rng.integers(0, 9, size=n)) % 10
     p1 = rng.uniform(0.3, 0.7, size=n).round(4)
-    df = pd.DataFrame({
-        "index": np.arange(n) + 100,
-        "dataset": "mnist",
-        "split": [splits[i % len(splits)] for i in range(n)],
-        "class_1": class_1,
-        "class_2": class_2,
-        "p(class_1)": p1,
-        "p(class_2)": (1 - p1).round(4),
-        "det_label": np.where(p1 >= 0.5, class_1, class_2),
-        "autoencoder_id": 0,
-    })
+    df = pd.DataFrame(
+        {
+            "index": np.arange(n) + 100,
+            "dataset": "mnist",
+            "split": [splits[i % len(splits)] for i in range(n)],
+            "class_1": class_1,
+            "class_2": class_2,
+            "p(class_1)": p1,
+            "p(class_2)": (1 - p1).round(4),
+            "det_label": np.where(p1 >= 0.5, class_1, class_2),
+            "autoencoder_id": 0,
+        }
+    )
     pixels = rng.integers(0, 256, size=(n, 784))
     pixel_df = pd.DataFrame(pixels, columns=[f"x_({r}, {c})" for r in range(28) for c in range(28)])
     return pd.concat([df, pixel_df], axis=1)
 
 
 # ------------------------------------------------------------------------ MNIST
+
 
 @pytest.fixture(scope="module")
 def mnist_package() -> pa.Table:
@@ -163,7 +170,9 @@ def test_mnist_idx_reader_on_small_files(tmp_path):
 def test_mnist_idx_content_checksum_is_verified(tmp_path):
     paths, sums = small_mnist(tmp_path)
     sums["test_labels"] = "md5:" + "0" * 32
-    with pytest.raises(ChecksumError, match=r"test_labels\.gz \(uncompressed IDX\): md5 is [0-9a-f]{32}, expected 0{32}"):
+    with pytest.raises(
+        ChecksumError, match=r"test_labels\.gz \(uncompressed IDX\): md5 is [0-9a-f]{32}, expected 0{32}"
+    ):
         sources.mnist_from_idx(paths, sums)
 
 
@@ -221,6 +230,7 @@ def test_mnist_file_that_is_not_gzip_is_named(tmp_path):
 
 # ------------------------------------------------------------- limit_per_split
 
+
 def test_limit_per_split_is_deterministic_nested_and_keeps_order(tmp_path):
     paths, sums = small_mnist(tmp_path, n_train=40, n_test=20)
     table = sources.mnist_from_idx(paths, sums)
@@ -228,7 +238,9 @@ def test_limit_per_split_is_deterministic_nested_and_keeps_order(tmp_path):
     large = sources.limit_per_split(table, 12)
     assert pd.Series(small.column("source_split").to_pylist()).value_counts().to_dict() == {"train": 5, "test": 5}
     assert set(small.column("image_id").to_pylist()) <= set(large.column("image_id").to_pylist())
-    assert small.equals(sources.limit_per_split(table.take(np.arange(table.num_rows)[::-1]), 5).take(np.arange(10)[::-1]))
+    assert small.equals(
+        sources.limit_per_split(table.take(np.arange(table.num_rows)[::-1]), 5).take(np.arange(10)[::-1])
+    )
     positions = [table.column("image_id").to_pylist().index(i) for i in small.column("image_id").to_pylist()]
     assert positions == sorted(positions)
     assert sources.limit_per_split(table, None) is table
@@ -236,6 +248,7 @@ def test_limit_per_split_is_deterministic_nested_and_keeps_order(tmp_path):
 
 
 # -------------------------------------------------------------- Ambiguous-MNIST
+
 
 def write_mukhoti_release(tmp_path: Path, n=8, samples=None, labels=None, predictions=None) -> dict[str, Path]:
     import torch
@@ -261,7 +274,11 @@ def test_mukhoti_release_reader(tmp_path):
     samples = torch.load(paths["samples"]).numpy()
     probs = torch.load(paths["predictions"]).numpy()
     assert table.column("image_id").to_pylist()[:5] == [
-        "mukhoti:train:0", "mukhoti:train:1", "mukhoti:train:2", "mukhoti:train:3", "mukhoti:test:0"
+        "mukhoti:train:0",
+        "mukhoti:train:1",
+        "mukhoti:train:2",
+        "mukhoti:train:3",
+        "mukhoti:test:0",
     ]
     assert np.array_equal(io.pixels_array(table), np.rint(samples.reshape(8, 784).astype(np.float64) * 255))
     np.testing.assert_allclose(io.vectors_array(table, "label_dist"), probs, atol=1e-6)
@@ -273,8 +290,14 @@ def test_mukhoti_release_reader(tmp_path):
     "change, problem",
     [
         ({"samples": "rand(8, 3, 28, 28)"}, r"amnist_samples\.pt: shape \(8, 3, 28, 28\), expected \(n, 1, 28, 28\)"),
-        ({"samples": "rand(7, 1, 28, 28)", "labels": "zeros(7, 10, dtype=torch.int64)",
-          "predictions": "full((7, 10), 0.1)"}, r"amnist_samples\.pt: 7 images; expected an even"),
+        (
+            {
+                "samples": "rand(7, 1, 28, 28)",
+                "labels": "zeros(7, 10, dtype=torch.int64)",
+                "predictions": "full((7, 10), 0.1)",
+            },
+            r"amnist_samples\.pt: 7 images; expected an even",
+        ),
         ({"samples": "rand(8, 1, 28, 28) * 2"}, r"amnist_samples\.pt: pixel values outside \[0, 1\]"),
         ({"labels": "zeros(8, 9, dtype=torch.int64)"}, r"amnist_labels\.pt: shape \(8, 9\)"),
         ({"labels": "full((8, 10), 10)"}, r"amnist_labels\.pt: sampled labels outside 0-9"),
@@ -305,7 +328,9 @@ def test_mukhoti_generator_table_is_checked(tmp_path):
 
     wrong_ids = good.set_column(0, "image_id", pa.array([f"mukhoti:train:{i + 100}" for i in range(8)]))
     io.write_table(wrong_ids, tmp_path / "ids.parquet")
-    with pytest.raises(SourceFormatError, match=r"ids\.parquet: row 0: image_id 'mukhoti:train:100', expected 'mukhoti:train:0'"):
+    with pytest.raises(
+        SourceFormatError, match=r"ids\.parquet: row 0: image_id 'mukhoti:train:100', expected 'mukhoti:train:0'"
+    ):
         sources.mukhoti_from_generator(tmp_path / "ids.parquet")
 
     other = good.set_column(1, "source", pa.array(["mnist"] * 8))
@@ -315,6 +340,7 @@ def test_mukhoti_generator_table_is_checked(tmp_path):
 
 
 # ------------------------------------------------------------------------ ARDIS
+
 
 def test_stored_rar_fixture_is_read_by_rarfile_without_a_tool(tmp_path):
     import rarfile
@@ -338,11 +364,26 @@ def test_ardis_reader(tmp_path, prefix):
 @pytest.mark.parametrize(
     "override, problem",
     [
-        ({"ARDIS_test_labels.csv": ardis_text(np.eye(10)[[1, 2, 3]] * 2)}, r"ARDIS_test_labels\.csv: row 1 is not one-hot"),
-        ({"ARDIS_test_labels.csv": ardis_text(np.eye(10)[[1, 2]])}, r"ARDIS_test_labels\.csv: shape \(2, 10\), expected \(3, 10\)"),
-        ({"ARDIS_train_2828.csv": ardis_text(np.full((4, 784), 12.5))}, r"ARDIS_train_2828\.csv: row 1, pixel 0: '12\.5' is not an integer in 0-255"),
-        ({"ARDIS_train_2828.csv": ardis_text(np.full((4, 784), 300))}, r"ARDIS_train_2828\.csv: row 1, pixel 0: '300' is not an integer"),
-        ({"ARDIS_train_2828.csv": ardis_text(np.zeros((4, 780)))}, r"ARDIS_train_2828\.csv: 780 values per row, expected 784"),
+        (
+            {"ARDIS_test_labels.csv": ardis_text(np.eye(10)[[1, 2, 3]] * 2)},
+            r"ARDIS_test_labels\.csv: row 1 is not one-hot",
+        ),
+        (
+            {"ARDIS_test_labels.csv": ardis_text(np.eye(10)[[1, 2]])},
+            r"ARDIS_test_labels\.csv: shape \(2, 10\), expected \(3, 10\)",
+        ),
+        (
+            {"ARDIS_train_2828.csv": ardis_text(np.full((4, 784), 12.5))},
+            r"ARDIS_train_2828\.csv: row 1, pixel 0: '12\.5' is not an integer in 0-255",
+        ),
+        (
+            {"ARDIS_train_2828.csv": ardis_text(np.full((4, 784), 300))},
+            r"ARDIS_train_2828\.csv: row 1, pixel 0: '300' is not an integer",
+        ),
+        (
+            {"ARDIS_train_2828.csv": ardis_text(np.zeros((4, 780)))},
+            r"ARDIS_train_2828\.csv: 780 values per row, expected 784",
+        ),
         ({"ARDIS_train_2828.csv": b"1 2 x\n"}, r"ARDIS_train_2828\.csv: could not convert string 'x'"),
     ],
 )
@@ -370,7 +411,7 @@ def test_compressed_ardis_without_unrar_tool_names_the_tools(tmp_path, monkeypat
     start = 7 + 13
     head_size = struct.unpack_from("<H", data, start + 5)[0]
     data[start + 25] = 0x33
-    struct.pack_into("<H", data, start, zlib.crc32(bytes(data[start + 2:start + head_size])) & 0xFFFF)
+    struct.pack_into("<H", data, start, zlib.crc32(bytes(data[start + 2 : start + head_size])) & 0xFFFF)
     (tmp_path / "a.rar").write_bytes(bytes(data))
     for tool in ("UNRAR_TOOL", "UNAR_TOOL", "BSDTAR_TOOL", "SEVENZIP_TOOL", "SEVENZIP2_TOOL"):
         monkeypatch.setattr(rarfile, tool, "softdigits-no-such-tool")
@@ -380,6 +421,7 @@ def test_compressed_ardis_without_unrar_tool_names_the_tools(tmp_path, monkeypat
 
 
 # ------------------------------------------------------------------------ Weiss
+
 
 def test_weiss_reader_keeps_the_training_split(tmp_path):
     df = weiss_frame(np.random.default_rng(5))
@@ -416,14 +458,26 @@ def _broken_weiss(tmp_path: Path, edit) -> Path:
     "edit, problem",
     [
         (lambda d: d.drop(columns=["det_label"]), r"missing column\(s\) \['det_label'\]"),
-        (lambda d: d.drop(columns=["x_(27, 27)"]), r"expected 784 pixel columns x_\(row, col\); 783 found, missing e\.g\. \['x_\(27, 27\)'\]"),
-        (lambda d: d.assign(**{"x_(3, 4)": ["7"] * 3 + ["dark"] + ["1"] * 2}), r"line 5, column 'x_\(3, 4\)': 'dark' is not an integer pixel"),
+        (
+            lambda d: d.drop(columns=["x_(27, 27)"]),
+            r"expected 784 pixel columns x_\(row, col\); 783 found, missing e\.g\. \['x_\(27, 27\)'\]",
+        ),
+        (
+            lambda d: d.assign(**{"x_(3, 4)": ["7"] * 3 + ["dark"] + ["1"] * 2}),
+            r"line 5, column 'x_\(3, 4\)': 'dark' is not an integer pixel",
+        ),
         (lambda d: d.assign(**{"x_(3, 4)": [1.5] * 6}), r"line 2, column 'x_\(3, 4\)': '1\.5' is not an integer pixel"),
-        (lambda d: d.assign(**{"x_(3, 4)": [256] * 6}), r"line 2, column 'x_\(3, 4\)': '256' is not an integer pixel in 0-255"),
+        (
+            lambda d: d.assign(**{"x_(3, 4)": [256] * 6}),
+            r"line 2, column 'x_\(3, 4\)': '256' is not an integer pixel in 0-255",
+        ),
         (lambda d: d.assign(**{"p(class_2)": 0.9}), r"line 2: p\(class_1\) \+ p\(class_2\) is not a distribution"),
         (lambda d: d.assign(det_label=[1, 11, 1, 1, 1, 1]), r"line 3: det_label is not a digit"),
         (lambda d: d.assign(index=[1, 2, 3, 4, 1, 6]), r"line 6: index 1 repeats within its split"),
-        (lambda d: d.assign(split="validation"), r"no rows with split in \['train'\] \(splits found: \['validation'\]\)"),
+        (
+            lambda d: d.assign(split="validation"),
+            r"no rows with split in \['train'\] \(splits found: \['validation'\]\)",
+        ),
     ],
 )
 def test_malformed_weiss_csv_is_named(tmp_path, edit, problem):
@@ -434,6 +488,7 @@ def test_malformed_weiss_csv_is_named(tmp_path, edit, problem):
 
 # -------------------------------------------------------------------- writing
 
+
 def test_write_corpus_applies_the_limit_and_records_metadata(tmp_path):
     paths, sums = small_mnist(tmp_path, n_train=6, n_test=4)
     table = sources.mnist_from_idx(paths, sums)
@@ -441,5 +496,10 @@ def test_write_corpus_applies_the_limit_and_records_metadata(tmp_path):
     written = io.read_images(tmp_path / "out.parquet")
     assert written.num_rows == 6
     meta = io.read_metadata(tmp_path / "out.parquet")
-    assert meta == {"corpus": "mnist", "origin": "download", "limit_per_split": 3, "n_images": 6,
-                    "n_per_split": {"train": 3, "test": 3}}
+    assert meta == {
+        "corpus": "mnist",
+        "origin": "download",
+        "limit_per_split": 3,
+        "n_images": 6,
+        "n_per_split": {"train": 3, "test": 3},
+    }

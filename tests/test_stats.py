@@ -47,8 +47,19 @@ def test_paired_comparisons_direction_and_family():
     rows = []
     for seed in range(4):
         for target, kl in (("human_uncertainty", 0.5), ("human_majority", 0.9)):
-            rows.append(dict(corpus="mnist", model="lenet", target=target, seed=seed, split="test",
-                             eval_set="human_soft", stratum="HLV", metric="kl", value=kl + 0.01 * seed * (target == "human_majority")))
+            rows.append(
+                dict(
+                    corpus="mnist",
+                    model="lenet",
+                    target=target,
+                    seed=seed,
+                    split="test",
+                    eval_set="human_soft",
+                    stratum="HLV",
+                    metric="kl",
+                    value=kl + 0.01 * seed * (target == "human_majority"),
+                )
+            )
     tests = S.paired_comparisons(pd.DataFrame(rows), [("human_uncertainty", "human_majority")], alpha=0.05)
     row = tests.iloc[0]
     assert row["improved"] and row["significant"] and row["mean_diff"] < 0
@@ -56,6 +67,7 @@ def test_paired_comparisons_direction_and_family():
 
 
 # ------------------------------------------- post-hoc views: controls and temperature (issue 15)
+
 
 def posthoc_frames(targets=("human_uncertainty", "label_smoothing", "human_majority"), seeds=range(4)):
     """Per-run frames as evaluate_runs writes them: metrics, metrics after T, selective, disagreement."""
@@ -68,8 +80,8 @@ def posthoc_frames(targets=("human_uncertainty", "label_smoothing", "human_major
         metrics.append(run | dict(eval_set="human_soft", stratum="HLV", metric="kl", value=kl))
         scaled.append(run | dict(eval_set="human_soft", stratum="HLV", metric="kl", value=kl - 0.1 - 0.001 * seed))
         for cal in ("none", "temperature"):
-            selective.append(run | dict(calibration=cal, stratum="all", metric="aurc", value=rng.uniform(0, .1)))
-            disagreement.append(run | dict(calibration=cal, metric="hlv_auroc", value=rng.uniform(.5, 1)))
+            selective.append(run | dict(calibration=cal, stratum="all", metric="aurc", value=rng.uniform(0, 0.1)))
+            disagreement.append(run | dict(calibration=cal, metric="hlv_auroc", value=rng.uniform(0.5, 1)))
     return [pd.DataFrame(f) for f in (metrics, scaled, selective, disagreement)]
 
 
@@ -84,10 +96,15 @@ def test_posthoc_long_labels_calibration_and_reference():
 
 def test_all_paired_tests_families_and_before_after_by_hand():
     long = S.posthoc_long(*posthoc_frames())
-    tests = S.all_paired_tests(long, paper=[("human_uncertainty", "human_majority")],
-                               controls=[("human_uncertainty", "label_smoothing"),
-                                         ("human_uncertainty", "human_shuffled")],  # not trained: skipped
-                               alpha=0.05)
+    tests = S.all_paired_tests(
+        long,
+        paper=[("human_uncertainty", "human_majority")],
+        controls=[
+            ("human_uncertainty", "label_smoothing"),
+            ("human_uncertainty", "human_shuffled"),
+        ],  # not trained: skipped
+        alpha=0.05,
+    )
     assert set(tests["family"]) == {"paper", "controls", "temperature"}
     assert "human_shuffled" not in set(tests["control"])
     kl = tests[(tests["metric"] == "kl") & (tests["calibration"] == "none")].set_index("family")
@@ -95,8 +112,9 @@ def test_all_paired_tests_families_and_before_after_by_hand():
     assert kl.loc["controls", "mean_diff"] == pytest.approx(-0.3) and kl.loc["controls", "p_t"] < 1e-10
     assert kl.loc["controls", "improved"] and kl.loc["controls", "significant"]
     # after - before T on KL: -0.1 - 0.001 * seed, seeds 0..3 -> mean -0.1015, as ttest_rel says
-    after = tests[(tests["family"] == "temperature") & (tests["metric"] == "kl")
-                  & (tests["treatment"] == "label_smoothing")].iloc[0]
+    after = tests[
+        (tests["family"] == "temperature") & (tests["metric"] == "kl") & (tests["treatment"] == "label_smoothing")
+    ].iloc[0]
     assert after["calibration"] == S.AFTER_T and after["control"] == "label_smoothing"
     assert after["mean_diff"] == pytest.approx(-0.1015)
     d = -0.1 - 0.001 * np.arange(4)
@@ -106,8 +124,10 @@ def test_all_paired_tests_families_and_before_after_by_hand():
     assert len(fam) == 3 and fam["p_holm"].tolist() == pytest.approx(S.holm(fam["p_t"].to_numpy()).tolist())
     # the paper family's p-values do not move when the controls family is added or dropped
     alone = S.all_paired_tests(long, paper=[("human_uncertainty", "human_majority")], controls=[], alpha=0.05)
-    pd.testing.assert_series_equal(alone.query("family == 'paper'")["p_holm"].reset_index(drop=True),
-                                   tests.query("family == 'paper'")["p_holm"].reset_index(drop=True))
+    pd.testing.assert_series_equal(
+        alone.query("family == 'paper'")["p_holm"].reset_index(drop=True),
+        tests.query("family == 'paper'")["p_holm"].reset_index(drop=True),
+    )
 
 
 def test_all_paired_tests_when_nothing_can_be_compared():

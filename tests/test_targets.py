@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softdigits import targets
+from softdigits import study_table, targets
 from softdigits.io import DataContractError
 
 
@@ -15,14 +15,21 @@ def study(rows: list[tuple[str, int, list[float]]]) -> targets.Study:
     n = len(rows)
     soft = np.zeros((n, 11))
     for i, (_, _, label) in enumerate(rows):
-        soft[i, :len(label)] = label
+        soft[i, : len(label)] = label
     majority = np.array([c for _, c, _ in rows])
-    return targets.Study(
-        path="hand.parquet", image_id=np.array([f"img{i}" for i in range(n)], dtype=object),
-        split=np.array([s for s, _, _ in rows], dtype=object), pixels=np.zeros((n, 784), np.uint8),
-        vectors={"label_dist": np.eye(10)[np.minimum(majority, 9)], "soft_label": soft,
-                 "soft_label_yes_unc_equal": soft},
-        soft_label_argmax=majority, labels_origin="simulated")
+    return study_table.Study(
+        path="hand.parquet",
+        image_id=np.array([f"img{i}" for i in range(n)], dtype=object),
+        split=np.array([s for s, _, _ in rows], dtype=object),
+        pixels=np.zeros((n, 784), np.uint8),
+        vectors={
+            "label_dist": np.eye(10)[np.minimum(majority, 9)],
+            "soft_label": soft,
+            "soft_label_yes_unc_equal": soft,
+        },
+        soft_label_argmax=majority,
+        labels_origin="simulated",
+    )
 
 
 def hand_entropy(p):
@@ -36,8 +43,14 @@ def hand_entropy(p):
 def test_epsilon_matches_the_mean_human_entropy_of_two_train_images():
     # Train: 0.8/0.2 on digits 3/5 and 0.5/0.5 on digits 7/1. By hand:
     # H1 = -(0.8 ln 0.8 + 0.2 ln 0.2) = 0.500402, H2 = ln 2 = 0.693147, mean 0.596775.
-    s = study([("train", 3, [0, 0, 0, 0.8, 0, 0.2]), ("train", 7, [0, 0.5, 0, 0, 0, 0, 0, 0.5]),
-               ("val", 2, [0, 0, 1.0]), ("test", 4, [0, 0, 0, 0, 1.0])])
+    s = study(
+        [
+            ("train", 3, [0, 0, 0, 0.8, 0, 0.2]),
+            ("train", 7, [0, 0.5, 0, 0, 0, 0, 0, 0.5]),
+            ("val", 2, [0, 0, 1.0]),
+            ("test", 4, [0, 0, 0, 0, 1.0]),
+        ]
+    )
     built = targets.build_targets(s, "label_smoothing", "renormalise")
     assert built.details["matched_mean_entropy"] == pytest.approx(0.596775, abs=1e-6)
     eps = built.details["epsilon"]
@@ -57,14 +70,16 @@ def test_epsilon_ignores_val_and_test_labels_and_not_a_digit_mass():
     base = [("train", 3, [0, 0, 0, 0.8, 0, 0.2]), ("train", 7, [0, 0.5, 0, 0, 0, 0, 0, 0.5])]
     a = targets.build_targets(study(base + [("val", 2, [0.1] * 10)]), "label_smoothing", "renormalise")
     # A not-a-digit share is dropped before the entropy, as training drops it.
-    b = targets.build_targets(study([("train", 3, [0, 0, 0, 0.4, 0, 0.1, 0, 0, 0, 0, 0.5]), base[1]]),
-                              "label_smoothing", "renormalise")
+    b = targets.build_targets(
+        study([("train", 3, [0, 0, 0, 0.4, 0, 0.1, 0, 0, 0, 0, 0.5]), base[1]]), "label_smoothing", "renormalise"
+    )
     assert a.details["epsilon"] == pytest.approx(b.details["epsilon"], abs=1e-12)
 
 
 def test_a_not_a_digit_majority_has_no_smoothed_target():
-    s = study([("train", 3, [0, 0, 0, 0.9, 0.1]), ("train", 10, [0, 0, 0.3, 0, 0, 0, 0, 0, 0, 0, 0.7]),
-               ("val", 1, [0, 1.0])])
+    s = study(
+        [("train", 3, [0, 0, 0, 0.9, 0.1]), ("train", 10, [0, 0, 0.3, 0, 0, 0, 0, 0, 0, 0, 0.7]), ("val", 1, [0, 1.0])]
+    )
     built = targets.build_targets(s, "label_smoothing", "renormalise")
     assert built.usable.tolist() == [True, False, True]
     assert not built.values[1].any()
@@ -95,8 +110,11 @@ SHUFFLE_ROWS = (
 
 def shuffled(seed=0, rows=SHUFFLE_ROWS, mode="renormalise"):
     s = study(rows)
-    return s, targets.build_targets(s, "human_uncertainty", mode), targets.build_targets(
-        s, "human_shuffled", mode, shuffle_seed=seed)
+    return (
+        s,
+        targets.build_targets(s, "human_uncertainty", mode),
+        targets.build_targets(s, "human_shuffled", mode, shuffle_seed=seed),
+    )
 
 
 def test_shuffle_keeps_each_class_label_multiset_and_its_entropies():
@@ -138,8 +156,12 @@ def test_shuffle_is_seeded():
 
 def test_shuffle_carries_unusable_labels_along():
     # Majority not-a-digit: one label has digit mass, one none; under renormalise they swap.
-    rows = [("train", 10, [0, 0, 0.2, 0, 0, 0, 0, 0, 0, 0, 0.8]), ("train", 10, [0] * 10 + [1.0]),
-            ("train", 2, [0, 0, 1.0]), ("val", 2, [0, 0, 1.0])]
+    rows = [
+        ("train", 10, [0, 0, 0.2, 0, 0, 0, 0, 0, 0, 0, 0.8]),
+        ("train", 10, [0] * 10 + [1.0]),
+        ("train", 2, [0, 0, 1.0]),
+        ("val", 2, [0, 0, 1.0]),
+    ]
     _, human, control = shuffled(0, rows)
     assert human.usable.tolist() == [True, False, True, True]
     assert control.usable.tolist() == [False, True, True, True]

@@ -10,7 +10,13 @@ import torch
 
 from softdigits.models import build_model
 from softdigits.training import (
-    TrainSettings, evaluate, fit, normalise, pixel_stats, predict, soft_cross_entropy,
+    TrainSettings,
+    evaluate,
+    fit,
+    normalise,
+    pixel_stats,
+    predict,
+    soft_cross_entropy,
 )
 
 
@@ -109,8 +115,14 @@ def test_same_seed_same_run_and_other_seed_differs():
     x, y = blobs(96, 0)
 
     def run(seed):
-        result = fit(build_model("deeper_ffn", seed), x, y, TrainSettings(max_epochs=2, batch_size=16), seed=seed,
-                     track_dynamics=True)
+        result = fit(
+            build_model("deeper_ffn", seed),
+            x,
+            y,
+            TrainSettings(max_epochs=2, batch_size=16),
+            seed=seed,
+            track_dynamics=True,
+        )
         return result.train_probs
 
     a, b, c = run(0), run(0), run(1)

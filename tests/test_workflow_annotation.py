@@ -20,12 +20,15 @@ from softdigits import io
 
 pytestmark = pytest.mark.workflow
 
-RULES = ["annotation_export", "annotation_simulate", "aggregate_labels", "study_table",
-         "dataset_stats"]
-TARGETS = ["results/study/mnist.parquet", "results/study/mukhoti.parquet",
-           "results/tables/table1.md", "results/tables/table1_vs_paper.md",
-           "results/tables/annotations_per_image.md",
-           "results/tables/appendix_b_correlations.md"]
+RULES = ["annotation_export", "annotation_simulate", "aggregate_labels", "study_table", "dataset_stats"]
+TARGETS = [
+    "results/study/mnist.parquet",
+    "results/study/mukhoti.parquet",
+    "results/tables/table1.md",
+    "results/tables/table1_vs_paper.md",
+    "results/tables/annotations_per_image.md",
+    "results/tables/appendix_b_correlations.md",
+]
 
 
 def write_upstream(workdir):
@@ -40,9 +43,16 @@ def write_upstream(workdir):
     ids = make_corpus("mukhoti", 200, 1).column("image_id").to_pylist()
     parents = [list(rng.choice(10, 2, replace=False)) for _ in ids]
     weights = [list(rng.dirichlet([1.0, 1.0]).astype(np.float32)) for _ in ids]
-    records = pd.DataFrame({"image_id": ids, "parent_image_ids": [["x", "y"]] * len(ids),
-                            "parent_labels": parents, "mix_weights": weights,
-                            "entropy": 0.5, "mutual_information": 0.01})
+    records = pd.DataFrame(
+        {
+            "image_id": ids,
+            "parent_image_ids": [["x", "y"]] * len(ids),
+            "parent_labels": parents,
+            "mix_weights": weights,
+            "entropy": 0.5,
+            "mutual_information": 0.01,
+        }
+    )
     io.write_table(records, results / "generator" / "mukhoti_records.parquet")
 
 
@@ -83,8 +93,7 @@ def test_default_origin_runs_simulated_campaign_to_tables(annotated):
     assert np.allclose(table1["nohlv_pct"] + table1["hlv_pct"], 100.0)
     assert "SIMULATED" in (results / "tables" / "table1.md").read_text()
     compare = pd.read_csv(results / "tables" / "table1_vs_paper.csv")
-    assert set(compare["source"]) == {"this run (simulated labels)",
-                                      "paper Table 1 (human annotators)"}
+    assert set(compare["source"]) == {"this run (simulated labels)", "paper Table 1 (human annotators)"}
     corr = pd.read_parquet(results / "tables" / "appendix_b_correlations.parquet")
     assert corr["spearman_rho"].notna().any()
     assert (results / "tables" / "annotations_per_image.png").stat().st_size > 1000
@@ -96,16 +105,19 @@ def test_simulation_is_deterministic(annotated, tmp_path):
     raw_path = annotated / "results" / "annotation" / "mnist" / "raw_annotations.parquet"
     first = pq.read_table(raw_path)
     config_panel = {  # the defaults of workflow_config.yaml, re-read to rerun the job here
-        **__import__("yaml").safe_load((annotated / "workflow_config.yaml").read_text())
-        ["annotation"]["simulation"]
+        **__import__("yaml").safe_load((annotated / "workflow_config.yaml").read_text())["annotation"]["simulation"]
     }
     again = tmp_path / "raw.parquet"
     annotator_simulation.run(
-        corpus="mnist", campaign_dir=annotated / "results/annotation/mnist/campaign",
+        corpus="mnist",
+        campaign_dir=annotated / "results/annotation/mnist/campaign",
         images_path=annotated / "results/dedup/mnist.parquet",
         gold_images_path=annotated / "results/dedup/mnist.parquet",
         reference_path=annotated / "results/dedup/mnist.parquet",
-        raw_out=again, simulation=config_panel, seed=0)
+        raw_out=again,
+        simulation=config_panel,
+        seed=0,
+    )
     assert pq.read_table(again).equals(first)
 
 
@@ -134,36 +146,54 @@ def set_annotation_config(workdir, text: str) -> None:
 
 def test_campaign_origin_imports_answers_and_names_bad_rows(workflow_copy):
     write_upstream(workflow_copy)
-    set_annotation_config(workflow_copy, """
+    set_annotation_config(
+        workflow_copy,
+        """
 annotation:
   origin: campaign
   campaign: {images_per_task: 23, gold_per_digit: 1}
   answers: {mnist: answers/mnist.csv, mukhoti: answers/mukhoti.parquet}
-""")
+""",
+    )
     rules = ["annotation_export", "annotation_import", "aggregate_labels", "study_table"]
     targets = ["results/study/mnist.parquet", "results/study/mukhoti.parquet"]
-    snakemake(workflow_copy, "--cores", "2", "--allowed-rules", "annotation_export", "--",
-              "results/annotation/mnist/campaign", "results/annotation/mukhoti/campaign")
+    snakemake(
+        workflow_copy,
+        "--cores",
+        "2",
+        "--allowed-rules",
+        "annotation_export",
+        "--",
+        "results/annotation/mnist/campaign",
+        "results/annotation/mukhoti/campaign",
+    )
     (workflow_copy / "answers").mkdir()
     for corpus in ("mnist", "mukhoti"):
         tasks = pd.read_csv(workflow_copy / f"results/annotation/{corpus}/campaign/tasks.csv")
         rows = []
-        for k, trial in enumerate(tasks.itertuples()):  # everyone says yes to the gold / digit 1
+        for trial in tasks.itertuples():  # everyone says yes to the gold / digit 1
             digit = trial.gold_label if trial.is_attention_check else 1
-            rows += [{"annotator_id": f"p-{trial.task_id}", "image_id": trial.image_id, "class": c,
-                      "response": "yes" if c == digit else "no",
-                      "is_attention_check": trial.is_attention_check,
-                      "reaction_time_ms": 700.0,
-                      "gold_label": trial.gold_label if trial.is_attention_check else None}
-                     for c in range(10)]
+            rows += [
+                {
+                    "annotator_id": f"p-{trial.task_id}",
+                    "image_id": trial.image_id,
+                    "class": c,
+                    "response": "yes" if c == digit else "no",
+                    "is_attention_check": trial.is_attention_check,
+                    "reaction_time_ms": 700.0,
+                    "gold_label": trial.gold_label if trial.is_attention_check else None,
+                }
+                for c in range(10)
+            ]
         answers = pd.DataFrame(rows)
         if corpus == "mnist":
             answers.loc[7, "response"] = "perhaps"
             answers.to_csv(workflow_copy / "answers/mnist.csv", index=False)
         else:
             answers.astype({"gold_label": "Int64"}).to_parquet(workflow_copy / "answers/mukhoti.parquet")
-    proc = snakemake(workflow_copy, "--cores", "1", "--keep-going", "--allowed-rules", *rules,
-                     "--", *targets, check=False)
+    proc = snakemake(
+        workflow_copy, "--cores", "1", "--keep-going", "--allowed-rules", *rules, "--", *targets, check=False
+    )
     assert proc.returncode != 0
     log = (workflow_copy / "results/logs/annotation_import/mnist.log").read_text()
     assert "answers/mnist.csv: row 8 (line 9): response 'perhaps' is not yes/no/unsure" in log
@@ -181,15 +211,27 @@ def test_released_origin_feeds_study_and_tables(workflow_copy):
     write_upstream(workflow_copy)
     images = make_corpus("mnist", 300, 0)
     released_fixture(workflow_copy / "released.parquet", images)
-    set_annotation_config(workflow_copy, """
+    set_annotation_config(
+        workflow_copy,
+        """
 annotation:
   origin: released
   released_file: released.parquet
-""")
+""",
+    )
     config = workflow_copy / "workflow_config.yaml"
     config.write_text(config.read_text().replace("corpora: [mnist, mukhoti]", "corpora: [mnist]"))
-    snakemake(workflow_copy, "--cores", "2", "--allowed-rules", "study_table", "dataset_stats",
-              "--", "results/study/mnist.parquet", "results/tables/table1.md")
+    snakemake(
+        workflow_copy,
+        "--cores",
+        "2",
+        "--allowed-rules",
+        "study_table",
+        "dataset_stats",
+        "--",
+        "results/study/mnist.parquet",
+        "results/tables/table1.md",
+    )
     study_path = workflow_copy / "results/study/mnist.parquet"
     assert io.read_metadata(study_path)["labels_origin"] == "released"
     assert pq.read_table(study_path).num_rows == 7

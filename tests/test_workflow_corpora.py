@@ -15,16 +15,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import copy_workflow, dry_run_jobs, snakemake
-from softdigits import io
 from test_sources import weiss_frame
+
+from softdigits import io
 
 pytestmark = pytest.mark.workflow
 
 OUTPUTS = [
-    "results/dedup/mnist.parquet", "results/dedup/weiss.parquet", "results/dedup/duplicates.parquet",
-    "results/dedup/duplicates.csv", "results/dedup/leakage.csv", "results/dedup/leakage.md",
+    "results/dedup/mnist.parquet",
+    "results/dedup/weiss.parquet",
+    "results/dedup/duplicates.parquet",
+    "results/dedup/duplicates.csv",
+    "results/dedup/leakage.csv",
+    "results/dedup/leakage.md",
 ]
 
 
@@ -101,8 +105,10 @@ def test_nothing_to_do_after_the_run(run):
     [
         ({"corpora": {"mnist": {"limit_per_split": 400}}}, {"corpus_mnist": 1, "dedup": 1}),
         ({"corpora": {"weiss": {"keep_splits": ["train"]}}}, {"corpus_weiss": 1, "dedup": 1}),
-        ({"corpora": {"weiss": {"files": {"csv": {"url": "file:///elsewhere/weiss.csv", "checksum": None}}}}},
-         {"download_file": 1, "corpus_weiss": 1, "dedup": 1}),
+        (
+            {"corpora": {"weiss": {"files": {"csv": {"url": "file:///elsewhere/weiss.csv", "checksum": None}}}}},
+            {"download_file": 1, "corpus_weiss": 1, "dedup": 1},
+        ),
         ({"dedup": {"near_duplicates": {"enabled": True}}}, {"dedup": 1}),
     ],
     ids=["mnist-limit", "weiss-splits", "weiss-url", "dedup-near"],
@@ -156,8 +162,9 @@ def test_every_download_origin_through_the_cli(tmp_path):
     # ARDIS's first training image is a copy of MNIST's first: a cross-corpus duplicate.
     import gzip
 
-    from softdigits.sources import parse_idx
     from test_sources import ardis_text
+
+    from softdigits.sources import parse_idx
 
     mnist_train = parse_idx(gzip.decompress(mnist_files["train_images"].read_bytes()), "images", "fixture")
     ardis_train = np.vstack([mnist_train[:1], rng.integers(0, 256, (3, 784))])
@@ -166,8 +173,11 @@ def test_every_download_origin_through_the_cli(tmp_path):
 
     config = {
         "corpora": {
-            "mnist": {"origin": "download", "idx_checksums": idx_checksums,
-                      "files": {name: spec(path) for name, path in mnist_files.items()}},
+            "mnist": {
+                "origin": "download",
+                "idx_checksums": idx_checksums,
+                "files": {name: spec(path) for name, path in mnist_files.items()},
+            },
             "mukhoti": {"origin": "download", "files": {name: spec(p) for name, p in mukhoti_files.items()}},
             "ardis": {"origin": "download", "files": {"archive": spec(mirror / "ARDIS_DATASET_IV.rar", None)}},
             "weiss": {"origin": "download", "files": {"csv": spec(mirror / "weiss.csv", "sha256")}},
@@ -177,8 +187,10 @@ def test_every_download_origin_through_the_cli(tmp_path):
     targets = [f"results/dedup/{c}.parquet" for c in ("mnist", "mukhoti", "ardis", "weiss")]
     snakemake(workdir, "--configfile", "config/test.yaml", "all.yaml", "--cores", "2", *targets)
 
-    counts = {c: io.read_images(workdir / f"results/corpora/{c}.parquet").num_rows
-              for c in ("mnist", "mukhoti", "ardis", "weiss")}
+    counts = {
+        c: io.read_images(workdir / f"results/corpora/{c}.parquet").num_rows
+        for c in ("mnist", "mukhoti", "ardis", "weiss")
+    }
     assert counts == {"mnist": 10, "mukhoti": 8, "ardis": 7, "weiss": 4}
     assert (workdir / "resources/checksums/ardis/ARDIS_DATASET_IV.rar.sha256").exists()
     assert not (workdir / "resources/checksums/weiss").exists()  # pinned: no lock needed
@@ -190,8 +202,10 @@ def test_every_download_origin_through_the_cli(tmp_path):
         ["ardis:train:0", "mnist:train:0", "cross_corpus_exact"]
     ]
     mukhoti = io.read_images(workdir / "results/dedup/mukhoti.parquet")
-    assert "sampled_labels" in mukhoti.column_names and io.read_metadata(
-        workdir / "results/dedup/mukhoti.parquet")["origin"] == "download"
+    assert (
+        "sampled_labels" in mukhoti.column_names
+        and io.read_metadata(workdir / "results/dedup/mukhoti.parquet")["origin"] == "download"
+    )
 
 
 def test_a_failed_redownload_keeps_the_verified_file(tmp_path):
@@ -207,10 +221,17 @@ def test_a_failed_redownload_keeps_the_verified_file(tmp_path):
     target = "resources/downloads/weiss/weiss.csv"
 
     def fetch(name: str, url: Path, checksum: str | None, check: bool = True):
-        (workdir / name).write_text(yaml.safe_dump({"corpora": {"mukhoti": {"origin": "off"}, "weiss": {
-            "origin": "download", "files": {"csv": {"url": url.as_uri(), "checksum": checksum}}}}}))
-        return snakemake(workdir, "--configfile", "config/test.yaml", name, "--cores", "1", target,
-                         check=check)
+        (workdir / name).write_text(
+            yaml.safe_dump(
+                {
+                    "corpora": {
+                        "mukhoti": {"origin": "off"},
+                        "weiss": {"origin": "download", "files": {"csv": {"url": url.as_uri(), "checksum": checksum}}},
+                    }
+                }
+            )
+        )
+        return snakemake(workdir, "--configfile", "config/test.yaml", name, "--cores", "1", target, check=check)
 
     fetch("first.yaml", mirror / "weiss.csv", None)
     sha = hashlib.sha256(good).hexdigest()

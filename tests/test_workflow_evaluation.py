@@ -16,18 +16,43 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
-
 from conftest import dry_run_jobs, snakemake
+
 from softdigits.io import vectors_column, write_json, write_table
 
 # the controls of issue 15 are in the fabricated grid, so the whole post-hoc path runs
-GRID = {"models": ["simple_ffn", "lenet"], "targets": ["original", "human_majority", "human_equal",
-                                                      "human_uncertainty", "label_smoothing", "human_shuffled"],
-        "seeds": [0, 1, 2], "not_a_digit": "renormalise"}
-EVAL_RULES = ["evaluate_runs", "evaluate_dynamics", "evaluate_summary", "table_results", "plot_data_maps",
-              "plot_jsd", "plot_reliability", "plot_risk_coverage", "plot_corpus_size", "findings"]
-TABLES = ["table2", "table3", "table4", "table9", "table10", "table_ece", "paired_tests", "table9_vs_paper",
-          "table4_vs_paper", "table_controls", "table_temperature", "table_selective"]
+GRID = {
+    "models": ["simple_ffn", "lenet"],
+    "targets": ["original", "human_majority", "human_equal", "human_uncertainty", "label_smoothing", "human_shuffled"],
+    "seeds": [0, 1, 2],
+    "not_a_digit": "renormalise",
+}
+EVAL_RULES = [
+    "evaluate_runs",
+    "evaluate_dynamics",
+    "evaluate_summary",
+    "table_results",
+    "plot_data_maps",
+    "plot_jsd",
+    "plot_reliability",
+    "plot_risk_coverage",
+    "plot_corpus_size",
+    "findings",
+]
+TABLES = [
+    "table2",
+    "table3",
+    "table4",
+    "table9",
+    "table10",
+    "table_ece",
+    "paired_tests",
+    "table9_vs_paper",
+    "table4_vs_paper",
+    "table_controls",
+    "table_temperature",
+    "table_selective",
+]
 
 
 def study_table(corpus: str, rng, n: int = 60) -> pd.DataFrame:
@@ -47,16 +72,25 @@ def study_table(corpus: str, rng, n: int = 60) -> pd.DataFrame:
     soft[0] = 0.0
     soft[0, 10] = 1.0  # one pure not-a-digit image
     hlv[0] = False
-    return pd.DataFrame({
-        "image_id": [f"{corpus}:x:{i}" for i in range(n)], "source": corpus, "split": split,
-        "label": label, "label_dist": list(label_dist.astype(np.float32)),
-        "soft_label": list(soft.astype(np.float32)), "soft_label_yes_unc_equal": list(soft.astype(np.float32)),
-        "soft_label_yes_only": list(soft.astype(np.float32)), "soft_label_argmax": soft.argmax(axis=1),
-        "human_uncert_mean": np.where(hlv, rng.uniform(0.05, 0.3, n), 0.0),
-        "pct_ann_unsure": np.where(hlv, rng.choice([1 / 6, 1 / 3, 1 / 2], n), 0.0),
-        "n_annotators": 6, "hlv": hlv, "simulated": True,
-        "pixels": list(rng.integers(0, 256, (n, 784), dtype=np.uint8)),
-    })
+    return pd.DataFrame(
+        {
+            "image_id": [f"{corpus}:x:{i}" for i in range(n)],
+            "source": corpus,
+            "split": split,
+            "label": label,
+            "label_dist": list(label_dist.astype(np.float32)),
+            "soft_label": list(soft.astype(np.float32)),
+            "soft_label_yes_unc_equal": list(soft.astype(np.float32)),
+            "soft_label_yes_only": list(soft.astype(np.float32)),
+            "soft_label_argmax": soft.argmax(axis=1),
+            "human_uncert_mean": np.where(hlv, rng.uniform(0.05, 0.3, n), 0.0),
+            "pct_ann_unsure": np.where(hlv, rng.choice([1 / 6, 1 / 3, 1 / 2], n), 0.0),
+            "n_annotators": 6,
+            "hlv": hlv,
+            "simulated": True,
+            "pixels": list(rng.integers(0, 256, (n, 784), dtype=np.uint8)),
+        }
+    )
 
 
 def fake_probs(reference: np.ndarray, rng, sharpness: float) -> np.ndarray:
@@ -73,30 +107,55 @@ def fabricate(workdir, corpora=("mnist", "mukhoti")) -> None:
         write_table(study, workdir / f"results/study/{corpus}.parquet", metadata={"labels_origin": "simulated"})
         soft = np.stack(study["soft_label"])[:, :10] + 1e-3
         majority = np.eye(10)[study["soft_label"].map(np.argmax).clip(0, 9)]
-        references = {"original": np.stack(study["label_dist"]), "human_majority": majority,
-                      "human_equal": soft, "human_uncertainty": soft,
-                      # the controls: uniform softness on the majority; soft labels of other images
-                      "label_smoothing": 0.8 * majority + 0.02, "human_shuffled": np.roll(soft, 1, axis=0)}
+        references = {
+            "original": np.stack(study["label_dist"]),
+            "human_majority": majority,
+            "human_equal": soft,
+            "human_uncertainty": soft,
+            # the controls: uniform softness on the majority; soft labels of other images
+            "label_smoothing": 0.8 * majority + 0.02,
+            "human_shuffled": np.roll(soft, 1, axis=0),
+        }
         evaluated = study["split"].isin(["val", "test"]).to_numpy()
         train = (study["split"] == "train").to_numpy()
         for model, target, seed in itertools.product(GRID["models"], GRID["targets"], GRID["seeds"]):
             run = workdir / f"results/training/{corpus}/{model}/{target}/seed{seed}"
             ref = references[target]
-            write_table(pa.table({
-                "image_id": study.loc[evaluated, "image_id"].to_numpy(), "split": study.loc[evaluated, "split"].to_numpy(),
-                "probs": vectors_column(fake_probs(ref[evaluated], rng, 1.0))}), run / "test_performance_predictions.parquet")
+            write_table(
+                pa.table(
+                    {
+                        "image_id": study.loc[evaluated, "image_id"].to_numpy(),
+                        "split": study.loc[evaluated, "split"].to_numpy(),
+                        "probs": vectors_column(fake_probs(ref[evaluated], rng, 1.0)),
+                    }
+                ),
+                run / "test_performance_predictions.parquet",
+            )
             epochs = np.arange(1, 8)
             probs = np.concatenate([fake_probs(ref[train], rng, e / 7) for e in epochs])
-            write_table(pa.table({
-                "epoch": np.repeat(epochs, train.sum()), "image_id": np.tile(study.loc[train, "image_id"].to_numpy(), len(epochs)),
-                "probs": vectors_column(probs)}), run / "dynamics_predictions.parquet")
-            history = pd.DataFrame({"epoch": epochs, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0,
-                                    "val_acc": 0.5, "lr": 1e-3})
+            write_table(
+                pa.table(
+                    {
+                        "epoch": np.repeat(epochs, train.sum()),
+                        "image_id": np.tile(study.loc[train, "image_id"].to_numpy(), len(epochs)),
+                        "probs": vectors_column(probs),
+                    }
+                ),
+                run / "dynamics_predictions.parquet",
+            )
+            history = pd.DataFrame(
+                {"epoch": epochs, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 1e-3}
+            )
             write_table(history, run / "test_performance_history.parquet")
             write_table(history, run / "dynamics_history.parquet")
             write_json({"seed": seed}, run / "manifest.json")
-    runs = pd.DataFrame([{"samples_per_digit": n, "repetition": r, "test_accuracy": 0.9 + 0.01 * np.log(n / 50) + 0.002 * r}
-                         for n in (50, 100, 150) for r in range(3)])
+    runs = pd.DataFrame(
+        [
+            {"samples_per_digit": n, "repetition": r, "test_accuracy": 0.9 + 0.01 * np.log(n / 50) + 0.002 * r}
+            for n in (50, 100, 150)
+            for r in range(3)
+        ]
+    )
     write_table(runs, workdir / "results/corpus_size/runs.parquet")
 
 
@@ -112,11 +171,21 @@ def with_fabricated_grid(workdir) -> None:
 def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     with_fabricated_grid(workflow_copy)
     fabricate(workflow_copy)
-    targets = ["results/findings.md", "results/findings.json"] + [f"results/tables/{t}.csv" for t in TABLES] + [
-        "results/figures/table5_curve.png", "results/figures/jsd_mnist.png", "results/figures/reliability_mukhoti.png",
-        "results/figures/data_maps/mukhoti/lenet.png", "results/figures/risk_coverage_mnist.png",
-        "results/figures/risk_coverage_mukhoti.png"]
-    snakemake(workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets)
+    targets = (
+        ["results/findings.md", "results/findings.json"]
+        + [f"results/tables/{t}.csv" for t in TABLES]
+        + [
+            "results/figures/table5_curve.png",
+            "results/figures/jsd_mnist.png",
+            "results/figures/reliability_mukhoti.png",
+            "results/figures/data_maps/mukhoti/lenet.png",
+            "results/figures/risk_coverage_mnist.png",
+            "results/figures/risk_coverage_mukhoti.png",
+        ]
+    )
+    snakemake(
+        workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets
+    )
     for path in targets:
         assert (workflow_copy / path).stat().st_size > 0, path
     metrics = pd.read_parquet(workflow_copy / "results/evaluation/metrics.parquet")
@@ -129,8 +198,9 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     assert "Not run" not in findings["findings"][4]["detail"]  # both controls were trained
     # issue 15: the controls as rows, T before/after, selective views, the three test families
     controls = pd.read_csv(workflow_copy / "results/tables/table_controls.csv")
-    assert controls["target"].tolist() == ["human_uncertainty", "label_smoothing", "human_shuffled",
-                                           "human_majority"] * 2
+    assert (
+        controls["target"].tolist() == ["human_uncertainty", "label_smoothing", "human_shuffled", "human_majority"] * 2
+    )
     temperature = pd.read_csv(workflow_copy / "results/tables/table_temperature.csv")
     assert "LeNet · after T" in temperature.columns and "T (fitted on val)" in set(temperature["metric"])
     selective = pd.read_csv(workflow_copy / "results/tables/table_selective.csv")
@@ -155,8 +225,17 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     # the labels sentence is a derived param: it must not make finished jobs rerun
     assert dry_run_jobs(workflow_copy, "--allowed-rules", *EVAL_RULES, "--", *targets) == {}
     # the report: one self-contained HTML file whose captions say the labels are simulated
-    snakemake(workflow_copy, "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime",
-              "--report", "results/report.html", "--", *targets)
+    snakemake(
+        workflow_copy,
+        "--allowed-rules",
+        *EVAL_RULES,
+        "--rerun-triggers",
+        "mtime",
+        "--report",
+        "results/report.html",
+        "--",
+        *targets,
+    )
     html = (workflow_copy / "results/report.html").read_text()
     assert "SIMULATED" in html and "Table 3" in html
     assert "Table 9 against the paper" in html and "Table 4 against the paper" in html
@@ -175,9 +254,14 @@ def test_fabricated_runs_without_the_controls_skip_their_rows(workflow_copy):
     overlay_path.write_text(yaml.safe_dump(overlay))
     fabricate(workflow_copy, corpora=("mnist", "mukhoti"))
     targets = ["results/findings.json", "results/tables/table_controls.md", "results/figures/risk_coverage_mnist.png"]
-    snakemake(workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets)
+    snakemake(
+        workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets
+    )
     tests = pd.read_parquet(workflow_copy / "results/evaluation/paired_tests.parquet")
-    assert "controls" not in set(tests["family"]) and not tests["control"].isin(["label_smoothing", "human_shuffled"]).any()
+    assert (
+        "controls" not in set(tests["family"])
+        and not tests["control"].isin(["label_smoothing", "human_shuffled"]).any()
+    )
     text = (workflow_copy / "results/tables/table_controls.md").read_text()
     assert "Not run (not in training.targets, so no row): label_smoothing, human_shuffled." in text
     findings = json.loads((workflow_copy / "results/findings.json").read_text())["findings"]

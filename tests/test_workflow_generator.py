@@ -13,17 +13,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import copy_workflow, dry_run_jobs, snakemake
+
 from softdigits import io, sources
 
 pytestmark = pytest.mark.workflow
 
 OUT = "results/generator"
 TARGETS = [
-    f"{OUT}/mukhoti_corpus.parquet", f"{OUT}/mukhoti_records.parquet", f"{OUT}/ensemble_accuracy.csv",
-    f"{OUT}/figures/samples_by_entropy.png", f"{OUT}/figures/entropy_histogram.png",
-    "results/corpora/mukhoti.parquet", "results/dedup/duplicates_vs_paper.csv",
+    f"{OUT}/mukhoti_corpus.parquet",
+    f"{OUT}/mukhoti_records.parquet",
+    f"{OUT}/ensemble_accuracy.csv",
+    f"{OUT}/figures/samples_by_entropy.png",
+    f"{OUT}/figures/entropy_histogram.png",
+    "results/corpora/mukhoti.parquet",
+    "results/dedup/duplicates_vs_paper.csv",
 ]
 
 
@@ -106,15 +110,37 @@ def test_nothing_to_do_after_the_run(run):
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"stratify": {"n_images": 500}}, {"generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1}),
-        ({"filter": {"max_mutual_information": 0.04}},
-         {"generator_pool": 1, "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1}),
-        ({"ensemble": {"epochs": 3}},
-         {"generator_ensemble_member": 3, "generator_ensemble": 1, "generator_pool": 1,
-          "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1}),
-        ({"vae": {"epochs": 3}},
-         {"generator_vae": 1, "generator_pool": 1, "generator_select": 1, "generator_figures": 1,
-          "corpus_mukhoti": 1, "dedup": 1}),
+        (
+            {"stratify": {"n_images": 500}},
+            {"generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1},
+        ),
+        (
+            {"filter": {"max_mutual_information": 0.04}},
+            {"generator_pool": 1, "generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1},
+        ),
+        (
+            {"ensemble": {"epochs": 3}},
+            {
+                "generator_ensemble_member": 3,
+                "generator_ensemble": 1,
+                "generator_pool": 1,
+                "generator_select": 1,
+                "generator_figures": 1,
+                "corpus_mukhoti": 1,
+                "dedup": 1,
+            },
+        ),
+        (
+            {"vae": {"epochs": 3}},
+            {
+                "generator_vae": 1,
+                "generator_pool": 1,
+                "generator_select": 1,
+                "generator_figures": 1,
+                "corpus_mukhoti": 1,
+                "dedup": 1,
+            },
+        ),
     ],
     ids=["n_images", "filter", "ensemble", "vae"],
 )

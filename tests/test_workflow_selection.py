@@ -14,15 +14,19 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import copy_workflow, dry_run_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
 TARGETS = [
-    "results/cartography/mnist/data_map.png", "results/cartography/mnist/regions.csv",
-    "results/selection/mnist.parquet", "results/selection/mnist_strata.csv", "results/selection/mnist_strata.md",
-    "results/corpus_size/runs.parquet", "results/tables/table5.md", "results/tables/table5.csv",
+    "results/cartography/mnist/data_map.png",
+    "results/cartography/mnist/regions.csv",
+    "results/selection/mnist.parquet",
+    "results/selection/mnist_strata.csv",
+    "results/selection/mnist_strata.md",
+    "results/corpus_size/runs.parquet",
+    "results/tables/table5.md",
+    "results/tables/table5.csv",
     "results/tables/table5.parquet",
 ]
 OVERLAY = {"study": {"corpora": ["mnist"]}, "corpora": {"mukhoti": {"origin": "off"}}}
@@ -50,8 +54,16 @@ def test_outputs_follow_their_contracts(run):
     assert dynamics.num_rows == 1000 * 10  # 1 seed x 10 epochs x 1,000 images (tiny config)
 
     data_map = pd.read_parquet(run / "results/cartography/mnist/data_map.parquet")
-    assert list(data_map.columns) == ["image_id", "digit", "gold", "confidence", "variability", "correctness",
-                                      "region", "mean_probs"]
+    assert list(data_map.columns) == [
+        "image_id",
+        "digit",
+        "gold",
+        "confidence",
+        "variability",
+        "correctness",
+        "region",
+        "mean_probs",
+    ]
     assert (data_map["gold"] == data_map["digit"]).all()  # MNIST on label_dist: gold = the original label
     assert len(data_map) == 1000 and data_map["image_id"].is_unique
     assert set(data_map["region"]) <= {"easy", "ambiguous", "hard", "other"}
@@ -80,8 +92,19 @@ def test_nothing_to_do_after_the_run(run):
 
 
 def test_a_threshold_change_reruns_regions_and_selection_not_the_training(run):
-    changed = {"corpora": {"mnist": {"epochs": 10, "thresholds": {
-        "confidence_high": 0.55, "confidence_low": 0.3, "variability_low": 0.25, "variability_high": 0.3}}}}
+    changed = {
+        "corpora": {
+            "mnist": {
+                "epochs": 10,
+                "thresholds": {
+                    "confidence_high": 0.55,
+                    "confidence_low": 0.3,
+                    "variability_low": 0.25,
+                    "variability_high": 0.3,
+                },
+            }
+        }
+    }
     jobs = dry_run_jobs(run, *overlay(run, "threshold.yaml", cartography=changed), "--cores", "1", *TARGETS)
     assert jobs.get("cartography_regions") == 1 and jobs.get("selection_solve") == 1
     assert jobs.get("cartography_plot") == 1
@@ -112,8 +135,15 @@ def test_an_infeasible_budget_fails_with_the_reason_and_no_output(run, tmp_path)
     workdir = copy_workflow(tmp_path / "workflow")
     copy_results(run, workdir)
     # (an easy minimum beyond the train budget is already refused by the config check)
-    changed = {"corpora": {"mnist": {"budget": {"train": 60, "val": 20, "test": 20}, "min_easy_per_digit_train": 3,
-                                     "min_per_region_split": {"easy": 10, "ambiguous": 10, "hard": 10}}}}
+    changed = {
+        "corpora": {
+            "mnist": {
+                "budget": {"train": 60, "val": 20, "test": 20},
+                "min_easy_per_digit_train": 3,
+                "min_per_region_split": {"easy": 10, "ambiguous": 10, "hard": 10},
+            }
+        }
+    }
     args = overlay(workdir, "infeasible.yaml", selection=changed)
     proc = snakemake(workdir, *args, "--cores", "1", "--touch", "results/cartography/mnist/data_map.parquet")
     proc = snakemake(workdir, *args, "--cores", "1", "results/selection/mnist.parquet", check=False)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import dry_run_jobs, snakemake
 from study_fixture import write_study
 
@@ -32,8 +31,13 @@ include: "rules/training.smk"
 rule all:
     input: training_targets()
 """
-OUTPUT_NAMES = ["test_performance_history.parquet", "test_performance_predictions.parquet",
-                "dynamics_history.parquet", "dynamics_predictions.parquet", "manifest.json"]
+OUTPUT_NAMES = [
+    "test_performance_history.parquet",
+    "test_performance_predictions.parquet",
+    "dynamics_history.parquet",
+    "dynamics_predictions.parquet",
+    "manifest.json",
+]
 
 
 def cell(model: str, target: str, seed: int, corpus: str = "mnist") -> Path:
@@ -44,8 +48,9 @@ def cell(model: str, target: str, seed: int, corpus: str = "mnist") -> Path:
 def training_workflow(workflow_copy: Path) -> Path:
     (workflow_copy / "Snakefile.training").write_text(TRAINING_ONLY)
     for seed, corpus in enumerate(study_corpora(workflow_copy)):
-        write_study(workflow_copy / f"results/study/{corpus}.parquet", seed=seed,
-                    sizes={"train": 150, "val": 40, "test": 40})
+        write_study(
+            workflow_copy / f"results/study/{corpus}.parquet", seed=seed, sizes={"train": 150, "val": 40, "test": 40}
+        )
     return workflow_copy
 
 
@@ -64,8 +69,16 @@ def set_training(workdir: Path, **changes) -> None:
 
 
 def train(workdir: Path, *cells: Path, args=(), check=True):
-    return snakemake(workdir, "-s", "Snakefile.training", "--cores", "2", *args,
-                     *[str(c / "manifest.json") for c in cells], check=check)
+    return snakemake(
+        workdir,
+        "-s",
+        "Snakefile.training",
+        "--cores",
+        "2",
+        *args,
+        *[str(c / "manifest.json") for c in cells],
+        check=check,
+    )
 
 
 def planned(workdir: Path, *cells: Path) -> dict[str, int]:
@@ -102,7 +115,7 @@ def test_one_cell_then_only_what_a_change_touches(training_workflow):
     set_training(wd, lr=1e-3)
     assert planned(wd, seed0) == {}
     # ... and so does a change to the code it runs.
-    grid_py = wd / "softdigits/grid.py"
+    grid_py = wd / "softdigits/train_run.py"
     grid_py.write_text(grid_py.read_text() + "\n# changed\n")
     assert planned(wd, seed0) == {"train_run": 1}
 
@@ -113,10 +126,19 @@ def test_killed_job_is_rerun_cleanly(training_workflow):
     wd = training_workflow
     set_training(wd, dynamics={"epochs": 300})  # a long regime 2, to kill the job inside it
     run = cell("lenet", "human_majority", 0)
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "-s", "Snakefile.training",
-           "--cores", "1", str(run / "manifest.json")]
-    proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        "config/test.yaml",
+        "-s",
+        "Snakefile.training",
+        "--cores",
+        "1",
+        str(run / "manifest.json"),
+    ]
+    proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     first = wd / run / "test_performance_predictions.parquet"
     try:
         deadline = time.monotonic() + 120

@@ -68,8 +68,10 @@ def ensure_packages() -> None:
         raise Skip(f"{', '.join(missing)} not installed and no apt-get on this machine")
     print(f"installing {' '.join(PACKAGES)} (missing: {', '.join(missing)})", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise Skip(f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
@@ -110,7 +112,9 @@ def node_size() -> tuple[int, int]:
 
 def slurm_conf(folder: Path, cpus: int, mem_mb: int) -> str:
     """A one-node cluster on 127.0.0.1 without accounting; every path inside `folder`."""
-    return MARKER + f"""\
+    return (
+        MARKER
+        + f"""\
 ClusterName=softdigits-smoke
 SlurmctldHost={NODE}
 SlurmUser=root
@@ -141,6 +145,7 @@ SchedulerType=sched/backfill
 NodeName={NODE} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName=smoke Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
+    )
 
 
 class Cluster:
@@ -161,23 +166,39 @@ class Cluster:
         self.conf.write_text(slurm_conf(self.folder, cpus, mem_mb))
         munge = self.folder / "munge"
         run(["mungekey", "--create", f"--keyfile={munge}/munge.key"])
-        self.spawn("munged", ["munged", "--foreground", "--force", f"--socket={munge}/munge.socket",
-                              f"--key-file={munge}/munge.key", f"--pid-file={munge}/munged.pid",
-                              f"--log-file={munge}/munged.log", f"--seed-file={munge}/munged.seed"])
+        self.spawn(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                "--force",
+                f"--socket={munge}/munge.socket",
+                f"--key-file={munge}/munge.key",
+                f"--pid-file={munge}/munged.pid",
+                f"--log-file={munge}/munged.log",
+                f"--seed-file={munge}/munged.seed",
+            ],
+        )
         self.wait_for("munge socket", lambda: (munge / "munge.socket").exists(), munge / "munged.log")
         self.spawn("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.conf)])
-        self.wait_for("slurmctld", lambda: "UP" in self.query(["scontrol", "ping"]),
-                      self.folder / "slurmctld.log")
+        self.wait_for("slurmctld", lambda: "UP" in self.query(["scontrol", "ping"]), self.folder / "slurmctld.log")
         self.spawn("slurmd", ["slurmd", "-D", "-N", NODE, "-f", str(self.conf)])
-        self.wait_for("slurmd (node idle)", lambda: self.query(["sinfo", "-h", "-o", "%T"]).strip() == "idle",
-                      self.folder / "slurmd.log")
-        print(f"one-node SLURM up: {cpus} CPUs, {mem_mb} MiB; PIDs "
-              + ", ".join(f"{name} {p.pid}" for name, p in self.procs.items()), flush=True)
+        self.wait_for(
+            "slurmd (node idle)",
+            lambda: self.query(["sinfo", "-h", "-o", "%T"]).strip() == "idle",
+            self.folder / "slurmd.log",
+        )
+        print(
+            f"one-node SLURM up: {cpus} CPUs, {mem_mb} MiB; PIDs "
+            + ", ".join(f"{name} {p.pid}" for name, p in self.procs.items()),
+            flush=True,
+        )
 
     def spawn(self, name: str, cmd: list[str]) -> None:
         log = open(self.folder / f"{name}.out", "w")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                            start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
 
     def query(self, cmd: list[str]) -> str:
         proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
@@ -219,7 +240,9 @@ class Cluster:
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise RuntimeError(
+            f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -264,7 +287,8 @@ def rule_requests(dry_run: str) -> dict[tuple[str, str], Request]:
         values = [kv.split("=", 1)[1] for kv in wildcards.group(1).split(", ")] if wildcards else []
         threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
         requests[(rule, "_".join(values))] = Request(
-            int(threads.group(1)) if threads else 1, int(res["mem_mb"]), int(res["runtime"]))
+            int(threads.group(1)) if threads else 1, int(res["mem_mb"]), int(res["runtime"])
+        )
     return requests
 
 
@@ -282,7 +306,9 @@ def grouped(requests: dict, groups: dict[str, str]) -> dict:
             out[(rule, wildcards)] = request
     for group, jobs in members.items():
         if len(jobs) != 1:
-            raise ValueError(f"group {group} has {len(jobs)} jobs in the smoke target: only one-member groups compare exactly")
+            raise ValueError(
+                f"group {group} has {len(jobs)} jobs in the smoke target: only one-member groups compare exactly"
+            )
         out[(f"group {group}", jobs[0][0])] = jobs[0][1]
     return out
 
@@ -304,14 +330,15 @@ def slurm_requests(scontrol: str, groups: dict[str, str]) -> dict[tuple[str, str
         key = group_names.get(key[0], key) if not key[1] else key
         if key in requests:
             raise ValueError(f"two SLURM jobs for {key}: each job must be submitted once")
-        requests[key] = Request(int(fields["NumCPUs"]), memory_mb(fields["MinMemoryNode"]),
-                                time_minutes(fields["TimeLimit"]))
+        requests[key] = Request(
+            int(fields["NumCPUs"]), memory_mb(fields["MinMemoryNode"]), time_minutes(fields["TimeLimit"])
+        )
     return requests
 
 
 def memory_mb(value: str) -> int:
     number, unit = re.fullmatch(r"(\d+)([MGT]?)", value).groups()
-    return int(number) * {"": 1, "M": 1, "G": 1024, "T": 1024 ** 2}[unit]
+    return int(number) * {"": 1, "M": 1, "G": 1024, "T": 1024**2}[unit]
 
 
 def time_minutes(value: str) -> int:
@@ -323,8 +350,12 @@ def time_minutes(value: str) -> int:
 
 def compare_requests(expected: dict, granted: dict) -> list[str]:
     """Problems: a job missing on either side, or CPUs/memory/time that differ."""
-    problems = [f"{rule} [{wc}]: in the dry run, never submitted to SLURM" for rule, wc in expected.keys() - granted.keys()]
-    problems += [f"{rule} [{wc}]: submitted to SLURM, not in the dry run" for rule, wc in granted.keys() - expected.keys()]
+    problems = [
+        f"{rule} [{wc}]: in the dry run, never submitted to SLURM" for rule, wc in expected.keys() - granted.keys()
+    ]
+    problems += [
+        f"{rule} [{wc}]: submitted to SLURM, not in the dry run" for rule, wc in granted.keys() - expected.keys()
+    ]
     for key in sorted(expected.keys() & granted.keys()):
         if expected[key] != granted[key]:
             problems.append(f"{key[0]} [{key[1]}]: rule asks {expected[key]}, SLURM job got {granted[key]}")
@@ -349,7 +380,9 @@ def compare_parquet(a: Path, b: Path) -> tuple[int, list[str]]:
     files_b = {p.relative_to(b) for p in (b / "results").rglob("*.parquet")}
     problems = [f"{p}: only in the local run" for p in sorted(files_a - files_b)]
     problems += [f"{p}: only in the SLURM run" for p in sorted(files_b - files_a)]
-    problems += [f"{p}: bytes differ" for p in sorted(files_a & files_b) if (a / p).read_bytes() != (b / p).read_bytes()]
+    problems += [
+        f"{p}: bytes differ" for p in sorted(files_a & files_b) if (a / p).read_bytes() != (b / p).read_bytes()
+    ]
     if not files_a & files_b:
         problems.append("no Parquet output to compare")
     return len(files_a & files_b), problems
@@ -373,10 +406,17 @@ def run_local(workdir: Path) -> float:
 def run_slurm(workdir: Path, cluster: Cluster) -> float:
     start = time.monotonic()
     try:
-        snakemake(workdir, "--workflow-profile", "profiles/slurm",
-                  # quick status checks for a quick test (the profile keeps the plugin's 40 s)
-                  "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
-                  env=cluster.env)
+        snakemake(
+            workdir,
+            "--workflow-profile",
+            "profiles/slurm",
+            # quick status checks for a quick test (the profile keeps the plugin's 40 s)
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--latency-wait",
+            "5",
+            env=cluster.env,
+        )
     except RuntimeError as err:
         logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
         raise RuntimeError("\n".join([str(err), *(tail(f, 30) for f in logs)])) from None

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from study_fixture import study_frame, write_study
 
-from softdigits import grid, io
+from softdigits import io, provenance, run_outputs, study_table, targets, train_run
 from softdigits.io import DataContractError
 from softdigits.training import pixel_stats
-from study_fixture import study_frame, write_study
 
 SMALL = {"train": 96, "val": 40, "test": 30}
 CONFIG = {
@@ -20,11 +20,16 @@ CONFIG = {
     "device": "cpu",
     "lr": 1e-3,
     "batch_size": 32,
-    "test_performance": {"max_epochs": 6, "early_stopping_patience": 2, "plateau_factor": 0.5,
-                         "plateau_patience": 1, "min_delta": 0.0},
+    "test_performance": {
+        "max_epochs": 6,
+        "early_stopping_patience": 2,
+        "plateau_factor": 0.5,
+        "plateau_patience": 1,
+        "min_delta": 0.0,
+    },
     "dynamics": {"epochs": 3},
 }
-CODE = [str(Path(grid.__file__).with_name(f"{m}.py")) for m in ("io", "models", "training", "grid")]
+CODE = [str(Path(train_run.__file__).with_name(f"{m}.py")) for m in ("io", "models", "training", "train_run")]
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +38,24 @@ def study_path(tmp_path_factory) -> Path:
 
 
 def outputs(folder: Path) -> dict[str, str]:
-    return {name: str(folder / (f"{name}.json" if name == "manifest" else f"{name}.parquet"))
-            for name in grid.OUTPUTS}
+    return {
+        name: str(folder / (f"{name}.json" if name == "manifest" else f"{name}.parquet"))
+        for name in run_outputs.OUTPUTS
+    }
 
 
 def run(study_path, folder, model="simple_ffn", target="human_uncertainty", seed=0, config=CONFIG):
     paths = outputs(folder)
-    grid.run(study_path=study_path, outputs=paths, model=model, target=target, seed=seed, config=config,
-             threads=1, code_files=CODE)
+    train_run.run(
+        study_path=study_path,
+        outputs=paths,
+        model=model,
+        target=target,
+        seed=seed,
+        config=config,
+        threads=1,
+        code_files=CODE,
+    )
     return paths
 
 
@@ -48,7 +63,7 @@ def run(study_path, folder, model="simple_ffn", target="human_uncertainty", seed
 
 
 def test_read_study_arrays(study_path):
-    study = grid.read_study(study_path)
+    study = study_table.read_study(study_path)
     n = sum(SMALL.values())
     assert study.pixels.shape == (n, 784) and study.pixels.dtype == np.uint8
     assert study.vectors["soft_label"].shape == (n, 11)
@@ -62,12 +77,10 @@ def small_frame():
 
 
 def test_read_study_names_a_missing_column(tmp_path):
-    from softdigits import annotation
-
     path = tmp_path / "bad.parquet"
-    io.write_table(annotation.study_arrow(small_frame()).drop_columns(["soft_label"]), path)
+    io.write_table(study_table.to_arrow(small_frame()).drop_columns(["soft_label"]), path)
     with pytest.raises(DataContractError, match=rf"{path}: study table lacks column\(s\) \['soft_label'\]"):
-        grid.read_study(path)
+        study_table.read_study(path)
 
 
 @pytest.mark.parametrize(
@@ -75,9 +88,16 @@ def test_read_study_names_a_missing_column(tmp_path):
     [
         ("split", "holdout", r"\(synthetic:train:3\): split 'holdout'"),
         ("soft_label_argmax", 11, r"\(synthetic:train:3\): soft_label_argmax 11 not in 0-10"),
-        ("soft_label_yes_unc_equal", np.array([-0.1] + [0.1] * 10),
-         r"\(synthetic:train:3\): soft_label_yes_unc_equal has a negative"),
-        ("soft_label", np.array([np.nan] + [0.1] * 10), r"\(synthetic:train:3\): soft_label has a negative or non-finite"),
+        (
+            "soft_label_yes_unc_equal",
+            np.array([-0.1] + [0.1] * 10),
+            r"\(synthetic:train:3\): soft_label_yes_unc_equal has a negative",
+        ),
+        (
+            "soft_label",
+            np.array([np.nan] + [0.1] * 10),
+            r"\(synthetic:train:3\): soft_label has a negative or non-finite",
+        ),
     ],
 )
 def test_read_study_errors_name_file_row_and_image(tmp_path, column, value, message):
@@ -86,7 +106,7 @@ def test_read_study_errors_name_file_row_and_image(tmp_path, column, value, mess
     frame.at[row, column] = value
     path = write_study(tmp_path / "bad.parquet", frame=frame)
     with pytest.raises(DataContractError, match=rf"bad.parquet: row \d+ {message}"):
-        grid.read_study(path)
+        study_table.read_study(path)
 
 
 # ------------------------------------------------------------------ targets
@@ -104,28 +124,28 @@ def tiny_study(tmp_path):
     frame["soft_label"] = [np.array(s) for s in soft]
     frame["soft_label_yes_unc_equal"] = [np.array(s) for s in soft]
     frame["soft_label_argmax"] = [1, 0, 10, 10]
-    return grid.read_study(write_study(tmp_path / "tiny.parquet", frame=frame))
+    return study_table.read_study(write_study(tmp_path / "tiny.parquet", frame=frame))
 
 
 def test_targets_renormalise_drop_not_a_digit_mass(tmp_path):
     study = tiny_study(tmp_path)
-    y, usable = grid.target_distributions(study, "human_uncertainty", "renormalise")
+    y, usable = targets.target_distributions(study, "human_uncertainty", "renormalise")
     assert usable.tolist() == [True, True, False, True]
     np.testing.assert_allclose(y[0][:3], [0.0, 0.6, 0.4])
     np.testing.assert_allclose(y[1][[0, 3]], [2 / 3, 1 / 3], rtol=1e-6)
     np.testing.assert_allclose(y[3][1], 1.0)
     np.testing.assert_allclose(y[usable].sum(axis=1), 1.0, rtol=1e-6)
-    y, usable = grid.target_distributions(study, "human_majority", "renormalise")
+    y, usable = targets.target_distributions(study, "human_majority", "renormalise")
     assert usable.tolist() == [True, True, False, False]  # a not-a-digit majority has no digit one-hot
     assert y[0].argmax() == 1 and y[0].max() == 1.0
 
 
 def test_targets_exclude_drop_not_a_digit_majorities_for_every_human_target(tmp_path):
     study = tiny_study(tmp_path)
-    for target in grid.HUMAN_TARGETS:
-        _, usable = grid.target_distributions(study, target, "exclude")
+    for target in targets.HUMAN_TARGETS:
+        _, usable = targets.target_distributions(study, target, "exclude")
         assert usable.tolist() == [True, True, False, False], target
-    y, usable = grid.target_distributions(study, "original", "exclude")
+    y, usable = targets.target_distributions(study, "original", "exclude")
     assert usable.all()
     np.testing.assert_array_equal(y, study.vectors["label_dist"].astype(np.float32))
 
@@ -133,15 +153,15 @@ def test_targets_exclude_drop_not_a_digit_majorities_for_every_human_target(tmp_
 def test_unknown_target_and_mode_are_named(tmp_path):
     study = tiny_study(tmp_path)
     with pytest.raises(ValueError, match="'smoothed'"):
-        grid.target_distributions(study, "smoothed", "renormalise")
+        targets.target_distributions(study, "smoothed", "renormalise")
     with pytest.raises(ValueError, match="'drop'"):
-        grid.target_distributions(study, "original", "drop")
+        targets.target_distributions(study, "original", "drop")
 
 
 def test_regime_settings_follow_the_config():
-    tp = grid.regime_settings(CONFIG, "test_performance")
+    tp = train_run.regime_settings(CONFIG, "test_performance")
     assert (tp.max_epochs, tp.early_stopping_patience, tp.plateau_factor, tp.plateau_patience) == (6, 2, 0.5, 1)
-    dyn = grid.regime_settings(CONFIG, "dynamics")
+    dyn = train_run.regime_settings(CONFIG, "dynamics")
     assert (dyn.max_epochs, dyn.early_stopping_patience, dyn.plateau_factor) == (3, None, None)
     assert dyn.batch_size == tp.batch_size == 32
 
@@ -151,11 +171,11 @@ def test_regime_settings_follow_the_config():
 
 def test_run_writes_every_output_in_its_contract(study_path, tmp_path):
     paths = run(study_path, tmp_path / "run")
-    study = grid.read_study(study_path)
-    y, usable = grid.target_distributions(study, "human_uncertainty", "renormalise")
+    study = study_table.read_study(study_path)
+    y, usable = targets.target_distributions(study, "human_uncertainty", "renormalise")
     train = study.rows("train") & usable
 
-    for regime in grid.REGIMES:
+    for regime in train_run.REGIMES:
         history = pq.read_table(paths[f"{regime}_history"]).to_pandas()
         assert list(history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
         assert history[["train_loss", "val_loss"]].notna().all().all()
@@ -190,7 +210,7 @@ def test_run_writes_every_output_in_its_contract(study_path, tmp_path):
     assert 1 <= tp["best_epoch"] <= tp["epochs_trained"] <= 6
     assert manifest["regimes"]["dynamics"]["epochs_trained"] == 3
     assert manifest["device"] == "cpu" and manifest["threads"] == 1
-    assert set(manifest["code_fingerprint"]["files"]) == {"io.py", "models.py", "training.py", "grid.py"}
+    assert set(manifest["code_fingerprint"]["files"]) == {"io.py", "models.py", "training.py", "train_run.py"}
     assert "torch" in manifest["libraries"]
 
 
@@ -208,7 +228,7 @@ def test_same_config_and_seed_give_byte_identical_predictions(study_path, tmp_pa
 
 def test_exclude_mode_trains_on_fewer_images(study_path, tmp_path):
     paths = run(study_path, tmp_path / "ex", target="human_equal", config={**CONFIG, "not_a_digit": "exclude"})
-    study = grid.read_study(study_path)
+    study = study_table.read_study(study_path)
     expected = study.rows("train") & (study.soft_label_argmax != 10)
     manifest = json.loads(Path(paths["manifest"]).read_text())
     assert manifest["data"]["n_train"] == expected.sum()
@@ -230,17 +250,17 @@ def test_code_fingerprint_changes_with_the_code(tmp_path):
     a, b = tmp_path / "a.py", tmp_path / "b.py"
     a.write_text("x = 1\n")
     b.write_text("y = 2\n")
-    first = grid.code_fingerprint([str(a), str(b)])
-    assert first == grid.code_fingerprint([str(b), str(a)])  # order does not matter
+    first = provenance.code_fingerprint([str(a), str(b)])
+    assert first == provenance.code_fingerprint([str(b), str(a)])  # order does not matter
     a.write_text("x = 2\n")
-    assert grid.code_fingerprint([str(a), str(b)])["sha256"] != first["sha256"]
+    assert provenance.code_fingerprint([str(a), str(b)])["sha256"] != first["sha256"]
 
 
 def test_control_targets_train_and_record_how_they_were_built(study_path, tmp_path):
-    study = grid.read_study(study_path)
+    study = study_table.read_study(study_path)
     paths = run(study_path, tmp_path / "ls", target="label_smoothing")
     details = json.loads(Path(paths["manifest"]).read_text())["data"]["target_details"]
-    y, usable = grid.target_distributions(study, "human_uncertainty", "renormalise")
+    y, usable = targets.target_distributions(study, "human_uncertainty", "renormalise")
     train = study.rows("train") & usable
     p = y[train].astype(np.float64)
     mean_entropy = float(np.mean(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=1)))

@@ -1,7 +1,6 @@
-"""One cell of the training grid: a (corpus, model, target, seed) in both regimes.
+"""Rule train_run: one cell of the training grid, a (corpus, model, target, seed), in both regimes.
 
-- `read_study`, `target_distributions` (from targets.py, torch-free, shared with
-  evaluation): the study table's arrays and each label regime's targets.
+- the study table (`study_table.read_study`) and the regime's targets (`targets.build_targets`).
 - `prepare_cell`: those images as normalised tensors on the device.
 - `train_regime`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
   best checkpoint, predictions for every val and test image) or regime 2
@@ -14,45 +13,22 @@ for two trainings (see bench/training_speed.py for the measured share).
 
 from __future__ import annotations
 
-import hashlib
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import torch
 
-from softdigits import io
+from softdigits import io, provenance
 from softdigits.io import DataContractError
 from softdigits.models import build_model
-from softdigits.targets import (  # noqa: F401  (grid.X stays the training stage's one import)
-    CONTROL_TARGETS, HUMAN_TARGETS, NOT_A_DIGIT_MODES, SPLITS, TARGET_COLUMNS, Study, build_targets,
-    read_study, target_distributions,
-)
+from softdigits.run_outputs import dynamics_table, history_table, predictions_table, write_output
+from softdigits.study_table import Study, read_study
+from softdigits.targets import build_targets
 from softdigits.training import TrainSettings, fit, normalise, pixel_stats, predict, resolve_device
 
 REGIMES = ("test_performance", "dynamics")
-OUTPUTS = (
-    "test_performance_history",
-    "test_performance_predictions",
-    "dynamics_history",
-    "dynamics_predictions",
-    "manifest",
-)
-# Probabilities of every training image in every epoch are the bulk of the grid's
-# output; byte-stream-split float encoding + zstd store them ~30% smaller than the
-# default (snappy), losslessly (measured on a 40-epoch LeNet run).
-DYNAMICS_PARQUET = {"compression": "zstd", "use_dictionary": ["image_id"],
-                    "use_byte_stream_split": ["probs.list.element"]}
-
-
-# ------------------------------------------------------------------ study table
-
-
 # ------------------------------------------------------------------- settings
 
 
@@ -102,8 +78,9 @@ class Cell:
     info: dict  # counts and normalisation statistics, for the manifest
 
 
-def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.device, *,
-                 shuffle_seed: int | None = None) -> Cell:
+def prepare_cell(
+    study: Study, target: str, not_a_digit: str, device: torch.device, *, shuffle_seed: int | None = None
+) -> Cell:
     """Targets, the usable train/val images and the normalised tensors of one target.
 
     Validation targets are of the same kind as the training targets and follow
@@ -136,8 +113,17 @@ def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.devi
         "normalisation": {"mean": mean, "std": std},
         "target_details": built.details,  # a control's epsilon or shuffle; {} for the paper's targets
     }
-    return Cell(images(train), labels(train), images(val), labels(val), images(scored),
-                study.image_id[train], study.image_id[scored], study.split[scored], info)
+    return Cell(
+        images(train),
+        labels(train),
+        images(val),
+        labels(val),
+        images(scored),
+        study.image_id[train],
+        study.image_id[scored],
+        study.split[scored],
+        info,
+    )
 
 
 def train_regime(cell: Cell, regime: str, *, model: str, seed: int, config: dict) -> tuple[dict[str, pa.Table], dict]:
@@ -146,8 +132,9 @@ def train_regime(cell: Cell, regime: str, *, model: str, seed: int, config: dict
     settings = regime_settings(config, regime)
     device = cell.x_train.device
     net = build_model(model, seed).to(device)
-    result = fit(net, cell.x_train, cell.y_train, settings, seed, cell.x_val, cell.y_val,
-                 track_dynamics=regime == "dynamics")
+    result = fit(
+        net, cell.x_train, cell.y_train, settings, seed, cell.x_val, cell.y_val, track_dynamics=regime == "dynamics"
+    )
     if regime == "test_performance":
         predictions = predictions_table(cell.scored_ids, cell.scored_split, predict(net, cell.x_scored).cpu().numpy())
     else:
@@ -162,67 +149,17 @@ def train_regime(cell: Cell, regime: str, *, model: str, seed: int, config: dict
     return tables, entry
 
 
-def history_table(history: pd.DataFrame) -> pa.Table:
-    return pa.table(
-        {
-            "epoch": pa.array(history["epoch"], pa.int32()),
-            **{c: pa.array(history[c], pa.float64()) for c in ("train_loss", "train_acc", "val_loss", "val_acc", "lr")},
-        }
-    )
-
-
-def predictions_table(image_id: np.ndarray, split: np.ndarray, probs: np.ndarray) -> pa.Table:
-    return pa.table(
-        {
-            "image_id": pa.array(image_id, pa.string()),
-            "split": pa.array(split, pa.string()),
-            "probs": io.vectors_column(probs.astype(np.float32)),
-        }
-    )
-
-
-def dynamics_table(image_id: np.ndarray, probs: np.ndarray) -> pa.Table:
-    """Long format: one row per (epoch, training image), epochs 1..E."""
-    epochs, n, _ = probs.shape
-    return pa.table(
-        {
-            "epoch": pa.array(np.repeat(np.arange(1, epochs + 1, dtype=np.int32), n)),
-            "image_id": pa.array(np.tile(image_id, epochs), pa.string()),
-            "probs": io.vectors_column(probs.reshape(epochs * n, -1).astype(np.float32)),
-        }
-    )
-
-
-def write_output(name: str, table: pa.Table, path: str) -> None:
-    io.write_table(table, path, **(DYNAMICS_PARQUET if name == "dynamics_predictions" else {}))
-
-
-# ------------------------------------------------------------------ provenance
-
-
-def code_fingerprint(files: list[str]) -> dict:
-    """SHA-256 over the source files a run executed (sorted by name), and each file's own."""
-    each = {Path(f).name: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in sorted(files)}
-    total = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(each.items())).encode()).hexdigest()
-    return {"sha256": total, "files": each}
-
-
-def library_versions() -> dict:
-    import pyarrow
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "pyarrow": pyarrow.__version__,
-        "platform": sys.platform,
-        "machine": platform.machine(),
-    }
-
-
-def run(*, study_path, outputs: dict[str, str], model: str, target: str, seed: int, config: dict,
-        threads: int, code_files: list[str]) -> dict:
+def run(
+    *,
+    study_path,
+    outputs: dict[str, str],
+    model: str,
+    target: str,
+    seed: int,
+    config: dict,
+    threads: int,
+    code_files: list[str],
+) -> dict:
     """The training job of one cell: both regimes, then the manifest. Returns the manifest.
 
     `config` is the `training` section without the grid lists (models, targets,
@@ -233,8 +170,9 @@ def run(*, study_path, outputs: dict[str, str], model: str, target: str, seed: i
     configure_torch(threads)
     device = resolve_device(config["device"])
     # training_settings() in rules/common.smk passes shuffle_seed to human_shuffled jobs only.
-    cell = prepare_cell(read_study(study_path), target, config["not_a_digit"], device,
-                        shuffle_seed=config.get("shuffle_seed"))
+    cell = prepare_cell(
+        read_study(study_path), target, config["not_a_digit"], device, shuffle_seed=config.get("shuffle_seed")
+    )
     regimes = {}
     for regime in REGIMES:
         tables, regimes[regime] = train_regime(cell, regime, model=model, seed=seed, config=config)
@@ -250,8 +188,8 @@ def run(*, study_path, outputs: dict[str, str], model: str, target: str, seed: i
         "data": cell.info,
         "device": str(device),
         "threads": torch.get_num_threads(),
-        "libraries": library_versions(),
-        "code_fingerprint": code_fingerprint(code_files),
+        "libraries": provenance.library_versions(),
+        "code_fingerprint": provenance.code_fingerprint(code_files),
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     io.write_json(manifest, outputs["manifest"])
