@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine: `make run` and `make test`.
+# While developing: `make test-fast` (unit tests only) and `make lint` (CI runs it).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?=
 
-.PHONY: setup check-config run test dag report bench clean
+.PHONY: setup lint check-config run test test-fast dag report bench clean
 
 # The config files Snakemake reads, in its merge order (CONFIG overlays the default).
 CONFIG_FILES := workflow_config.yaml $(CONFIG)
@@ -21,6 +22,18 @@ $(BIN)/snakemake: requirements.txt pyproject.toml
 
 setup: $(BIN)/snakemake
 
+# The pinned lint tools, on top of the runtime venv.
+$(BIN)/snakefmt: requirements-dev.txt $(BIN)/snakemake
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Python style and errors (config: pyproject.toml [tool.ruff]; .gitignore'd paths such as
+# .venv and results are skipped), then the Snakefile and rule files ([tool.snakefmt]).
+lint: $(BIN)/snakefmt
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules
+
 # YAML syntax (file and line), schema and cross-field rules, before Snakemake starts
 # (and so before it deletes any output of a job it would rerun).
 check-config: setup
@@ -29,8 +42,13 @@ check-config: setup
 run: check-config
 	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
+# The full suite, workflow runs included.
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Unit tests only: skips the tests marked `workflow` (those that run the Snakemake CLI).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not workflow"
 
 report: check-config
 	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
