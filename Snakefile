@@ -2,6 +2,12 @@
 # The stages live in rules/*.smk; all logic lives in the softdigits package.
 
 
+from snakemake.utils import min_version
+
+
+min_version("9.0")
+
+
 configfile: "workflow_config.yaml"
 
 

@@ -2,37 +2,16 @@
 # released aggregates), QC + aggregation, the study table and the dataset statistics.
 # config annotation.origin picks where the answers come from; only its rules exist.
 
-ANNOTATION = config["annotation"]
-LABELS_ORIGIN = ANNOTATION["origin"]
-GOLD_CORPUS = ANNOTATION["campaign"]["gold_corpus"]
-LABELS_NOTE = {
-    "simulated": "SIMULATED annotators (a generative model, not human data)",
-    "campaign": "a real annotation campaign (human annotators)",
-    "released": "the released soft-digits aggregates (human annotators; no per-annotator data)",
-}[LABELS_ORIGIN]
-
-# The gold corpus and the campaign's answers files are checked with the config at load
-# (softdigits.config), before any rule exists.
-if LABELS_ORIGIN == "released" and ANNOTATION["released_download"]["url"]:
-    # Fetched by the checksum-verified download_file rule of the corpora stage.
-    _released = Path(ANNOTATION["released_file"])
-    if _released.parent.parent != Path(DOWNLOADS):
-        raise ValueError(
-            f"config annotation.released_file={str(_released)!r} must be {DOWNLOADS}/<folder>/<name> "
-            "when annotation.released_download.url is set"
-        )
-    DOWNLOAD_SPECS[str(_released)] = ANNOTATION["released_download"]
-
 
 rule annotation_export:
     input:
-        selection=f"{RESULTS}/selection/{{corpus}}.parquet",
-        images=f"{RESULTS}/dedup/{{corpus}}.parquet",
-        gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
-        gold_data_map=f"{RESULTS}/cartography/{GOLD_CORPUS}/data_map.parquet",
+        selection=rules.selection_solve.output.selection,
+        images=f"{DEDUP_DIR}/{{corpus}}.parquet",
+        gold_images=f"{DEDUP_DIR}/{GOLD_CORPUS}.parquet",
+        gold_data_map=f"{CARTOGRAPHY_DIR}/{GOLD_CORPUS}/data_map.parquet",
         code=code("annotation_export"),
     output:
-        campaign=directory(f"{RESULTS}/annotation/{{corpus}}/campaign"),
+        campaign=directory(f"{ANNOTATION_DIR}/{{corpus}}/campaign"),
     params:
         campaign=ANNOTATION["campaign"],
         seed=ANNOTATION["seed"],
@@ -55,11 +34,11 @@ if LABELS_ORIGIN == "simulated":
     rule annotation_simulate:
         input:
             unpack(generation_records),
-            campaign=f"{RESULTS}/annotation/{{corpus}}/campaign",
-            images=f"{RESULTS}/dedup/{{corpus}}.parquet",
-            gold_images=f"{RESULTS}/dedup/{GOLD_CORPUS}.parquet",
+            campaign=rules.annotation_export.output.campaign,
+            images=f"{DEDUP_DIR}/{{corpus}}.parquet",
+            gold_images=f"{DEDUP_DIR}/{GOLD_CORPUS}.parquet",
             # the panel's real digits: k-NN over MNIST's training images
-            reference=f"{RESULTS}/dedup/mnist.parquet",
+            reference=f"{DEDUP_DIR}/mnist.parquet",
             code=code("annotation_simulate"),
         output:
             raw=raw_annotations("{corpus}"),
@@ -85,11 +64,11 @@ if LABELS_ORIGIN == "campaign":
     rule annotation_import:
         input:
             answers=lambda wc: ANNOTATION["answers"][wc.corpus],
-            campaign=f"{RESULTS}/annotation/{{corpus}}/campaign",
+            campaign=rules.annotation_export.output.campaign,
             code=code("annotation_import"),
         output:
             raw=raw_annotations("{corpus}"),
-            report=f"{RESULTS}/annotation/{{corpus}}/import_report.json",
+            report=f"{ANNOTATION_DIR}/{{corpus}}/import_report.json",
         params:
             on_bad_rows=ANNOTATION["on_bad_rows"],
         log:
@@ -113,8 +92,8 @@ if LABELS_ORIGIN != "released":
             raw=raw_annotations("{corpus}"),
             code=code("aggregate_labels"),
         output:
-            labels=f"{RESULTS}/annotation/{{corpus}}/labels.parquet",
-            qc=f"{RESULTS}/annotation/{{corpus}}/qc.json",
+            labels=f"{ANNOTATION_DIR}/{{corpus}}/labels.parquet",
+            qc=f"{ANNOTATION_DIR}/{{corpus}}/qc.json",
         log:
             f"{LOGS}/aggregate_labels/{{corpus}}.log",
         benchmark:
@@ -134,7 +113,7 @@ rule study_table:
         unpack(study_inputs),
         code=code("study_table"),
     output:
-        study=f"{RESULTS}/study/{{corpus}}.parquet",
+        study=f"{STUDY_DIR}/{{corpus}}.parquet",
     params:
         origin=LABELS_ORIGIN,
     log:
@@ -153,38 +132,36 @@ rule study_table:
 
 rule dataset_stats:
     input:
-        study=expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA),
+        study=expand(f"{STUDY_DIR}/{{corpus}}.parquet", corpus=STUDY_CORPORA),
         raw=(expand(raw_annotations("{corpus}"), corpus=STUDY_CORPORA) if LABELS_ORIGIN != "released" else []),
         paper_table1="resources/annotation/paper_table1.csv",
         code=code("dataset_stats"),
     output:
-        table1_md=report(
-            f"{RESULTS}/tables/table1.md", caption="../report/annotation_table1.rst", category="Annotation"
-        ),
-        table1_csv=f"{RESULTS}/tables/table1.csv",
-        table1_parquet=f"{RESULTS}/tables/table1.parquet",
+        table1_md=report(f"{TABLES}/table1.md", caption="../report/annotation_table1.rst", category="Annotation"),
+        table1_csv=f"{TABLES}/table1.csv",
+        table1_parquet=f"{TABLES}/table1.parquet",
         compare_md=report(
-            f"{RESULTS}/tables/table1_vs_paper.md",
+            f"{TABLES}/table1_vs_paper.md",
             caption="../report/annotation_table1_vs_paper.rst",
             category="Annotation",
         ),
-        compare_csv=f"{RESULTS}/tables/table1_vs_paper.csv",
-        compare_parquet=f"{RESULTS}/tables/table1_vs_paper.parquet",
-        per_image_md=f"{RESULTS}/tables/annotations_per_image.md",
-        per_image_csv=f"{RESULTS}/tables/annotations_per_image.csv",
-        per_image_parquet=f"{RESULTS}/tables/annotations_per_image.parquet",
+        compare_csv=f"{TABLES}/table1_vs_paper.csv",
+        compare_parquet=f"{TABLES}/table1_vs_paper.parquet",
+        per_image_md=f"{TABLES}/annotations_per_image.md",
+        per_image_csv=f"{TABLES}/annotations_per_image.csv",
+        per_image_parquet=f"{TABLES}/annotations_per_image.parquet",
         per_image_png=report(
-            f"{RESULTS}/tables/annotations_per_image.png",
+            f"{TABLES}/annotations_per_image.png",
             caption="../report/annotation_per_image.rst",
             category="Annotation",
         ),
         corr_md=report(
-            f"{RESULTS}/tables/appendix_b_correlations.md",
+            f"{TABLES}/appendix_b_correlations.md",
             caption="../report/annotation_correlations.rst",
             category="Annotation",
         ),
-        corr_csv=f"{RESULTS}/tables/appendix_b_correlations.csv",
-        corr_parquet=f"{RESULTS}/tables/appendix_b_correlations.parquet",
+        corr_csv=f"{TABLES}/appendix_b_correlations.csv",
+        corr_parquet=f"{TABLES}/appendix_b_correlations.parquet",
     params:
         corpora=STUDY_CORPORA,
         origin=LABELS_ORIGIN,

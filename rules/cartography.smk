@@ -2,13 +2,11 @@
 # then the data map (confidence, variability, correctness, region) and its figure.
 # Training and region assignment are separate jobs, so a threshold change reruns the
 # (cheap) regions and what follows, never the training.
-CARTOGRAPHY = config["cartography"]
-CARTOGRAPHY_DIR = f"{RESULTS}/cartography"
 
 
 rule cartography_train:
     input:
-        images=f"{RESULTS}/dedup/{{corpus}}.parquet",
+        images=f"{DEDUP_DIR}/{{corpus}}.parquet",
         code=code("cartography_train"),
     output:
         dynamics=f"{CARTOGRAPHY_DIR}/{{corpus}}/dynamics.parquet",

@@ -9,6 +9,7 @@ import yaml
 
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
+from softdigits.download import content_check, download_plan
 from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -17,13 +18,94 @@ validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml
 # (We set PYTHONPATH for the jobs; no user environment variable is required.)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
-PACKAGE = Path(workflow.basedir) / "softdigits"
-RESULTS = "results"
+# ------------------------------------------------------------- globals
+# Every path root and shared dict of the workflow, defined here once; stage files only
+# read them.
+
+RESULTS = config["results"]  # per config: overlays set their own, so configs never share outputs
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
+CORPORA_DIR = f"{RESULTS}/corpora"
+DEDUP_DIR = f"{RESULTS}/dedup"
+GENERATOR_DIR = f"{RESULTS}/generator"
+CARTOGRAPHY_DIR = f"{RESULTS}/cartography"
+SELECTION_DIR = f"{RESULTS}/selection"
+CORPUS_SIZE_DIR = f"{RESULTS}/corpus_size"
+ANNOTATION_DIR = f"{RESULTS}/annotation"
+STUDY_DIR = f"{RESULTS}/study"
+TRAINING_DIR = f"{RESULTS}/training"
+EVALUATION_DIR = f"{RESULTS}/evaluation"
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
 
+# Downloads live outside the results: raw data is shared by every config and never deleted.
+DOWNLOADS = "resources/downloads"
+# Trust-on-first-use sums for files the config gives no checksum (see softdigits/download.py).
+CHECKSUM_LOCKS = "resources/checksums"
+# Every verified download is also kept here, keyed by its checksum: outside every rule's
+# outputs, so a rerun whose new download fails cannot delete a file verified before.
+VERIFIED_STORE = "resources/verified"
+
+CORPORA_CONFIG = config["corpora"]
+CORPORA = [name for name, spec in CORPORA_CONFIG.items() if spec["origin"] != "off"]
 STUDY_CORPORA = config["study"]["corpora"]
-CORPORA = [name for name, spec in config["corpora"].items() if spec["origin"] != "off"]
+GENERATOR = config["generator"]
+CARTOGRAPHY = config["cartography"]
+SELECTION = config["selection"]
+CORPUS_SIZE = config["corpus_size"]
+ANNOTATION = config["annotation"]
+LABELS_ORIGIN = ANNOTATION["origin"]
+GOLD_CORPUS = ANNOTATION["campaign"]["gold_corpus"]
+LABELS_NOTE = {
+    "simulated": "SIMULATED annotators (a generative model, not human data)",
+    "campaign": "a real annotation campaign (human annotators)",
+    "released": "the released soft-digits aggregates (human annotators; no per-annotator data)",
+}[LABELS_ORIGIN]
+
+# corpus -> config file name -> local path, for the corpora whose origin is download.
+DOWNLOAD_PATHS = download_plan(CORPORA_CONFIG, DOWNLOADS)
+# local path -> {url, checksum}: the corpora's files, and the released labels when fetched
+# (softdigits.config checks at load that released_file lies under DOWNLOADS).
+DOWNLOAD_SPECS = {
+    path: CORPORA_CONFIG[corpus]["files"][name]
+    for corpus, paths in DOWNLOAD_PATHS.items()
+    for name, path in paths.items()
+} | (
+    {ANNOTATION["released_file"]: ANNOTATION["released_download"]}
+    if LABELS_ORIGIN == "released" and ANNOTATION["released_download"]["url"]
+    else {}
+)
+MUKHOTI_INPUTS = (
+    {"generated": f"{GENERATOR_DIR}/mukhoti_corpus.parquet"}
+    if CORPORA_CONFIG["mukhoti"]["origin"] == "generate"
+    else DOWNLOAD_PATHS.get("mukhoti", {})
+)
+ENSEMBLE_MEMBERS = expand(
+    f"{GENERATOR_DIR}/ensemble/member{{member}}.pt", member=range(GENERATOR["ensemble"]["members"])
+)
+
+RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
+TRAINING_GRID_KEYS = ("models", "targets", "seeds")
+# Training keys that only one target's runs use (key -> target).
+TARGET_ONLY_KEYS = {"shuffle_seed": "human_shuffled"}
+
+EVALUATION_TABLES = [
+    "table2",
+    "table3",
+    "table4",
+    "table9",
+    "table10",
+    "table_ece",
+    "paired_tests",
+    "table9_vs_paper",
+    "table4_vs_paper",
+    "table_controls",
+    "table_temperature",
+    "table_selective",
+]
+# per-corpus outputs of evaluate_runs beyond metrics/reliability that evaluate_summary merges
+# (risk_coverage stays per corpus: only its figure reads it)
+POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreement"]
 
 
 def code(script):
@@ -65,7 +147,7 @@ def all_targets():
 
 
 def corpora_targets():
-    return [f"{RESULTS}/corpora/{corpus}.parquet" for corpus in CORPORA]
+    return [f"{CORPORA_DIR}/{corpus}.parquet" for corpus in CORPORA]
 
 
 # ---------------------------------------------------------------- dedup
@@ -82,11 +164,11 @@ def generator_targets():
     if config["corpora"]["mukhoti"]["origin"] != "generate":
         return []
     return [
-        f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
-        f"{GENERATOR_OUT}/mukhoti_records.parquet",
-        f"{GENERATOR_OUT}/ensemble_accuracy.csv",
-        f"{GENERATOR_OUT}/figures/samples_by_entropy.png",
-        f"{GENERATOR_OUT}/figures/entropy_histogram.png",
+        f"{GENERATOR_DIR}/mukhoti_corpus.parquet",
+        f"{GENERATOR_DIR}/mukhoti_records.parquet",
+        f"{GENERATOR_DIR}/ensemble_accuracy.csv",
+        f"{GENERATOR_DIR}/figures/samples_by_entropy.png",
+        f"{GENERATOR_DIR}/figures/entropy_histogram.png",
     ]
 
 
@@ -111,12 +193,12 @@ def cartography_targets():
 def corpus_size_images(wildcards):
     if "mnist" not in CORPORA:
         raise ValueError("the corpus-size analysis (config corpus_size, Table 5) needs corpora.mnist enabled")
-    return f"{RESULTS}/dedup/mnist.parquet"
+    return f"{DEDUP_DIR}/mnist.parquet"
 
 
 def selection_targets():
     return [
-        f"{RESULTS}/selection/{corpus}{suffix}"
+        f"{SELECTION_DIR}/{corpus}{suffix}"
         for corpus in STUDY_CORPORA
         for suffix in (".parquet", "_strata.csv", "_strata.md")
     ] + corpus_size_targets()
@@ -125,49 +207,47 @@ def selection_targets():
 def corpus_size_targets():
     if "mnist" not in CORPORA:  # Table 5 is an MNIST analysis
         return []
-    return [f"{RESULTS}/corpus_size/runs.parquet"] + [
-        f"{RESULTS}/tables/table5.{ext}" for ext in ("md", "csv", "parquet")
-    ]
+    return [f"{CORPUS_SIZE_DIR}/runs.parquet"] + [f"{TABLES}/table5.{ext}" for ext in ("md", "csv", "parquet")]
 
 
 # ---------------------------------------------------------------- annotation
 
 
 def annotation_targets():
-    targets = expand(f"{RESULTS}/study/{{corpus}}.parquet", corpus=STUDY_CORPORA)
+    targets = expand(f"{STUDY_DIR}/{{corpus}}.parquet", corpus=STUDY_CORPORA)
     targets += [
-        f"{RESULTS}/tables/table1.md",
-        f"{RESULTS}/tables/table1_vs_paper.md",
-        f"{RESULTS}/tables/annotations_per_image.md",
-        f"{RESULTS}/tables/appendix_b_correlations.md",
+        f"{TABLES}/table1.md",
+        f"{TABLES}/table1_vs_paper.md",
+        f"{TABLES}/annotations_per_image.md",
+        f"{TABLES}/appendix_b_correlations.md",
     ]
     if LABELS_ORIGIN != "released":
-        targets += expand(f"{RESULTS}/annotation/{{corpus}}/labels.parquet", corpus=STUDY_CORPORA)
+        targets += expand(f"{ANNOTATION_DIR}/{{corpus}}/labels.parquet", corpus=STUDY_CORPORA)
     return targets
 
 
 def generation_records(wildcards):
     """The generator's records when this corpus was generated offline (else nothing)."""
     if config["corpora"].get(wildcards.corpus, {}).get("origin") == "generate":
-        return {"records": f"{RESULTS}/generator/{wildcards.corpus}_records.parquet"}
+        return {"records": f"{GENERATOR_DIR}/{wildcards.corpus}_records.parquet"}
     return {}
 
 
 def raw_annotations(corpus):
-    return f"{RESULTS}/annotation/{corpus}/raw_annotations.parquet"
+    return f"{ANNOTATION_DIR}/{corpus}/raw_annotations.parquet"
 
 
 def study_inputs(wildcards):
     corpus = wildcards.corpus
     inputs = {
-        "images": f"{RESULTS}/dedup/{corpus}.parquet",
-        "data_map": f"{RESULTS}/cartography/{corpus}/data_map.parquet",
+        "images": f"{DEDUP_DIR}/{corpus}.parquet",
+        "data_map": f"{CARTOGRAPHY_DIR}/{corpus}/data_map.parquet",
     }
     if LABELS_ORIGIN == "released":
         inputs["released"] = ANNOTATION["released_file"]
     else:
-        inputs["selection"] = f"{RESULTS}/selection/{corpus}.parquet"
-        inputs["labels"] = f"{RESULTS}/annotation/{corpus}/labels.parquet"
+        inputs["selection"] = f"{SELECTION_DIR}/{corpus}.parquet"
+        inputs["labels"] = f"{ANNOTATION_DIR}/{corpus}/labels.parquet"
     return inputs
 
 
@@ -213,14 +293,6 @@ def training_grid(key):
         raise WorkflowError(f"config key 'training.{key}' is missing: evaluation reads the training grid")
 
 
-def study_table(corpus):
-    return f"{RESULTS}/study/{corpus}.parquet"
-
-
-def run_dir(corpus, model, target, seed):
-    return f"{RESULTS}/training/{corpus}/{model}/{target}/seed{seed}"
-
-
 def run_grid():
     return [
         (m, t, s) for m in training_grid("models") for t in training_grid("targets") for s in training_grid("seeds")
@@ -240,7 +312,7 @@ def human_labels(wildcards, input):
 
 
 def per_model(name):
-    return lambda wc: [f"{EVAL}/{c}/{m}/{name}.parquet" for c in STUDY_CORPORA for m in training_grid("models")]
+    return [f"{EVALUATION_DIR}/{c}/{m}/{name}.parquet" for c in STUDY_CORPORA for m in training_grid("models")]
 
 
 def table_report(name, ext):
@@ -267,7 +339,7 @@ def table_subcategory(name):
 def evaluation_targets():
     return (
         [
-            f"{EVAL}/{name}.parquet"
+            f"{EVALUATION_DIR}/{name}.parquet"
             for name in (
                 "metrics",
                 "reliability",

@@ -1,28 +1,5 @@
 # Stage 'corpora': each source corpus, downloaded (checksum-verified) or taken from
 # an offline copy, becomes results/corpora/{corpus}.parquet in the images contract.
-from softdigits.download import content_check, download_plan
-
-DOWNLOADS = "resources/downloads"
-# Trust-on-first-use sums for files the config gives no checksum (see softdigits/download.py).
-CHECKSUM_LOCKS = "resources/checksums"
-# Every verified download is also kept here, keyed by its checksum: outside every rule's
-# outputs, so a rerun whose new download fails cannot delete a file verified before.
-VERIFIED_STORE = "resources/verified"
-CORPORA_CONFIG = config["corpora"]
-# corpus -> config file name -> local path, for the corpora whose origin is download.
-DOWNLOAD_PATHS = download_plan(CORPORA_CONFIG, DOWNLOADS)
-# local path -> {url, checksum}
-DOWNLOAD_SPECS = {
-    path: CORPORA_CONFIG[corpus]["files"][name]
-    for corpus, paths in DOWNLOAD_PATHS.items()
-    for name, path in paths.items()
-}
-
-MUKHOTI_INPUTS = (
-    {"generated": f"{RESULTS}/generator/mukhoti_corpus.parquet"}
-    if CORPORA_CONFIG["mukhoti"]["origin"] == "generate"
-    else DOWNLOAD_PATHS.get("mukhoti", {})
-)
 
 
 # The file is fixed by its URL and verified checksum, so an edit of the package code
@@ -60,7 +37,7 @@ rule corpus_mnist:
         **DOWNLOAD_PATHS.get("mnist", {}),
         code=code("corpus_mnist"),
     output:
-        f"{RESULTS}/corpora/mnist.parquet",
+        f"{CORPORA_DIR}/mnist.parquet",
     params:
         origin=CORPORA_CONFIG["mnist"]["origin"],
         limit_per_split=CORPORA_CONFIG["mnist"]["limit_per_split"],
@@ -84,7 +61,7 @@ rule corpus_mukhoti:
         **MUKHOTI_INPUTS,
         code=code("corpus_mukhoti"),
     output:
-        f"{RESULTS}/corpora/mukhoti.parquet",
+        f"{CORPORA_DIR}/mukhoti.parquet",
     params:
         origin=CORPORA_CONFIG["mukhoti"]["origin"],
         limit_per_split=CORPORA_CONFIG["mukhoti"]["limit_per_split"],
@@ -107,7 +84,7 @@ rule corpus_ardis:
         **DOWNLOAD_PATHS.get("ardis", {}),
         code=code("corpus_ardis"),
     output:
-        f"{RESULTS}/corpora/ardis.parquet",
+        f"{CORPORA_DIR}/ardis.parquet",
     params:
         origin=CORPORA_CONFIG["ardis"]["origin"],
         limit_per_split=CORPORA_CONFIG["ardis"]["limit_per_split"],
@@ -130,7 +107,7 @@ rule corpus_weiss:
         **DOWNLOAD_PATHS.get("weiss", {}),
         code=code("corpus_weiss"),
     output:
-        f"{RESULTS}/corpora/weiss.parquet",
+        f"{CORPORA_DIR}/weiss.parquet",
     params:
         origin=CORPORA_CONFIG["weiss"]["origin"],
         limit_per_split=CORPORA_CONFIG["weiss"]["limit_per_split"],

@@ -5,25 +5,25 @@
 
 rule dedup:
     input:
-        corpora=expand(f"{RESULTS}/corpora/{{corpus}}.parquet", corpus=CORPORA),
+        corpora=expand(f"{CORPORA_DIR}/{{corpus}}.parquet", corpus=CORPORA),
         paper_counts="resources/dedup/paper_duplicates.csv",  # the paper's Appendix A.2 counts
         code=code("dedup"),
     output:
-        corpora=expand(f"{RESULTS}/dedup/{{corpus}}.parquet", corpus=CORPORA),
-        duplicates=f"{RESULTS}/dedup/duplicates.parquet",
+        corpora=expand(f"{DEDUP_DIR}/{{corpus}}.parquet", corpus=CORPORA),
+        duplicates=f"{DEDUP_DIR}/duplicates.parquet",
         duplicates_csv=report(
-            f"{RESULTS}/dedup/duplicates.csv",
+            f"{DEDUP_DIR}/duplicates.csv",
             caption="../report/dedup_duplicates.rst",
             category="Corpora",
         ),
         leakage_csv=report(
-            f"{RESULTS}/dedup/leakage.csv",
+            f"{DEDUP_DIR}/leakage.csv",
             caption="../report/dedup_leakage.rst",
             category="Corpora",
         ),
-        leakage_md=f"{RESULTS}/dedup/leakage.md",
+        leakage_md=f"{DEDUP_DIR}/leakage.md",
         vs_paper_csv=report(
-            f"{RESULTS}/dedup/duplicates_vs_paper.csv",
+            f"{DEDUP_DIR}/duplicates_vs_paper.csv",
             caption="../report/dedup_vs_paper.rst",
             category="Corpora",
         ),

@@ -3,48 +3,32 @@
 # (corpus, model) (training dynamics), not per run: evaluating one run takes
 # milliseconds, so one job per run would be all start-up.
 
-EVAL = f"{RESULTS}/evaluation"
-TABLES = f"{RESULTS}/tables"
-FIGURES = f"{RESULTS}/figures"
-EVALUATION_TABLES = [
-    "table2",
-    "table3",
-    "table4",
-    "table9",
-    "table10",
-    "table_ece",
-    "paired_tests",
-    "table9_vs_paper",
-    "table4_vs_paper",
-    "table_controls",
-    "table_temperature",
-    "table_selective",
-]
-# per-corpus outputs of evaluate_runs beyond metrics/reliability that evaluate_summary merges
-# (risk_coverage stays per corpus: only its figure reads it)
-POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreement"]
-
 
 rule evaluate_runs:
     input:
-        study=study_table("{corpus}"),
-        predictions=lambda wc: [
-            f"{run_dir(wc.corpus, m, t, s)}/test_performance_predictions.parquet" for m, t, s in run_grid()
-        ],
+        study=rules.study_table.output.study,
+        # in run_grid() order (params.runs): models, then targets, then seeds
+        predictions=expand(
+            rules.train_run.output.test_performance_predictions,
+            model=training_grid("models"),
+            target=training_grid("targets"),
+            seed=training_grid("seeds"),
+            allow_missing=True,
+        ),
         code=code("evaluate_runs"),
     output:
-        metrics=f"{EVAL}/{{corpus}}/metrics.parquet",
-        reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
+        metrics=f"{EVALUATION_DIR}/{{corpus}}/metrics.parquet",
+        reliability=f"{EVALUATION_DIR}/{{corpus}}/reliability.parquet",
         # post-hoc views (issue 15): T per run, metrics after T, AURC/E-AURC, curves, HLV AUROC + Spearman
-        temperature=f"{EVAL}/{{corpus}}/temperature.parquet",
-        metrics_temperature=f"{EVAL}/{{corpus}}/metrics_temperature.parquet",
-        selective=f"{EVAL}/{{corpus}}/selective.parquet",
-        risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
-        disagreement=f"{EVAL}/{{corpus}}/disagreement.parquet",
+        temperature=f"{EVALUATION_DIR}/{{corpus}}/temperature.parquet",
+        metrics_temperature=f"{EVALUATION_DIR}/{{corpus}}/metrics_temperature.parquet",
+        selective=f"{EVALUATION_DIR}/{{corpus}}/selective.parquet",
+        risk_coverage=f"{EVALUATION_DIR}/{{corpus}}/risk_coverage.parquet",
+        disagreement=f"{EVALUATION_DIR}/{{corpus}}/disagreement.parquet",
     params:
-        runs=lambda wc: [list(r) for r in run_grid()],
-        not_a_digit=lambda wc: training_grid("not_a_digit"),
-        shuffle_seed=lambda wc: training_grid("shuffle_seed"),  # val targets of human_shuffled, for T
+        runs=[list(r) for r in run_grid()],
+        not_a_digit=training_grid("not_a_digit"),
+        shuffle_seed=training_grid("shuffle_seed"),  # val targets of human_shuffled, for T
         human_soft_label=config["evaluation"]["human_soft_label"],
         splits=config["evaluation"]["splits"],
         ece_bins=config["evaluation"]["ece_bins"],
@@ -65,23 +49,24 @@ rule evaluate_runs:
 
 rule evaluate_dynamics:
     input:
-        study=study_table("{corpus}"),
-        dynamics=lambda wc: [
-            f"{run_dir(wc.corpus, wc.model, t, s)}/dynamics_predictions.parquet"
-            for t in training_grid("targets")
-            for s in training_grid("seeds")
-        ],
+        study=rules.study_table.output.study,
+        dynamics=expand(
+            rules.train_run.output.dynamics_predictions,
+            target=training_grid("targets"),
+            seed=training_grid("seeds"),
+            allow_missing=True,
+        ),
         code=code("evaluate_dynamics"),
     output:
-        jsd=f"{EVAL}/{{corpus}}/{{model}}/jsd.parquet",
-        data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
-        spearman=f"{EVAL}/{{corpus}}/{{model}}/spearman.parquet",
+        jsd=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/jsd.parquet",
+        data_map=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/data_map.parquet",
+        spearman=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/spearman.parquet",
     params:
-        runs=lambda wc: [[t, s] for t in training_grid("targets") for s in training_grid("seeds")],
+        runs=[[t, s] for t in training_grid("targets") for s in training_grid("seeds")],
         last_epochs=config["evaluation"]["data_map_last_epochs"],
         gold=config["evaluation"]["data_map_gold"],
-        not_a_digit=lambda wc: training_grid("not_a_digit"),
-        shuffle_seed=lambda wc: training_grid("shuffle_seed"),
+        not_a_digit=training_grid("not_a_digit"),
+        shuffle_seed=training_grid("shuffle_seed"),
         permutations=config["evaluation"]["spearman_permutations"],
         seed=config["evaluation"]["permutation_seed"],
     log:
@@ -100,27 +85,27 @@ rule evaluate_dynamics:
 
 rule evaluate_summary:
     input:
-        **{name: expand(f"{EVAL}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
-        metrics=expand(f"{EVAL}/{{corpus}}/metrics.parquet", corpus=STUDY_CORPORA),
-        reliability=expand(f"{EVAL}/{{corpus}}/reliability.parquet", corpus=STUDY_CORPORA),
+        **{name: expand(f"{EVALUATION_DIR}/{{corpus}}/{name}.parquet", corpus=STUDY_CORPORA) for name in POSTHOC_VIEWS},
+        metrics=expand(f"{EVALUATION_DIR}/{{corpus}}/metrics.parquet", corpus=STUDY_CORPORA),
+        reliability=expand(f"{EVALUATION_DIR}/{{corpus}}/reliability.parquet", corpus=STUDY_CORPORA),
         jsd=per_model("jsd"),
         data_map=per_model("data_map"),
         spearman=per_model("spearman"),
         code=code("evaluate_summary"),
     output:
-        **{name: f"{EVAL}/{name}.parquet" for name in POSTHOC_VIEWS},
-        metrics=f"{EVAL}/metrics.parquet",
-        reliability=f"{EVAL}/reliability.parquet",
-        jsd=f"{EVAL}/jsd.parquet",
-        data_maps=f"{EVAL}/data_maps.parquet",
-        spearman=f"{EVAL}/spearman.parquet",
-        summary=f"{EVAL}/summary.parquet",
+        **{name: f"{EVALUATION_DIR}/{name}.parquet" for name in POSTHOC_VIEWS},
+        metrics=f"{EVALUATION_DIR}/metrics.parquet",
+        reliability=f"{EVALUATION_DIR}/reliability.parquet",
+        jsd=f"{EVALUATION_DIR}/jsd.parquet",
+        data_maps=f"{EVALUATION_DIR}/data_maps.parquet",
+        spearman=f"{EVALUATION_DIR}/spearman.parquet",
+        summary=f"{EVALUATION_DIR}/summary.parquet",
         # issue 15: the post-hoc views merged, their seed summary (with a calibration column)
-        posthoc_summary=f"{EVAL}/posthoc_summary.parquet",
-        tests=f"{EVAL}/paired_tests.parquet",
+        posthoc_summary=f"{EVALUATION_DIR}/posthoc_summary.parquet",
+        tests=f"{EVALUATION_DIR}/paired_tests.parquet",
     params:
         corpora=STUDY_CORPORA,
-        models=lambda wc: training_grid("models"),
+        models=training_grid("models"),
         comparisons=config["evaluation"]["comparisons"],
         # a comparison naming a target not in training.targets has no rows (skipped)
         control_comparisons=config["evaluation"]["control_comparisons"],
@@ -146,7 +131,7 @@ rule table_results:
         tests=rules.evaluate_summary.output.tests,
         posthoc_summary=rules.evaluate_summary.output.posthoc_summary,
         temperature=rules.evaluate_summary.output.temperature,
-        study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
+        study=expand(rules.study_table.output.study, corpus=STUDY_CORPORA),
         paper_table9="resources/evaluation/paper_table9.csv",
         paper_table4="resources/evaluation/paper_table4.csv",
         code=code("table_results"),
@@ -154,8 +139,8 @@ rule table_results:
         **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
     params:
         corpora=STUDY_CORPORA,
-        models=lambda wc: training_grid("models"),
-        targets=lambda wc: training_grid("targets"),
+        models=training_grid("models"),
+        targets=training_grid("targets"),
         data_map_gold=config["evaluation"]["data_map_gold"],
         alpha=config["evaluation"]["alpha"],
         negligible_rho=config["evaluation"]["negligible_rho"],
@@ -176,8 +161,8 @@ rule table_results:
 
 rule plot_data_maps:
     input:
-        data_map=f"{EVAL}/{{corpus}}/{{model}}/data_map.parquet",
-        study=study_table("{corpus}"),
+        data_map=rules.evaluate_dynamics.output.data_map,
+        study=rules.study_table.output.study,
         code=code("plot_data_maps"),
     output:
         report(
@@ -188,7 +173,7 @@ rule plot_data_maps:
             labels={"corpus": "{corpus}", "model": "{model}"},
         ),
     params:
-        targets=lambda wc: training_grid("targets"),
+        targets=training_grid("targets"),
         human_labels=human_labels,
         last_epochs=config["evaluation"]["data_map_last_epochs"],
         data_map_gold=config["evaluation"]["data_map_gold"],
@@ -208,8 +193,8 @@ rule plot_data_maps:
 
 rule plot_jsd:
     input:
-        jsd=lambda wc: [f"{EVAL}/{wc.corpus}/{m}/jsd.parquet" for m in training_grid("models")],
-        study=study_table("{corpus}"),
+        jsd=lambda wc: [f"{EVALUATION_DIR}/{wc.corpus}/{m}/jsd.parquet" for m in training_grid("models")],
+        study=rules.study_table.output.study,
         code=code("plot_jsd"),
     output:
         report(
@@ -220,8 +205,8 @@ rule plot_jsd:
             labels={"corpus": "{corpus}"},
         ),
     params:
-        models=lambda wc: training_grid("models"),
-        targets=lambda wc: training_grid("targets"),
+        models=training_grid("models"),
+        targets=training_grid("targets"),
         human_labels=human_labels,
     log:
         f"{LOGS}/plot_jsd/{{corpus}}.log",
@@ -239,8 +224,8 @@ rule plot_jsd:
 
 rule plot_reliability:
     input:
-        reliability=f"{EVAL}/{{corpus}}/reliability.parquet",
-        study=study_table("{corpus}"),
+        reliability=rules.evaluate_runs.output.reliability,
+        study=rules.study_table.output.study,
         code=code("plot_reliability"),
     output:
         report(
@@ -251,8 +236,8 @@ rule plot_reliability:
             labels={"corpus": "{corpus}"},
         ),
     params:
-        models=lambda wc: training_grid("models"),
-        targets=lambda wc: training_grid("targets"),
+        models=training_grid("models"),
+        targets=training_grid("targets"),
         human_labels=human_labels,
         ece_bins=config["evaluation"]["ece_bins"],
     log:
@@ -271,8 +256,8 @@ rule plot_reliability:
 
 rule plot_risk_coverage:
     input:
-        risk_coverage=f"{EVAL}/{{corpus}}/risk_coverage.parquet",
-        study=study_table("{corpus}"),
+        risk_coverage=rules.evaluate_runs.output.risk_coverage,
+        study=rules.study_table.output.study,
         code=code("plot_risk_coverage"),
     output:
         report(
@@ -283,8 +268,8 @@ rule plot_risk_coverage:
             labels={"corpus": "{corpus}"},
         ),
     params:
-        models=lambda wc: training_grid("models"),
-        targets=lambda wc: training_grid("targets"),
+        models=training_grid("models"),
+        targets=training_grid("targets"),
         human_labels=human_labels,
     log:
         f"{LOGS}/plot_risk_coverage/{{corpus}}.log",
@@ -302,7 +287,7 @@ rule plot_risk_coverage:
 
 rule plot_corpus_size:
     input:
-        runs=f"{RESULTS}/corpus_size/runs.parquet",
+        runs=rules.corpus_size_table.output.runs,
         code=code("plot_corpus_size"),
     output:
         report(
@@ -332,7 +317,7 @@ rule findings:
         tests=rules.evaluate_summary.output.tests,
         spearman=rules.evaluate_summary.output.spearman,
         data_maps=rules.evaluate_summary.output.data_maps,
-        study=expand(study_table("{corpus}"), corpus=STUDY_CORPORA),
+        study=expand(rules.study_table.output.study, corpus=STUDY_CORPORA),
         code=code("findings"),
     output:
         md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst", category="Findings check"),
@@ -344,9 +329,7 @@ rule findings:
         negligible_rho=config["evaluation"]["negligible_rho"],
         data_map_gold=config["evaluation"]["data_map_gold"],
         # hard-region share beside claim 3b: the regions of each corpus's cartography
-        region_thresholds=lambda wc: {
-            c: config["cartography"]["corpora"].get(c, {}).get("thresholds") for c in STUDY_CORPORA
-        },
+        region_thresholds={c: config["cartography"]["corpora"].get(c, {}).get("thresholds") for c in STUDY_CORPORA},
         human_labels=human_labels,
     log:
         f"{LOGS}/findings.log",

@@ -3,21 +3,14 @@
 # stratified selection. Active when config corpora.mukhoti.origin is "generate";
 # corpus_mukhoti then reads results/generator/mukhoti_corpus.parquet.
 
-GENERATOR = config["generator"]
-GENERATOR_OUT = f"{RESULTS}/generator"
-MNIST_CORPUS = f"{RESULTS}/corpora/mnist.parquet"  # raw MNIST: the dedup stage reads our output
-ENSEMBLE_MEMBERS = expand(
-    f"{GENERATOR_OUT}/ensemble/member{{member}}.pt", member=range(GENERATOR["ensemble"]["members"])
-)
-
 
 rule generator_vae:
     input:
-        mnist=MNIST_CORPUS,
+        mnist=f"{CORPORA_DIR}/mnist.parquet",
         code=code("generator_vae"),
     output:
-        vae=f"{GENERATOR_OUT}/vae.pt",
-        history=f"{GENERATOR_OUT}/vae_history.csv",
+        vae=f"{GENERATOR_DIR}/vae.pt",
+        history=f"{GENERATOR_DIR}/vae_history.csv",
     params:
         vae=GENERATOR["vae"],
         seed=GENERATOR["seed"],
@@ -38,11 +31,11 @@ rule generator_vae:
 # One job per member: on a few cores the members train side by side.
 rule generator_ensemble_member:
     input:
-        mnist=MNIST_CORPUS,
+        mnist=f"{CORPORA_DIR}/mnist.parquet",
         code=code("generator_ensemble_member"),
     output:
-        checkpoint=f"{GENERATOR_OUT}/ensemble/member{{member}}.pt",
-        summary=f"{GENERATOR_OUT}/ensemble/member{{member}}.json",
+        checkpoint=f"{GENERATOR_DIR}/ensemble/member{{member}}.pt",
+        summary=f"{GENERATOR_DIR}/ensemble/member{{member}}.json",
     params:
         member=lambda wc: int(wc.member),
         settings={k: v for k, v in GENERATOR["ensemble"].items() if k != "members"},
@@ -65,12 +58,12 @@ rule generator_ensemble_member:
 
 rule generator_ensemble:
     input:
-        mnist=MNIST_CORPUS,
+        mnist=f"{CORPORA_DIR}/mnist.parquet",
         members=ENSEMBLE_MEMBERS,
         summaries=[p.replace(".pt", ".json") for p in ENSEMBLE_MEMBERS],
         code=code("generator_ensemble"),
     output:
-        accuracy=f"{GENERATOR_OUT}/ensemble_accuracy.csv",
+        accuracy=f"{GENERATOR_DIR}/ensemble_accuracy.csv",
     log:
         f"{LOGS}/generator_ensemble.log",
     benchmark:
@@ -87,13 +80,13 @@ rule generator_ensemble:
 
 rule generator_pool:
     input:
-        mnist=MNIST_CORPUS,
+        mnist=f"{CORPORA_DIR}/mnist.parquet",
         vae=rules.generator_vae.output.vae,
         members=ENSEMBLE_MEMBERS,
         code=code("generator_pool"),
     output:
-        pool=f"{GENERATOR_OUT}/pool.parquet",
-        summary=f"{GENERATOR_OUT}/pool_summary.json",
+        pool=f"{GENERATOR_DIR}/pool.parquet",
+        summary=f"{GENERATOR_DIR}/pool_summary.json",
     params:
         mixing=GENERATOR["mixing"],
         filter=GENERATOR["filter"],
@@ -114,13 +107,13 @@ rule generator_pool:
 
 rule generator_select:
     input:
-        mnist=MNIST_CORPUS,
+        mnist=f"{CORPORA_DIR}/mnist.parquet",
         pool=rules.generator_pool.output.pool,
         code=code("generator_select"),
     output:
-        corpus=f"{GENERATOR_OUT}/mukhoti_corpus.parquet",
-        records=f"{GENERATOR_OUT}/mukhoti_records.parquet",
-        bins=f"{GENERATOR_OUT}/selection_bins.csv",
+        corpus=f"{GENERATOR_DIR}/mukhoti_corpus.parquet",
+        records=f"{GENERATOR_DIR}/mukhoti_records.parquet",
+        bins=f"{GENERATOR_DIR}/selection_bins.csv",
     params:
         stratify=GENERATOR["stratify"],
         seed=GENERATOR["seed"],
@@ -145,12 +138,12 @@ rule generator_figures:
         code=code("generator_figures"),
     output:
         samples=report(
-            f"{GENERATOR_OUT}/figures/samples_by_entropy.png",
+            f"{GENERATOR_DIR}/figures/samples_by_entropy.png",
             caption="../report/generator_samples_by_entropy.rst",
             category="Corpora",
         ),
         histogram=report(
-            f"{GENERATOR_OUT}/figures/entropy_histogram.png",
+            f"{GENERATOR_DIR}/figures/entropy_histogram.png",
             caption="../report/generator_entropy_histogram.rst",
             category="Corpora",
         ),

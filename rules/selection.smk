@@ -2,25 +2,22 @@
 # as an integer program over (digit, region, split) counts (PuLP + CBC); and the
 # corpus-size sensitivity of the paper's Appendix A.1 (Table 5), which justifies the
 # 150-easy-images-per-digit minimum of the selection.
-SELECTION = config["selection"]
-CORPUS_SIZE = config["corpus_size"]
-# A study corpus without a selection entry is refused with the config at load (softdigits.config).
 
 
 rule selection_solve:
     input:
-        data_map=f"{RESULTS}/cartography/{{corpus}}/data_map.parquet",
-        images=f"{RESULTS}/dedup/{{corpus}}.parquet",
+        data_map=rules.cartography_regions.output.data_map,
+        images=f"{DEDUP_DIR}/{{corpus}}.parquet",
         code=code("selection_solve"),
     output:
-        selection=f"{RESULTS}/selection/{{corpus}}.parquet",
+        selection=f"{SELECTION_DIR}/{{corpus}}.parquet",
         strata_csv=report(
-            f"{RESULTS}/selection/{{corpus}}_strata.csv",
+            f"{SELECTION_DIR}/{{corpus}}_strata.csv",
             caption="../report/selection_strata.rst",
             category="Selection",
             labels={"corpus": "{corpus}"},
         ),
-        strata_md=f"{RESULTS}/selection/{{corpus}}_strata.md",
+        strata_md=f"{SELECTION_DIR}/{{corpus}}_strata.md",
     params:
         budget=lambda wc: SELECTION["corpora"][wc.corpus]["budget"],
         min_easy_per_digit_train=lambda wc: SELECTION["corpora"][wc.corpus]["min_easy_per_digit_train"],
@@ -49,7 +46,7 @@ rule corpus_size_run:
         images=corpus_size_images,
         code=code("corpus_size_run"),
     output:
-        runs=f"{RESULTS}/corpus_size/runs/k{{size}}.parquet",
+        runs=f"{CORPUS_SIZE_DIR}/runs/k{{size}}.parquet",
     params:
         repetitions=CORPUS_SIZE["repetitions"],
         seed=CORPUS_SIZE["seed"],
@@ -80,17 +77,17 @@ rule corpus_size_run:
 
 rule corpus_size_table:
     input:
-        runs=expand(f"{RESULTS}/corpus_size/runs/k{{size}}.parquet", size=CORPUS_SIZE["samples_per_digit"]),
+        runs=expand(f"{CORPUS_SIZE_DIR}/runs/k{{size}}.parquet", size=CORPUS_SIZE["samples_per_digit"]),
         code=code("corpus_size_table"),
     output:
-        runs=f"{RESULTS}/corpus_size/runs.parquet",
-        md=f"{RESULTS}/tables/table5.md",
+        runs=f"{CORPUS_SIZE_DIR}/runs.parquet",
+        md=f"{TABLES}/table5.md",
         csv=report(
-            f"{RESULTS}/tables/table5.csv",
+            f"{TABLES}/table5.csv",
             caption="../report/corpus_size_table5.rst",
             category="Corpus size (Table 5)",
         ),
-        parquet=f"{RESULTS}/tables/table5.parquet",
+        parquet=f"{TABLES}/table5.parquet",
     params:
         repetitions=CORPUS_SIZE["repetitions"],  # for the caption
     log:

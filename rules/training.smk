@@ -3,15 +3,10 @@
 # Python + torch start-up is paid once per two trainings, and a new seed, model or
 # target adds only its own jobs. Threads 1: `--cores N` trains N cells at a time.
 
-RUNS = f"{RESULTS}/training/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
-TRAINING_GRID_KEYS = ("models", "targets", "seeds")
-# Training keys that only one target's runs use (key -> target).
-TARGET_ONLY_KEYS = {"shuffle_seed": "human_shuffled"}
-
 
 rule train_run:
     input:
-        study=f"{RESULTS}/study/{{corpus}}.parquet",
+        study=rules.study_table.output.study,
         code=code("train_run"),
     output:
         test_performance_history=f"{RUNS}/test_performance_history.parquet",

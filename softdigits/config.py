@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 
 from softdigits.constants import N_DIGITS, STUDY_SPLITS
 
-RESULTS = "results"  # the workflow's output folder (rules/common.smk)
+DOWNLOADS = "resources/downloads"  # where download_file writes (rules/common.smk)
 
 
 class ConfigError(ValueError):
@@ -164,13 +164,22 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         lacking = [c for c in study if c not in annotation.get("answers", {})]
         if lacking:
             bad("annotation.answers", f"no answers file for the study corpus(es) {lacking}")
+    results = config.get("results", "results")
     for corpus, answers in annotation.get("answers", {}).items():
         # Snakemake deletes the outputs it reruns: human answers must not live among them.
-        if Path(answers).parts[:1] == (RESULTS,):
+        if Path(answers).parts[:1] == (results,):
             bad(
                 f"annotation.answers.{corpus}",
-                f"{answers!r} is inside {RESULTS}/, which the "
+                f"{answers!r} is inside {results}/, which the "
                 "workflow writes and deletes; keep raw answers outside it (e.g. data/answers/)",
+            )
+    released = annotation.get("released_file")
+    if origin == "released" and released and annotation.get("released_download", {}).get("url"):
+        # download_file fetches it, and its output pattern is DOWNLOADS/<folder>/<name>.
+        if Path(released).parent.parent != Path(DOWNLOADS):
+            bad(
+                "annotation.released_file",
+                f"{released!r} must be {DOWNLOADS}/<folder>/<name> when annotation.released_download.url is set",
             )
 
     targets = config.get("training", {}).get("targets", [])

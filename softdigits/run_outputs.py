@@ -36,12 +36,36 @@ DYNAMICS_PARQUET = {
 }
 
 
+HISTORY_SCHEMA = pa.schema(
+    [
+        ("epoch", pa.int32()),  # 1-based
+        ("train_loss", pa.float64()),  # mean soft cross-entropy over the training images
+        ("train_acc", pa.float64()),  # argmax agreement with the target's argmax
+        ("val_loss", pa.float64()),  # the same on the validation split (NaN where none)
+        ("val_acc", pa.float64()),
+        ("lr", pa.float64()),  # learning rate in that epoch
+    ]
+)
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("split", pa.string()),  # val / test
+        ("probs", pa.list_(pa.float32(), N_DIGITS)),  # softmax of the best checkpoint
+    ]
+)
+RUN_DYNAMICS_SCHEMA = pa.schema(
+    [
+        ("epoch", pa.int32()),  # 1..E
+        ("image_id", pa.string()),  # every training image, every epoch
+        ("probs", pa.list_(pa.float32(), N_DIGITS)),  # softmax after that epoch
+    ]
+)
+
+
 def history_table(history: pd.DataFrame) -> pa.Table:
     return pa.table(
-        {
-            "epoch": pa.array(history["epoch"], pa.int32()),
-            **{c: pa.array(history[c], pa.float64()) for c in ("train_loss", "train_acc", "val_loss", "val_acc", "lr")},
-        }
+        {name: pa.array(history[name], HISTORY_SCHEMA.field(name).type) for name in HISTORY_SCHEMA.names},
+        schema=HISTORY_SCHEMA,
     )
 
 
@@ -51,7 +75,8 @@ def predictions_table(image_id: np.ndarray, split: np.ndarray, probs: np.ndarray
             "image_id": pa.array(image_id, pa.string()),
             "split": pa.array(split, pa.string()),
             "probs": io.vectors_column(probs.astype(np.float32)),
-        }
+        },
+        schema=PREDICTIONS_SCHEMA,
     )
 
 
@@ -63,7 +88,8 @@ def dynamics_table(image_id: np.ndarray, probs: np.ndarray) -> pa.Table:
             "epoch": pa.array(np.repeat(np.arange(1, epochs + 1, dtype=np.int32), n)),
             "image_id": pa.array(np.tile(image_id, epochs), pa.string()),
             "probs": io.vectors_column(probs.reshape(epochs * n, -1).astype(np.float32)),
-        }
+        },
+        schema=RUN_DYNAMICS_SCHEMA,
     )
 
 

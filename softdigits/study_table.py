@@ -33,7 +33,8 @@ SCHEMA = pa.schema(
         ("label", pa.int64()),  # the original label (argmax of label_dist)
         ("label_dist", pa.list_(pa.float32(), N_DIGITS)),  # the original label distribution
         ("soft_label", pa.list_(pa.float32(), N_HUMAN_CLASSES)),  # human, uncertainty-weighted (s_u)
-        ("soft_label_yes_unc_equal", pa.list_(pa.float32(), N_HUMAN_CLASSES)),  # human, equal weights
+        ("soft_label_yes_unc_equal", pa.list_(pa.float32(), N_HUMAN_CLASSES)),  # human, unsure = yes
+        ("soft_label_yes_only", pa.list_(pa.float32(), N_HUMAN_CLASSES)),  # human, yes answers only
         ("soft_label_argmax", pa.int64()),  # human majority; 10 = not a digit
         ("human_uncert_mean", pa.float64()),  # u_mean
         ("pct_ann_unsure", pa.float64()),  # u_prop
@@ -68,13 +69,15 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
             "label_dist": io.vectors_column(stack("label_dist").astype(np.float32)),
             "soft_label": io.vectors_column(stack("soft_label").astype(np.float32)),
             "soft_label_yes_unc_equal": io.vectors_column(stack("soft_label_yes_unc_equal").astype(np.float32)),
+            "soft_label_yes_only": io.vectors_column(stack("soft_label_yes_only").astype(np.float32)),
             "soft_label_argmax": pa.array(df["soft_label_argmax"].astype(np.int64), pa.int64()),
             "human_uncert_mean": pa.array(df["human_uncert_mean"].astype(float), pa.float64()),
             "pct_ann_unsure": pa.array(df["pct_ann_unsure"].astype(float), pa.float64()),
             "n_annotators": pa.array(df["n_annotators"].astype("Int64"), pa.int64(), from_pandas=True),
             "hlv": pa.array(df["hlv"].astype(bool), pa.bool_()),
             "simulated": pa.array(df["simulated"].astype(bool), pa.bool_()),
-        }
+        },
+        schema=SCHEMA,  # a column added here but not to the schema (or the reverse) fails
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from softdigits import dynamics as D
-from softdigits import study_table, targets
+from softdigits import run_outputs, study_table, targets
 from softdigits.io import vectors_column, write_table
 
 
@@ -211,8 +211,8 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
     assert set(rho["uncertainty"]) == {"u_mean", "u_prop"}
     assert set(rho["stratum"]) == {"all", "HLV", "NoHLV"}
     # reading back a seed gives the same confidence as computing it by hand
-    _, _, p0 = D.read_dynamics(runs[("human_majority", 0)])
-    _, _, p1 = D.read_dynamics(runs[("human_majority", 1)])
+    _, _, p0 = run_outputs.read_dynamics(runs[("human_majority", 0)])
+    _, _, p1 = run_outputs.read_dynamics(runs[("human_majority", 1)])
     hand = np.concatenate([p0[-5:, 2, 2], p1[-5:, 2, 2]]).mean()
     got = maps.query("target == 'human_majority' and image_id == 'm:train:2'")["confidence"].item()
     assert got == pytest.approx(hand, rel=1e-6)
@@ -229,4 +229,4 @@ def test_read_dynamics_rejects_ragged_epochs(tmp_path):
     )
     write_table(table, path)
     with pytest.raises(ValueError, match="d.parquet: the epochs do not all hold the same images"):
-        D.read_dynamics(path)
+        run_outputs.read_dynamics(path)
