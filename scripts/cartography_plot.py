@@ -4,8 +4,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-import pandas as pd  # noqa: E402
-
+from softdigits.cartography.maps import read_data_map  # noqa: E402
 from softdigits.plots import plot_data_map  # noqa: E402
 
 p = snakemake.params
@@ -15,7 +14,7 @@ GOLD = {
     "sampled_label": "the recipe's first sampled label (the label trained on)",
 }
 plot_data_map(
-    pd.read_parquet(snakemake.input.data_map, columns=["confidence", "variability", "correctness", "region"]),
+    read_data_map(snakemake.input.data_map, columns=["confidence", "variability", "correctness", "region"]),
     snakemake.output[0],
     color="correctness",
     color_label="correctness (fraction of epochs right)",

@@ -4,9 +4,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-import pyarrow.parquet as pq  # noqa: E402
-
-from softdigits.cartography import (  # noqa: E402
+from softdigits.cartography.maps import (  # noqa: E402
     Thresholds,
     check_region_shares,
     data_map,
@@ -14,10 +12,11 @@ from softdigits.cartography import (  # noqa: E402
     region_counts,
     region_shares,
 )
+from softdigits.cartography.train import read_dynamics  # noqa: E402
 from softdigits.io import read_metadata, write_csv, write_table  # noqa: E402
 
 thresholds = Thresholds(**snakemake.params.thresholds)
-dynamics = pq.read_table(snakemake.input.dynamics)
+dynamics = read_dynamics(snakemake.input.dynamics)
 df = data_map(dynamics, thresholds, where=f"{snakemake.input.dynamics}: ")
 counts = region_counts(df)
 log.info("images per digit and region:\n%s", counts.to_string())

@@ -5,8 +5,8 @@ from softdigits.jobs import start, torch_threads
 log = start(snakemake)
 torch_threads(snakemake.threads)
 
-from softdigits.cartography import train_dynamics  # noqa: E402
-from softdigits.io import read_images, write_table  # noqa: E402
+from softdigits.cartography.train import train_dynamics, write_dynamics  # noqa: E402
+from softdigits.io import read_images  # noqa: E402
 
 p = snakemake.params
 images = read_images(snakemake.input.images)
@@ -29,7 +29,7 @@ dynamics = train_dynamics(
     target=p.target,
     where=f"{snakemake.input.images}: ",
 )
-write_table(
+write_dynamics(
     dynamics,
     snakemake.output.dynamics,
     metadata={

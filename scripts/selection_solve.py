@@ -4,10 +4,10 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from softdigits.cartography import check_unique_images  # noqa: E402
+from softdigits.cartography.maps import read_data_map  # noqa: E402
+from softdigits.cartography.train import check_unique_images  # noqa: E402
 from softdigits.io import write_csv, write_table, write_text  # noqa: E402
 from softdigits.selection import SelectionSpec, select, strata_markdown  # noqa: E402
 
@@ -15,7 +15,7 @@ p = snakemake.params
 corpus = snakemake.wildcards.corpus
 images = pq.read_table(snakemake.input.images, columns=["image_id", "sha256"])
 check_unique_images(images, where=f"{snakemake.input.images}: ")
-candidates = pd.read_parquet(snakemake.input.data_map, columns=["image_id", "digit", "region"])
+candidates = read_data_map(snakemake.input.data_map, columns=["image_id", "digit", "region"])
 unknown = ~candidates["image_id"].isin(images.column("image_id").to_pandas())
 if unknown.any() or len(candidates) != images.num_rows:
     raise ValueError(

@@ -260,7 +260,7 @@ def hard_share(maps: pd.DataFrame, thresholds: dict | None) -> pd.Series:
     """Per (model, target): % of the HLV training images in the hard region of the model data
     map, by the corpus's cartography thresholds (reported beside claim 3b, not a condition:
     the paper notes that no synthetic-target image falls there)."""
-    from softdigits.cartography import Thresholds, assign_regions
+    from softdigits.cartography.maps import Thresholds, assign_regions
 
     hlv = maps[maps["hlv"].astype(bool)]
     if thresholds is None or hlv.empty:

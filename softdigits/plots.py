@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from softdigits.cartography import REGIONS, Thresholds, assign_regions  # noqa: E402
+from softdigits.cartography.maps import Thresholds, assign_regions  # noqa: E402
+from softdigits.constants import REGIONS  # noqa: E402
 from softdigits.io import save_figure  # noqa: E402
 
 

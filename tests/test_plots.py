@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from softdigits import plots
-from softdigits.cartography import Thresholds, assign_regions
+from softdigits.cartography.maps import Thresholds, assign_regions
 
 TH = Thresholds(0.8, 0.3, 0.1, 0.2)
 

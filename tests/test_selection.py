@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from softdigits import selection as S
-from softdigits.cartography import REGIONS
-from softdigits.constants import STUDY_SPLITS
+from softdigits.constants import REGIONS, STUDY_SPLITS
 
 EQUAL = {"easy": 1.0, "ambiguous": 1.0, "hard": 1.0, "other": 0.0}
 

@@ -1,15 +1,10 @@
-"""Dataset cartography (Swayamdipta et al. 2020): training dynamics -> data map -> regions.
+"""Cartography, step 1: the training dynamics of a small network, and their table's contract.
 
 A small classifier (the one-hidden-layer FFN by default) is trained on a whole
 de-duplicated corpus for a few epochs and several seeds. For every epoch and image
 the probability it gives the gold label is recorded from the training forward pass
-(softdigits.training.fit, as allenai/cartography does). Per image, pooling the
-values of every (seed, epoch):
-
-- confidence  = mean of p(gold)
-- variability = population standard deviation (ddof=0) of p(gold)
-- correctness = fraction of (seed, epoch) in which the argmax was the gold label
-- mean_probs  = mean predicted distribution (10 values)
+(softdigits.training.fit, as allenai/cartography does); `softdigits.cartography.maps`
+pools those values into the data map.
 
 Gold is the label the network is trained toward (as in Swayamdipta et al., where the
 gold is the instance's training label). Per target (a per-corpus config choice):
@@ -30,63 +25,43 @@ Every table also keeps `digit`, the corpus's `label` column (the image's digit b
 recipe or original label), which the selection stratifies by; it equals gold unless the
 target is sampled_label.
 
-Regions, with thresholds per corpus, in this order (the first rule that holds wins,
-so the regions never overlap):
-  ambiguous: variability >= variability_high
-  easy:      confidence >= confidence_high and variability <= variability_low
-  hard:      confidence <= confidence_low  and variability <= variability_low
-  other:     everything else
+The dynamics contract is `DYNAMICS_SCHEMA`, written by `write_dynamics` and read by
+`read_dynamics`. Torch (and softdigits.models / softdigits.training) is imported inside
+`train_dynamics` only, so the contract and `check_unique_images` load without torch.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from softdigits.constants import N_DIGITS, REGIONS
-from softdigits.io import DataContractError, pixels_array, vectors_array, vectors_column
+from softdigits.constants import N_DIGITS
+from softdigits.io import DataContractError, pixels_array, vectors_array, vectors_column, write_table
 
 log = logging.getLogger(__name__)
 
 TARGETS = ("label_dist", "label", "sampled_label")
 SAMPLED_DRAW = 0  # which of the recipe's sampled labels sampled_label trains on (the first)
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    confidence_high: float
-    confidence_low: float
-    variability_low: float
-    variability_high: float
-
-    def __post_init__(self):
-        if not self.confidence_low < self.confidence_high:
-            raise ValueError(
-                f"thresholds: confidence_low ({self.confidence_low}) must be below "
-                f"confidence_high ({self.confidence_high})"
-            )
-        if not self.variability_low <= self.variability_high:
-            raise ValueError(
-                f"thresholds: variability_low ({self.variability_low}) must not exceed "
-                f"variability_high ({self.variability_high})"
-            )
-
-
-def assign_regions(confidence, variability, thresholds: Thresholds) -> np.ndarray:
-    """The region of each image (see the module docstring for the rule and its order)."""
-    conf = np.asarray(confidence, dtype=np.float64)
-    var = np.asarray(variability, dtype=np.float64)
-    t = thresholds
-    region = np.full(conf.shape, "other", dtype=object)
-    stable = var <= t.variability_low
-    region[stable & (conf <= t.confidence_low)] = "hard"
-    region[stable & (conf >= t.confidence_high)] = "easy"
-    region[var >= t.variability_high] = "ambiguous"
-    return region
+# results/cartography/{corpus}/dynamics.parquet: one row per (seed, epoch, image)
+DYNAMICS_SCHEMA = pa.schema(
+    [
+        ("seed", pa.int64()),  # the training seed (cartography.seeds)
+        ("epoch", pa.int64()),  # 1-based
+        ("image_id", pa.string()),  # the images contract's id
+        ("digit", pa.int64()),  # the corpus's `label` column, which selection stratifies by
+        ("gold", pa.int64()),  # the label trained toward (per target, see the module docstring)
+        ("p_gold", pa.float32()),  # probability of gold in that epoch's training forward pass
+        ("correct", pa.bool_()),  # the argmax equals gold
+        ("probs", pa.list_(pa.float32(), N_DIGITS)),  # the predicted distribution
+    ]
+)
+DYNAMICS_COLUMNS = DYNAMICS_SCHEMA.names
 
 
 def gold_and_targets(images: pa.Table, target: str, where: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,8 +145,8 @@ def train_dynamics(
 ) -> pa.Table:
     """Train `model` on every image of the corpus once per seed; one row per (seed, epoch, image).
 
-    Columns: seed, epoch (1-based), image_id, digit, gold, p_gold, correct, probs (10 float32).
-    Inputs are standardised with the corpus's own pixel mean and std.
+    Returns a table in `DYNAMICS_SCHEMA`. Inputs are standardised with the corpus's own
+    pixel mean and std.
     """
     from softdigits.models import build_model
     from softdigits.training import TrainSettings, fit, normalise, pixel_stats
@@ -205,107 +180,36 @@ def train_dynamics(
                         "p_gold": pa.array(p[np.arange(n), gold].astype(np.float32)),
                         "correct": pa.array(p.argmax(axis=1) == gold),
                         "probs": vectors_column(p.astype(np.float32)),
-                    }
+                    },
+                    schema=DYNAMICS_SCHEMA,
                 )
             )
     return pa.concat_tables(parts)
 
 
-DYNAMICS_COLUMNS = ["seed", "epoch", "image_id", "digit", "gold", "p_gold", "correct", "probs"]
+# ------------------------------------------------------------------ the dynamics contract
 
 
-def data_map(dynamics: pa.Table, thresholds: Thresholds, where: str = "") -> pd.DataFrame:
-    """Per image: digit, gold, confidence, variability, correctness, region, mean_probs.
-
-    Every image must have a value for every (seed, epoch) pooled; rows come out in
-    order of first appearance in `dynamics`.
-    """
-    missing = [c for c in DYNAMICS_COLUMNS if c not in dynamics.column_names]
+def check_dynamics(table: pa.Table, where: str = "") -> None:
+    """Raise DataContractError naming the column when `table` lacks a `DYNAMICS_SCHEMA` column
+    or holds it with another type."""
+    missing = [c for c in DYNAMICS_COLUMNS if c not in table.column_names]
     if missing:
         raise DataContractError(f"{where}dynamics table lacks column(s) {missing}")
-    if dynamics.num_rows == 0:
-        raise DataContractError(f"{where}dynamics table is empty")
-    codes, ids = pd.factorize(dynamics.column("image_id").to_pandas())
-    count = np.bincount(codes)
-    n_runs = len(dynamics.select(["seed", "epoch"]).group_by(["seed", "epoch"]).aggregate([]))
-    short = np.flatnonzero(count != n_runs)
-    if len(short):
-        i = int(short[0])
-        raise DataContractError(f"{where}image {ids[i]!r} has {count[i]} (seed, epoch) values, expected {n_runs}")
-    p_gold = dynamics.column("p_gold").to_numpy().astype(np.float64)
-    correct = dynamics.column("correct").to_numpy(zero_copy_only=False).astype(np.float64)
-    confidence = np.bincount(codes, weights=p_gold) / count
-    variability = np.sqrt(np.bincount(codes, weights=(p_gold - confidence[codes]) ** 2) / count)
-    correctness = np.bincount(codes, weights=correct) / count
-    probs = vectors_array(dynamics, "probs").astype(np.float64)
-    mean_probs = (
-        np.stack(
-            [np.bincount(codes, weights=probs[:, k], minlength=len(ids)) for k in range(probs.shape[1])],
-            axis=1,
-        )
-        / count[:, None]
-    )
-    digit = np.zeros(len(ids), dtype=np.int64)
-    digit[codes] = dynamics.column("digit").to_numpy()
-    gold = np.zeros(len(ids), dtype=np.int64)
-    gold[codes] = dynamics.column("gold").to_numpy()
-    return pd.DataFrame(
-        {
-            "image_id": ids,
-            "digit": digit,
-            "gold": gold,
-            "confidence": confidence,
-            "variability": variability,
-            "correctness": correctness,
-            "region": assign_regions(confidence, variability, thresholds),
-            "mean_probs": list(mean_probs.astype(np.float32)),
-        }
-    )
+    for field in DYNAMICS_SCHEMA:
+        got = table.schema.field(field.name).type
+        if got != field.type:
+            raise DataContractError(f"{where}dynamics column {field.name!r} has type {got}, expected {field.type}")
 
 
-def data_map_table(df: pd.DataFrame) -> pa.Table:
-    """The data map with `mean_probs` as a fixed-size list of 10 float32."""
-    return pa.table(
-        {
-            "image_id": pa.array(df["image_id"], pa.string()),
-            "digit": pa.array(df["digit"], pa.int64()),
-            "gold": pa.array(df["gold"], pa.int64()),
-            "confidence": pa.array(df["confidence"], pa.float64()),
-            "variability": pa.array(df["variability"], pa.float64()),
-            "correctness": pa.array(df["correctness"], pa.float64()),
-            "region": pa.array(df["region"], pa.string()),
-            "mean_probs": vectors_column(np.stack(df["mean_probs"].to_numpy()).astype(np.float32)),
-        }
-    )
+def write_dynamics(table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, object]) -> None:
+    """Write a dynamics table (checked against `DYNAMICS_SCHEMA`) with the run's metadata."""
+    check_dynamics(table, f"{path}: ")
+    write_table(table, path, metadata=metadata)
 
 
-def region_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Images per (digit, region), every region a column (zeros included), plus a total row."""
-    counts = pd.crosstab(df["digit"], df["region"]).reindex(columns=list(REGIONS), fill_value=0)
-    counts.loc["all"] = counts.sum()
-    return counts
-
-
-def region_shares(df: pd.DataFrame) -> dict[str, float]:
-    """Share of the corpus in each region (every region present, zeros included)."""
-    counts = df["region"].value_counts().reindex(list(REGIONS), fill_value=0)
-    return {r: float(counts[r]) / max(len(df), 1) for r in REGIONS}
-
-
-def check_region_shares(shares: dict[str, float], min_share: dict[str, float], where: str = "") -> None:
-    """Raise naming every region whose share of the corpus is below its configured minimum.
-
-    This is the acceptance check of a data map (e.g. Ambiguous-MNIST: hard >= 1%,
-    ambiguous >= 5%); a minimum of 0 asks nothing of that region.
-    """
-    short = [f"{r} {shares[r]:.2%} < {m:.2%}" for r, m in min_share.items() if shares[r] < m]
-    if short:
-        raise RegionShareError(
-            f"{where}the data map misses its minimum region shares (config cartography.corpora.*.min_share): "
-            + "; ".join(short)
-            + ". Change the corpus's target, epochs or thresholds, or lower min_share."
-        )
-
-
-class RegionShareError(ValueError):
-    """A data map has fewer images in a region than its corpus's config requires."""
+def read_dynamics(path: str | os.PathLike) -> pa.Table:
+    """A dynamics file, checked against `DYNAMICS_SCHEMA`; errors name the file."""
+    table = pq.read_table(path)
+    check_dynamics(table, f"{path}: ")
+    return table
