@@ -36,7 +36,7 @@ import yaml  # noqa: E402
 
 from softdigits import io  # noqa: E402
 from softdigits.aggregation import aggregate  # noqa: E402
-from softdigits.annotation import read_campaign  # noqa: E402
+from softdigits.annotation.campaign import read_campaign  # noqa: E402
 from softdigits.annotator_simulation import (  # noqa: E402
     PanelParams,
     pixel_vs_record_predictability,

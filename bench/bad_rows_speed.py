@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from softdigits.annotation import RawAnnotationError, read_raw_annotations
+from softdigits.annotation.answers import RawAnnotationError, read_raw_annotations
 
 
 def answers_csv(path: Path, n_rows: int, classes_per_pair: int, responses=("yes", "no", "unsure")) -> None:

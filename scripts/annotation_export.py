@@ -1,9 +1,10 @@
 """Rule annotation_export: PNGs and task lists of the annotation campaign."""
 
-from softdigits import annotation, jobs
+from softdigits import jobs
+from softdigits.annotation import campaign
 
 jobs.start(snakemake)
-annotation.run_export(
+campaign.run_export(
     corpus=snakemake.wildcards.corpus,
     selection_path=snakemake.input.selection,
     images_path=snakemake.input.images,

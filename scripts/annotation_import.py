@@ -1,9 +1,10 @@
 """Rule annotation_import: a real campaign's answers, validated into the raw table."""
 
-from softdigits import annotation, jobs
+from softdigits import jobs
+from softdigits.annotation import answers
 
 jobs.start(snakemake)
-annotation.run_import(
+answers.run_import(
     answers_path=snakemake.input.answers,
     campaign_dir=snakemake.input.campaign,
     raw_out=snakemake.output.raw,

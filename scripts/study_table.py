@@ -1,9 +1,10 @@
 """Rule study_table: selection + images + aggregated labels, the table training reads."""
 
-from softdigits import annotation, jobs
+from softdigits import jobs
+from softdigits.annotation import study
 
 jobs.start(snakemake)
-annotation.run_study(
+study.run_study(
     corpus=snakemake.wildcards.corpus,
     origin=snakemake.params.origin,
     images_path=snakemake.input.images,

@@ -1,6 +1,6 @@
 """A simulated annotator panel: SIMULATED answers, never to be presented as human data.
 
-It answers an exported campaign (`annotation.design_campaign`) the way the paper's
+It answers an exported campaign (`annotation.campaign.design_campaign`) the way the paper's
 Yes/No/Unsure task is answered, and writes the same raw table as a real campaign
 with `simulated = True`.
 
@@ -435,7 +435,8 @@ def run(
     """Rule annotation_simulate: the simulated panel answers the exported campaign."""
     import logging
 
-    from softdigits.annotation import raw_table, read_campaign
+    from softdigits.annotation.answers import raw_table
+    from softdigits.annotation.campaign import read_campaign
 
     log = logging.getLogger(__name__)
     tasks, gold = read_campaign(campaign_dir)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from softdigits import io
 from softdigits.aggregation import AggregationError, aggregate, labels_table
-from softdigits.annotation import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
+from softdigits.annotation.answers import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
 from softdigits.config import ConfigError, check_files
 
 log = logging.getLogger(__name__)

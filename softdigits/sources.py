@@ -483,7 +483,7 @@ def check_download(path: str | os.PathLike, name: str, reader: str, file_key: st
             raise SourceFormatError(f"{name}: not a readable CSV file ({err})") from None
         weiss_from_csv(path, splits)
     elif reader == "released":
-        from softdigits.annotation import check_released
+        from softdigits.annotation.released import check_released
 
         check_released(path)
     else:

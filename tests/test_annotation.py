@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import zlib
+from io import BytesIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
-from softdigits import annotation, io, study_table
+from softdigits import io, study_table
 from softdigits.aggregation import aggregate, labels_table, read_labels
-from softdigits.annotation import RawAnnotationError, ReleasedTableError, read_raw_annotations
+from softdigits.annotation.answers import RAW_SCHEMA, RawAnnotationError, raw_table, read_raw_annotations
+from softdigits.annotation.campaign import choose_gold, design_campaign, png_bytes, read_campaign, run_export
+from softdigits.annotation.released import ReleasedTableError, match_released_ids, read_released
+from softdigits.annotation.study import run_study
 
 # ------------------------------------------------------------------ fixtures (also used by
 # tests/test_annotator_simulation.py and tests/test_workflow_annotation.py)
@@ -90,7 +94,7 @@ GOOD = (
 def test_design_every_image_gets_k_distinct_tasks_with_checks():
     ids = [f"x:{i}" for i in range(300)]
     gold = pd.DataFrame({"image_id": [f"g:{d}" for d in range(10)], "gold_label": range(10)})
-    tasks = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=1)
+    tasks = design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=1)
     study = tasks[~tasks["is_attention_check"]]
     per_image = study.groupby("image_id")["task_id"].nunique()
     assert set(per_image.index) == set(ids) and (per_image == 6).all()
@@ -100,9 +104,9 @@ def test_design_every_image_gets_k_distinct_tasks_with_checks():
     checks = tasks[tasks["is_attention_check"]].groupby("task_id")
     assert (checks.size() == 3).all() and (checks["image_id"].nunique() == 3).all()
     assert (tasks.loc[tasks["is_attention_check"], "gold_label"].between(0, 9)).all()
-    again = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=1)
+    again = design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=1)
     pd.testing.assert_frame_equal(tasks, again)
-    other = annotation.design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=2)
+    other = design_campaign(ids, gold, annotators_per_image=6, images_per_task=70, checks_per_task=3, seed=2)
     assert not tasks.equals(other)
 
 
@@ -119,22 +123,19 @@ def test_choose_gold_takes_most_confident_easy_outside_selection():
         }
     )
     top = "mnist:train:59"
-    gold = annotation.choose_gold(data_map, meta, exclude={top}, per_digit=2)
+    gold = choose_gold(data_map, meta, exclude={top}, per_digit=2)
     assert len(gold) == 20 and top not in set(gold["image_id"])
     assert sorted(gold["gold_label"].unique()) == list(range(10))
     assert "mnist:train:58" in set(gold["image_id"])  # most confident of digit 8
 
 
-def test_png_is_valid_greyscale():
-    pixels = np.arange(784, dtype=np.uint16).astype(np.uint8)
-    data = annotation.png_bytes(pixels)
+def test_png_decodes_to_the_same_greyscale_pixels():
+    pixels = np.arange(784, dtype=np.uint16).astype(np.uint8)  # every grey level, 0 and 255 included
+    data = png_bytes(pixels)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    idat_start = data.index(b"IDAT") + 4
-    length = int.from_bytes(data[idat_start - 8 : idat_start - 4], "big")
-    raw = zlib.decompress(data[idat_start : idat_start + length])
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(28, 29)
-    assert (rows[:, 0] == 0).all()
-    np.testing.assert_array_equal(rows[:, 1:].reshape(-1), pixels)
+    image = Image.open(BytesIO(data))
+    assert (image.format, image.mode, image.size) == ("PNG", "L", (28, 28))
+    np.testing.assert_array_equal(np.asarray(image).reshape(-1), pixels)
 
 
 def test_export_writes_folder_atomically(tmp_path):
@@ -152,7 +153,7 @@ def test_export_writes_folder_atomically(tmp_path):
         "gold_corpus": "mnist",
         "gold_per_digit": 1,
     }
-    annotation.run_export(
+    run_export(
         corpus="mnist",
         selection_path=paths["sel"],
         images_path=paths["img"],
@@ -162,7 +163,7 @@ def test_export_writes_folder_atomically(tmp_path):
         campaign=campaign,
         seed=0,
     )
-    tasks, gold = annotation.read_campaign(out)
+    tasks, gold = read_campaign(out)
     assert len(gold) == 10 and not set(gold["image_id"]) & set(selection["image_id"])
     assert (tasks[~tasks["is_attention_check"]].groupby("image_id").size() == 3).all()
     task_files = sorted(p.name for p in (out / "tasks").iterdir())
@@ -188,6 +189,16 @@ def test_good_file_reads_in_both_formats(tmp_path, fmt):
     assert not table["simulated"].any()
     labels, qc = aggregate(table)
     assert qc.n_excluded == 0 and labels["n_annotators"].tolist() == [2]
+
+
+def test_raw_table_writes_the_raw_schema(tmp_path):
+    path = write_answers(GOOD, tmp_path / "raw.csv", "csv")
+    table, _ = read_raw_annotations(path, known_image_ids={"img1", "g1"})
+    raw = raw_table(table)
+    assert raw.schema == RAW_SCHEMA
+    assert raw.column("gold_label").null_count == 20  # null on study images, the gold digit on checks
+    io.write_table(raw, tmp_path / "raw.parquet")
+    assert pq.read_schema(tmp_path / "raw.parquet").remove_metadata() == RAW_SCHEMA
 
 
 def bad_variants():
@@ -294,10 +305,10 @@ def released_fixture(path, images: pa.Table, n_extra: int = 2):
 def test_released_rows_match_corpus_ids_by_pixels(tmp_path):
     images = make_corpus("mnist", 20)
     path = released_fixture(tmp_path / "released.parquet", images)
-    released = annotation.read_released(path, "mnist")
+    released = read_released(path, "mnist")
     assert len(released) == 7 and released["n_annotators"].isna().all()
     assert released.loc[0, "hlv"] and not released.loc[1, "hlv"]
-    matched = annotation.match_released_ids(released, images)
+    matched = match_released_ids(released, images)
     assert matched["image_id"].tolist()[:5] == [f"mnist:train:{i}" for i in range(5)]
     assert matched["image_id"].tolist()[5:] == ["mnist:released:5", "mnist:released:6"]
 
@@ -306,14 +317,14 @@ def test_released_errors_name_file_and_column(tmp_path):
     path = tmp_path / "released.parquet"
     pd.DataFrame({"images": [[0] * 784]}).to_parquet(path)
     with pytest.raises(ReleasedTableError, match="released.parquet: missing column"):
-        annotation.read_released(path, "mnist")
+        read_released(path, "mnist")
     images = make_corpus("mnist", 20)
     released_fixture(path, images)
     df = pd.read_parquet(path)
     df.loc[3, "soft_label"] = "[0.5, 0.5]"
     df.to_parquet(path)
     with pytest.raises(ReleasedTableError, match="row 4: column 'soft_label' should hold 11"):
-        annotation.read_released(path, "mnist")
+        read_released(path, "mnist")
 
 
 def test_run_study_released_and_simulated_paths(tmp_path):
@@ -324,7 +335,7 @@ def test_run_study_released_and_simulated_paths(tmp_path):
     data_map.to_parquet(tmp_path / "map.parquet")
     released_fixture(tmp_path / "released.parquet", images)
     out = tmp_path / "study_released.parquet"
-    annotation.run_study(
+    run_study(
         origin="released",
         corpus="mnist",
         images_path=img_path,
@@ -347,7 +358,7 @@ def test_run_study_released_and_simulated_paths(tmp_path):
     io.write_table(labels_table(labels), tmp_path / "labels.parquet")
     selection.to_parquet(tmp_path / "sel.parquet")
     out = tmp_path / "study.parquet"
-    annotation.run_study(
+    run_study(
         origin="simulated",
         corpus="mnist",
         images_path=img_path,

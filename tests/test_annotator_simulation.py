@@ -11,7 +11,7 @@ import pytest
 from softdigits import annotator_simulation as sim
 from softdigits import io
 from softdigits.aggregation import aggregate, attention_failures
-from softdigits.annotation import design_campaign
+from softdigits.annotation.campaign import design_campaign
 
 CLEAN = sim.PanelParams(
     sure=0.55,

@@ -27,7 +27,8 @@ from test_download import server  # noqa: F401  (the fixture, used by name)
 from test_sources import weiss_frame
 
 from softdigits import io, sources
-from softdigits.annotation import RawAnnotationError, ReleasedTableError, read_raw_annotations, read_released
+from softdigits.annotation.answers import RawAnnotationError, read_raw_annotations
+from softdigits.annotation.released import ReleasedTableError, read_released
 from softdigits.cli import main
 from softdigits.config import ConfigError, check_files
 from softdigits.download import ChecksumError, DownloadError, download, store_path
@@ -349,7 +350,7 @@ def test_zero_row_images_parquet_is_rejected(tmp_path):
 
 
 def test_zero_row_released_table_is_rejected(tmp_path):
-    from softdigits.annotation import RELEASED_COLUMNS
+    from softdigits.annotation.released import RELEASED_COLUMNS
 
     path = tmp_path / "released.parquet"
     pq.write_table(pa.table({c: pa.array([], pa.string()) for c in RELEASED_COLUMNS}), path)
@@ -415,7 +416,7 @@ def test_pin_mismatch_names_the_lock_and_how_to_reset_it(server, tmp_path):  # n
 
 
 def test_damaged_released_table_is_not_pinned(tmp_path):
-    from softdigits.annotation import RELEASED_COLUMNS
+    from softdigits.annotation.released import RELEASED_COLUMNS
 
     path = tmp_path / "released.parquet"
     pq.write_table(pa.table({c: pa.array(["x"], pa.string()) for c in RELEASED_COLUMNS}), path)
@@ -425,7 +426,7 @@ def test_damaged_released_table_is_not_pinned(tmp_path):
 
 
 def test_import_never_writes_over_the_answers(tmp_path):
-    from softdigits.annotation import run_import
+    from softdigits.annotation.answers import run_import
 
     raw = write_answers(GOOD, tmp_path / "answers.parquet", "parquet")
     before = snapshot(raw)
