@@ -85,6 +85,9 @@ ENSEMBLE_MEMBERS = expand(
 )
 
 RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
+# The longest training jobs start first (LeNet's take about 3x the FFNs'), so that the
+# grid does not end waiting on a few LeNet jobs started last.
+MODEL_PRIORITY = {"lenet": 2, "deeper_ffn": 1, "simple_ffn": 0}
 TRAINING_GRID_KEYS = ("models", "targets", "seeds")
 # Training keys that only one target's runs use (key -> target).
 TARGET_ONLY_KEYS = {"shuffle_seed": "human_shuffled"}

@@ -16,6 +16,7 @@ rule train_run:
         manifest=f"{RUNS}/manifest.json",
     params:
         settings=lambda wc: training_settings(wc.target),
+    priority: lambda wc: MODEL_PRIORITY.get(wc.model, 0)
     log:
         f"{LOGS}/train_run/{{corpus}}/{{model}}/{{target}}/seed{{seed}}.log",
     benchmark:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq
 
 from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, NOT_A_DIGIT_MODES
 from softdigits.io import DataContractError
@@ -136,6 +135,8 @@ def matched_epsilon(mean_entropy: float) -> float:
         return 0.0
     if mean_entropy >= np.log(N_DIGITS):
         return MAX_EPSILON
+    from scipy.optimize import brentq  # here, not at the top: scipy costs a training job ~0.6 CPU-s to import
+
     return float(brentq(lambda e: smoothed_entropy(e) - mean_entropy, 0.0, MAX_EPSILON, xtol=1e-14, rtol=1e-14))
 
 
