@@ -1,4 +1,5 @@
-"""Shared fixtures: a scratch copy of the workflow and a runner for the Snakemake CLI."""
+"""Shared fixtures: a scratch copy of the workflow, a runner for the Snakemake CLI, and the
+figure checks (the figures a test saves, and the pixels of a written PNG)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,3 +87,48 @@ def tiny_run(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("tiny") / "workflow")
     snakemake(workdir, "--cores", "2")
     return workdir
+
+
+# ------------------------------------------------------------------------------- figures
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """The (figure, path) of every softdigits.io.save_figure call during the test.
+
+    The figures are still written (the real save_figure runs), so a test can read the
+    plotted data back from the very figure that went into the PNG. Modules that imported
+    save_figure by name are patched too."""
+    import softdigits.io
+
+    real = softdigits.io.save_figure
+    saved = []
+
+    def save_figure(fig, path):
+        saved.append((fig, Path(path)))
+        real(fig, path)
+
+    for module in [m for name, m in sys.modules.items() if name.split(".")[0] == "softdigits"]:
+        if getattr(module, "save_figure", None) is real:
+            monkeypatch.setattr(module, "save_figure", save_figure)
+    return saved
+
+
+def png_rgb(path: Path) -> np.ndarray:
+    """The PNG's pixels, (height, width, 3) floats in [0, 1]; checks the PNG signature first."""
+    from matplotlib import image
+
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return np.asarray(image.imread(path), float)[..., :3]
+
+
+def ink_share(rgb: np.ndarray) -> float:
+    """Share of the pixels that are not white: a blank figure has almost none."""
+    return float(np.mean(rgb.min(axis=-1) < 0.95))
+
+
+def colour_pixels(rgb: np.ndarray, colour, tol: float = 0.03) -> int:
+    """How many pixels are within `tol` (per channel) of `colour` (any matplotlib colour)."""
+    from matplotlib.colors import to_rgb
+
+    return int(np.sum(np.abs(rgb - np.asarray(to_rgb(colour))).max(axis=-1) <= tol))

@@ -1,4 +1,5 @@
-"""Table 1, annotations per image and Appendix B proxies on hand-computed cases."""
+"""Table 1, annotations per image and Appendix B proxies on hand-computed cases; the
+annotations-per-image histogram draws those counts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import REPO
+from conftest import REPO, colour_pixels, ink_share, png_rgb
 
 from softdigits import dataset_stats as ds
 from softdigits.io import vectors_column
@@ -117,3 +118,81 @@ def test_compare_with_paper_keeps_both_sources():
     both = ds.compare_with_paper(ours, paper)
     assert both["source"].tolist() == ["paper Table 1 (human annotators)", "this run (simulated labels)"]
     assert both.loc[0, "hlv_pct"] == pytest.approx(39.63)
+
+
+# ------------------------------------------------------------- annotations-per-image figure
+
+
+def two_corpora_counts():
+    """mnist: 5 annotators x1, 6 x2, 7 x1; mukhoti: 6 annotators x3, 8 x1 (from study tables)."""
+    mnist = study(
+        argmax=[1] * 4, label=[1] * 4, hlv=[False] * 4, u_mean=[0.0] * 4, u_prop=[0.0] * 4, n_ann=[6, 5, 6, 7]
+    )
+    mukhoti = study(
+        argmax=[1] * 4, label=[1] * 4, hlv=[True] * 4, u_mean=[0.1] * 4, u_prop=[0.5] * 4, n_ann=[6, 8, 6, 6]
+    )
+    return pd.concat([ds.annotations_per_image("mnist", mnist), ds.annotations_per_image("mukhoti", mukhoti)])
+
+
+def assert_histogram_bars(ax, per_image):
+    """One bar group per corpus (legend = corpus), side by side at each annotator count:
+    x = n_annotators shifted by the corpus's slot, height = n_images."""
+    corpora = list(dict.fromkeys(per_image["corpus"]))
+    width = 0.8 / len(corpora)
+    assert [c.get_label() for c in ax.containers] == corpora
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == corpora
+    for k, (corpus, bars) in enumerate(zip(corpora, ax.containers)):
+        want = per_image[per_image["corpus"] == corpus]
+        centres = [b.get_x() + b.get_width() / 2 for b in bars]
+        np.testing.assert_allclose(centres, want["n_annotators"] + (k - (len(corpora) - 1) / 2) * width)
+        np.testing.assert_allclose([b.get_height() for b in bars], want["n_images"])
+        np.testing.assert_allclose([b.get_width() for b in bars], width)
+        assert len({b.get_facecolor() for b in bars}) == 1  # one colour per corpus
+
+
+def test_histogram_draws_each_corpus_counts(tmp_path, saved_figures):
+    per_image = two_corpora_counts()
+    assert per_image.values.tolist() == [
+        ["mnist", 5, 1],
+        ["mnist", 6, 2],
+        ["mnist", 7, 1],
+        ["mukhoti", 6, 3],
+        ["mukhoti", 8, 1],
+    ]
+    out = tmp_path / "per_image.png"
+    ds.histogram_png(per_image, "SIMULATED annotators", out)
+    [(fig, path)] = saved_figures
+    assert path == out
+    ax = fig.axes[0]
+    assert_histogram_bars(ax, per_image)
+    assert ax.get_title() == "Labels from SIMULATED annotators"
+    assert ax.get_xlabel().startswith("annotations per image") and ax.get_ylabel() == "images"
+    # the PNG: not blank, bars in the first two colours of the cycle
+    rgb = png_rgb(out)
+    assert ink_share(rgb) > 0.05
+    assert colour_pixels(rgb, "C0") > 500 and colour_pixels(rgb, "C1") > 500
+    assert colour_pixels(rgb, "C2") == 0  # two corpora: no third colour
+
+
+def test_histogram_of_other_counts_fails_the_check(tmp_path, saved_figures):
+    per_image = two_corpora_counts()
+    ds.histogram_png(per_image, "x", tmp_path / "h.png")
+    ax = saved_figures[0][0].axes[0]
+    other = per_image.assign(n_images=per_image["n_images"][::-1].to_numpy())
+    with pytest.raises(AssertionError):
+        assert_histogram_bars(ax, other)
+    with pytest.raises(AssertionError):
+        assert_histogram_bars(ax, per_image[per_image["corpus"] == "mnist"])
+
+
+def test_histogram_without_per_annotator_data_says_so(tmp_path, saved_figures):
+    released = study(argmax=[1], label=[1], hlv=[False], u_mean=[0.0], u_prop=[0.0], n_ann=[None])
+    per_image = ds.annotations_per_image("mnist", released)
+    note = "the released soft-digits aggregates (human annotators; no per-annotator data)"
+    ds.histogram_png(per_image, note, tmp_path / "h.png")
+    ax = saved_figures[0][0].axes[0]
+    assert not ax.containers and ax.get_legend() is None
+    assert [t.get_text() for t in ax.texts] == ["not available: no per-annotator data"]
+    assert ax.get_title() == note  # 60 characters or more: the note alone
+    rgb = png_rgb(tmp_path / "h.png")
+    assert 0 < ink_share(rgb) and colour_pixels(rgb, "C0") == 0  # text and axes, no bars
