@@ -1,4 +1,4 @@
-"""How fast is the training grid? Prints ratios and an honest extrapolation.
+"""How fast is the training grid? Prints ratios measured side by side, and the goals.
 
 1. The same runs trained two ways in this process: the pipeline's loop
    (softdigits.train_run/training: in-memory batches, fused Adam, dynamics from the
@@ -11,10 +11,12 @@
 3. The full default grid (corpora x models x targets x seeds, both regimes per
    job) extrapolated from the measured cells: total CPU time, the start-up share,
    and the wall time on --cores N, against the 15-minute goal.
-4. If a finished run's Snakemake benchmarks exist (--results, default results/),
-   the measured wall time of its training jobs beside the extrapolation, and the
-   real early-stopping epoch counts (the study's labels stop later than the synthetic
-   tables of 1-3, so the extrapolation is optimistic).
+   Section 1 also gives each model's achieved GFLOP/s next to a 512x512 float32 GEMM
+   timed in the same process on one thread (the machine's arithmetic limit for one job).
+4. The measured grid: `make bench-grid` times the train_run jobs alone on
+   --cores 2 (results/benchmarks/grid.json); and the default run's critical path,
+   from the benchmark file of every job on the longest chain of the last run's DAG.
+   Each is printed next to its goal with "met" or "not met".
 
 Times are CPU seconds (one thread per run: the wall time of an idle machine;
 a busy machine distorts them far less than wall times). The study tables are synthetic (the paper's split sizes, random digit templates):
@@ -50,7 +52,9 @@ from softdigits.models import build_model  # noqa: E402
 
 # The paper's split sizes (section 2.3).
 PAPER_SIZES = {"mnist": {"train": 2131, "val": 457, "test": 457}, "mukhoti": {"train": 1738, "val": 373, "test": 373}}
-GOAL_S = 15 * 60
+GRID_GOAL_S = 10 * 60  # the default grid on 2 idle cores
+STARTUP_GOAL_S = 1.5  # CPU seconds a training job spends before its first step
+REPORT_GOAL_S = 20 * 60  # `make report` from a fresh clone, venv excluded
 
 
 def default_config() -> tuple[list[str], dict, dict]:
@@ -148,6 +152,52 @@ def reference_fit(name, cell, settings, seed, track_dynamics):
 # idle machine, and far less distorted by whatever else the machine is running.
 
 
+def gemm_peak_gflops(size: int = 512, seconds: float = 1.0) -> float:
+    """GFLOP/s of a float32 size x size matmul on this process's threads (1)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    n, started = 0, time.process_time()
+    while time.process_time() - started < seconds:
+        a @ b
+        n += 1
+    return 2 * size**3 * n / (time.process_time() - started) / 1e9
+
+
+def forward_flops(model: nn.Module) -> int:
+    """FLOPs of one image's forward pass through the Linear and Conv2d layers (2 per multiply-add)."""
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, nn.Linear):
+            macs.append(module.in_features * module.out_features)
+        else:  # Conv2d: every output value costs in_channels/groups x kernel multiply-adds
+            k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            macs.append(output[0].numel() * k)
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.zeros(1, 784))
+    for h in hooks:
+        h.remove()
+    return 2 * sum(macs)
+
+
+def training_flops(model_name: str, cell, regime: str, epochs: int) -> float:
+    """Arithmetic of a regime: forward + backward (about 3 forwards) over the training images
+    every epoch, plus regime 1's validation forward pass."""
+    per_image = forward_flops(build_model(model_name, 0))
+    val = len(cell.x_val) if regime == "test_performance" else 0
+    return per_image * epochs * (3 * len(cell.x_train) + val)
+
+
+def met(value: float, goal: float, unit: str, scale: float = 1.0) -> str:
+    verdict = (
+        "met" if value <= goal else f"NOT MET, over by {(value - goal) / scale:.1f} {unit} ({value / goal - 1:.0%})"
+    )
+    return f"goal {goal / scale:g} {unit}: {verdict}"
+
+
 def time_ours(cell, model, regime, settings_config, seed=0):
     started = time.process_time()
     _, entry = train_run.train_regime(cell, regime, model=model, seed=seed, config=settings_config)
@@ -180,6 +230,7 @@ def job_seconds(study: Path, settings: dict, model: str, out: Path) -> float:
     code = (
         "import sys, json, snakemake.script\n"
         "from softdigits import train_run\n"
+        "from softdigits import run_outputs\n"
         "names = {n: sys.argv[2] + '/' + n + ('.json' if n == 'manifest' else '.parquet') for n in run_outputs.OUTPUTS}\n"
         "train_run.run(study_path=sys.argv[1], outputs=names, model=sys.argv[3], target='human_uncertainty', seed=0,"
         " config=json.loads(sys.argv[4]), threads=1, code_files=[])\n"
@@ -196,8 +247,11 @@ def main() -> None:
     parser.add_argument(
         "--results",
         type=Path,
-        default=REPO / "results",
-        help="a finished run's results folder, for the measured grid (section 4)",
+        default=None,
+        help="a finished run's results folder (default: the config's `results`), for section 4",
+    )
+    parser.add_argument(
+        "--config", type=Path, nargs="*", default=[], help="config overlays of the run whose critical path to print"
     )
     args = parser.parse_args()
 
@@ -219,10 +273,12 @@ def main() -> None:
         }
 
         # 1. our loop vs the reference loop, same runs, MNIST size.
+        peak = gemm_peak_gflops()
         print("1. Training loop, MNIST-size runs (2131 train images), target human_uncertainty, seed 0")
+        print(f"   arithmetic limit: 512x512 float32 GEMM, 1 thread, this process: {peak:.1f} GFLOP/s")
         print(
-            f"   {'model':<11} {'regime':<17} {'ours s':>7} {'ep':>3} {'ref s':>7} {'ep':>3} {'s/epoch ratio':>13}"
-            "   (CPU seconds)"
+            f"   {'model':<11} {'regime':<17} {'ours s':>7} {'ep':>3} {'GFLOP/s':>8} {'of peak':>7}"
+            f" {'ref s':>7} {'ep':>3} {'s/epoch ratio':>13}   (CPU seconds; ratio = reference / ours)"
         )
         cell_seconds: dict[tuple[str, str], float] = {}
         ratios = []
@@ -230,7 +286,8 @@ def main() -> None:
             for regime in train_run.REGIMES:
                 ours, ours_epochs = time_ours(cells["mnist"], model, regime, settings)
                 cell_seconds["mnist", model] = cell_seconds.get(("mnist", model), 0.0) + ours
-                line = f"   {model:<11} {regime:<17} {ours:7.2f} {ours_epochs:3d}"
+                gflops = training_flops(model, cells["mnist"], regime, ours_epochs) / ours / 1e9
+                line = f"   {model:<11} {regime:<17} {ours:7.2f} {ours_epochs:3d} {gflops:8.1f} {gflops / peak:7.0%}"
                 if not args.skip_reference:
                     ref, ref_epochs = time_reference(cells["mnist"], model, regime, settings)
                     ratio = (ref / ref_epochs) / (ours / ours_epochs)
@@ -253,6 +310,7 @@ def main() -> None:
             f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job (both regimes): {job:.2f} s "
             f"(start-up {startup / job:.0%} of it)"
         )
+        print(f"   per-job start-up {startup:.2f} CPU s, {met(startup, STARTUP_GOAL_S, 'CPU s')}")
 
         # 3. the full default grid.
         n_runs_per_cell = len(training["targets"]) * len(training["seeds"])
@@ -274,7 +332,7 @@ def main() -> None:
         )
         print(
             f"   wall time on {args.cores} idle cores (CPU time / cores; the jobs are short and many): {wall / 60:.1f} min; "
-            f"{goal_verdict(wall)}"
+            f"{met(wall, GRID_GOAL_S, 'min', 60)} (extrapolated)"
         )
         print("   job granularity, same training, start-up measured above:")
         per_seed_jobs = n_jobs // len(training["targets"])
@@ -292,32 +350,51 @@ def main() -> None:
             " two parallel jobs on two cores run somewhat slower than one alone."
         )
 
+    if args.results is None:
+        from softdigits.config import check_files
+
+        config = check_files([REPO / "workflow_config.yaml", *args.config], REPO / "schemas" / "config.schema.yaml")
+        args.results = REPO / config["results"]
     measured_grid(args.results, args.cores)
-
-
-def goal_verdict(wall_seconds: float) -> str:
-    return f"goal 15 min: {'met' if wall_seconds <= GOAL_S else 'missed'} by {abs(GOAL_S - wall_seconds) / 60:.1f} min"
+    critical_path(args.config)
 
 
 def measured_grid(results: Path, cores: int) -> None:
-    """Section 4: what a real run's train_run jobs took (Snakemake's benchmark files)."""
+    """Section 4a: the grid timed alone by `make bench-grid`, and what each job took."""
+    import json
+
     import pandas as pd
 
-    tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*/seed*.tsv"))
-    print(f"\n4. Measured grid: the train_run jobs of {results}")
-    if not tsvs:
+    print(f"\n4. Measured, from {results}")
+    grid = results / "benchmarks" / "grid.json"
+    if grid.exists():
+        run = json.loads(grid.read_text())
         print(
-            "   no benchmarks there; after a run, time it alone with\n"
-            "   time .venv/bin/snakemake --cores 2 --forcerun train_run --until train_run"
+            f"   the grid alone ({run['jobs']} train_run jobs, `make bench-grid`, --cores {run['cores']}, "
+            f"{run['date']}): {run['wall_s'] / 60:.1f} min wall, {met(run['wall_s'], GRID_GOAL_S, 'min', 60)}"
         )
+    else:
+        print("   the grid alone: not measured yet; run `make bench-grid` (about 20 minutes on 2 cores)")
+    report = results / "benchmarks" / "make_report.json"
+    if report.exists():
+        run = json.loads(report.read_text())
+        print(
+            f"   `make report` (CORES={run['cores']}, {run['date']}, venv excluded): {run['wall_s'] / 60:.1f} min wall, "
+            f"{met(run['wall_s'], REPORT_GOAL_S, 'min', 60)} (from a fresh clone only if that run started from one)"
+        )
+    else:
+        print("   `make report`: no timed run yet (it records its wall time when it ends)")
+    tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*/seed*.tsv"))
+    if not tsvs:
         return
     seconds = pd.Series({t: pd.read_csv(t, sep="\t")["s"].iloc[-1] for t in tsvs})
-    wall = seconds.sum() / cores
+    cpu = pd.Series({t: pd.read_csv(t, sep="\t")["cpu_time"].iloc[-1] for t in tsvs})
+    by_model = seconds.groupby([t.parts[-3] for t in tsvs]).sum()
     print(
-        f"   {len(tsvs)} jobs, sum of job wall times {seconds.sum() / 60:.1f} min, / {cores} cores = "
-        f"{wall / 60:.1f} min; {goal_verdict(wall)}"
+        f"   {len(tsvs)} train_run jobs, sum of job wall times {seconds.sum() / 60:.1f} min "
+        f"(CPU {cpu.sum() / 60:.1f} min); / {cores} cores = {seconds.sum() / cores / 60:.1f} min; by model: "
+        + ", ".join(f"{m} {v / 60:.1f} min ({v / seconds.sum():.0%})" for m, v in by_model.items())
     )
-    print("   (job wall times from the last run of each job, as that run scheduled them, on a possibly busy machine)")
     epochs = {}
     for t in tsvs:
         run = t.relative_to(results / "benchmarks" / "train_run").with_suffix("")  # corpus/model/target/seedN
@@ -331,6 +408,61 @@ def measured_grid(results: Path, cores: int) -> None:
             "   regime 1 epochs before early stopping, mean (min-max): "
             + ", ".join(f"{k} {statistics.mean(v):.0f} ({min(v)}-{max(v)})" for k, v in sorted(epochs.items()))
         )
+
+
+def critical_path(configfiles: list[Path]) -> None:
+    """Section 4b: the longest chain of jobs in the config's DAG, each weighted by the wall time
+    in its benchmark file from the last run (the least time any schedule can take)."""
+    import pandas as pd
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=configfiles),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )
+        # Snakemake has no public call that returns the job DAG; these are its own internals (9.x).
+        workflow = workflow_api.dag(dag_settings=DAGSettings(forceall=True)).workflow_api._workflow
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
+        workflow._build_dag()
+        dag = workflow.dag
+        jobs = list(dag.jobs)
+        missing, seconds = [], {}
+        for job in jobs:
+            bench = Path(REPO / job.benchmark) if job.benchmark else None
+            if bench is not None and bench.exists():
+                seconds[job] = float(pd.read_csv(bench, sep="\t")["s"].iloc[-1])
+            else:
+                seconds[job] = 0.0
+                if job.rule.name != "all":
+                    missing.append(job)
+        longest: dict = {}
+
+        def finish(job):  # earliest finish with unlimited cores: the longest chain ending at this job
+            if job not in longest:
+                before = max((finish(d) for d in dag.dependencies[job]), default=(0.0, []))
+                longest[job] = (before[0] + seconds[job], before[1] + [job])
+            return longest[job]
+
+        total, chain = max(finish(job) for job in jobs)
+    name = " + ".join(["workflow_config.yaml", *map(str, configfiles)])
+    print(f"\n   critical path of {name} ({len(jobs)} jobs), from the last run's benchmark files:")
+    if len(missing) == len(jobs) - 1:
+        print("   no benchmark files yet: run the workflow first")
+        return
+    if missing:
+        print(f"   ({len(missing)} jobs have no benchmark file and count 0 s, e.g. {missing[0].rule.name})")
+    for job in chain:
+        if job.rule.name != "all":
+            wildcards = ",".join(str(v) for v in job.wildcards)
+            print(f"     {seconds[job]:7.1f} s  {job.rule.name}{f' [{wildcards}]' if wildcards else ''}")
+    print(
+        f"   = {total / 60:.1f} min: no schedule on any number of cores finishes the run sooner "
+        f"(`make report` {met(total, REPORT_GOAL_S, 'min', 60)} for this chain alone)"
+    )
 
 
 if __name__ == "__main__":

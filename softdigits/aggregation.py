@@ -1,7 +1,7 @@
 """QC and aggregation of Yes/No/Unsure answers into image-level soft labels.
 
 Paper section 2.3 and Appendix C, on a validated raw table (see
-`softdigits.annotation.read_raw_annotations`):
+`softdigits.annotation.answers.read_raw_annotations`):
 
 1. QC: an annotator who fails any attention check is excluded entirely (all of
    their answers). A check is passed when the annotator says "yes" to the gold

@@ -2,14 +2,15 @@
 
     softdigits aggregate --annotations RAW.(csv|parquet) --out LABELS.parquet [--qc QC.json]
                          [--on-bad-rows error|drop]
-    softdigits check-config FILE [OVERLAY ...]
+    softdigits check-config [--results] FILE [OVERLAY ...]
 
 `aggregate` validates a raw answers file, excludes annotators who failed an
 attention check, and writes one row of aggregated labels per image
 (softdigits.aggregation); the workflow's aggregate_labels rule calls the same
 `aggregate_file`. It never writes over its input. `check-config` merges the files
 as Snakemake merges --configfile overlays and checks them (YAML syntax with file
-and line, the schema, the cross-field rules); the Makefile runs it before Snakemake.
+and line, the schema, the cross-field rules); the Makefile runs it before Snakemake,
+and asks it (`--results`) for the merged config's results folder.
 
 Every bad input ends with exit code 2 and a message naming the file (and row,
 line or key), never a traceback.
@@ -78,6 +79,9 @@ def _aggregate(args) -> int:
 
 def _check_config(args) -> int:
     config = check_files(args.files, args.schema)
+    if args.results:
+        print(config["results"])
+        return 0
     print(
         f"config OK: {' + '.join(map(str, args.files))} "
         f"(study corpora {config['study']['corpora']}, annotation origin "
@@ -101,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     chk.add_argument(
         "files", nargs="+", type=Path, help="workflow_config.yaml first, then any overlays, merged in order"
     )
+    chk.add_argument("--results", action="store_true", help="print only the results folder of the merged config")
     chk.add_argument("--schema", type=Path, default=SCHEMA, help=argparse.SUPPRESS)
     chk.set_defaults(run=_check_config)
     args = parser.parse_args(argv)
