@@ -1,15 +1,16 @@
 """Rule generator_ensemble_member: one LeNet-5 (no padding) of the labelling ensemble."""
 
-from softdigits import generator, io, jobs
+from softdigits import io, jobs
+from softdigits.generator import ensemble, inputs
 
 log = jobs.start(snakemake)
 jobs.torch_threads(snakemake.threads)
 params = snakemake.params
-mnist = generator.read_mnist(snakemake.input.mnist)
-member, summary = generator.train_member(
+mnist = inputs.read_mnist(snakemake.input.mnist)
+member, summary = ensemble.train_member(
     mnist,
-    generator.settings(generator.MemberSettings, params.settings),
-    generator.member_seed(params.seed, params.member),
+    inputs.settings(ensemble.MemberSettings, params.settings),
+    ensemble.member_seed(params.seed, params.member),
 )
 io.write_json({"member": params.member, **summary}, snakemake.output.summary)
-generator.save_member(member, snakemake.output.checkpoint)
+ensemble.save_member(member, snakemake.output.checkpoint)

@@ -1,17 +1,18 @@
 """Rule generator_pool: mix, decode and score the candidate pool; keep what passes the filter."""
 
-from softdigits import generator, io, jobs
+from softdigits import io, jobs
+from softdigits.generator import ensemble, inputs, pool, vae
 
 log = jobs.start(snakemake)
 jobs.torch_threads(snakemake.threads)
 params = snakemake.params
-mnist = generator.read_mnist(snakemake.input.mnist)
-summary = generator.build_pool(
-    generator.load_vae(snakemake.input.vae),
-    [generator.load_member(path) for path in snakemake.input.members],
+mnist = inputs.read_mnist(snakemake.input.mnist)
+summary = pool.build_pool(
+    vae.load_vae(snakemake.input.vae),
+    [ensemble.load_member(path) for path in snakemake.input.members],
     mnist,
-    generator.settings(generator.MixSettings, params.mixing),
-    generator.settings(generator.FilterSettings, params.filter),
+    inputs.settings(pool.MixSettings, params.mixing),
+    inputs.settings(pool.FilterSettings, params.filter),
     params.seed,
     snakemake.output.pool,
 )

@@ -1,12 +1,13 @@
 """Rule generator_select: entropy-stratified subsample of the pool -> corpus + generation records."""
 
-from softdigits import generator, io, jobs
+from softdigits import io, jobs
+from softdigits.generator import inputs, select
 
 log = jobs.start(snakemake)
 params = snakemake.params
-mnist = generator.read_mnist(snakemake.input.mnist)
-corpus, records, summary = generator.select_corpus(
-    snakemake.input.pool, mnist, generator.settings(generator.StratifySettings, params.stratify), params.seed
+mnist = inputs.read_mnist(snakemake.input.mnist)
+corpus, records, summary = select.select_corpus(
+    snakemake.input.pool, mnist, inputs.settings(select.StratifySettings, params.stratify), params.seed
 )
 bins = summary.pop("bins")
 meta = {

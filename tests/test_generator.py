@@ -11,16 +11,13 @@ import pytest
 import torch
 import yaml
 
-from softdigits import generator, io, sources
-from softdigits.generator import (
-    FilterSettings,
-    GeneratorError,
-    MemberSettings,
-    MixSettings,
-    MnistSplits,
-    StratifySettings,
-    VaeSettings,
-)
+from softdigits import io, sources
+from softdigits.generator import ensemble, inputs, pool, select, vae
+from softdigits.generator.ensemble import MemberSettings
+from softdigits.generator.inputs import GeneratorError, MnistSplits
+from softdigits.generator.pool import FilterSettings, MixSettings
+from softdigits.generator.select import StratifySettings
+from softdigits.generator.vae import VaeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((REPO / "workflow_config.yaml").read_text())
@@ -36,7 +33,7 @@ def mnist_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mnist(mnist_path) -> MnistSplits:
-    return generator.read_mnist(mnist_path)
+    return inputs.read_mnist(mnist_path)
 
 
 def subset(mnist: MnistSplits, n_train: int, n_test: int) -> MnistSplits:
@@ -60,11 +57,11 @@ TINY_STRATIFY = StratifySettings(n_images=150, n_bins=10)
 
 def generate(mnist: MnistSplits, tmp: Path, seed: int, mix: MixSettings = TINY_MIX):
     """The whole recipe at tiny scale; returns (corpus, records, summary, pool path)."""
-    vae = generator.train_vae(mnist.train_pixels, TINY_VAE, generator.vae_seed(seed))
-    members = [generator.train_member(mnist, TINY_MEMBER, generator.member_seed(seed, m))[0] for m in range(2)]
-    pool = tmp / f"pool_seed{seed}_chunk{mix.chunk_size}.parquet"
-    generator.build_pool(vae, members, mnist, mix, LOOSE_FILTER, seed, pool)
-    return (*generator.select_corpus(pool, mnist, TINY_STRATIFY, seed), pool)
+    trained = vae.train_vae(mnist.train_pixels, TINY_VAE, vae.vae_seed(seed))
+    members = [ensemble.train_member(mnist, TINY_MEMBER, ensemble.member_seed(seed, m))[0] for m in range(2)]
+    pool_path = tmp / f"pool_seed{seed}_chunk{mix.chunk_size}.parquet"
+    pool.build_pool(trained, members, mnist, mix, LOOSE_FILTER, seed, pool_path)
+    return (*select.select_corpus(pool_path, mnist, TINY_STRATIFY, seed), pool_path)
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +74,16 @@ def tiny(mnist, tmp_path_factory):
 
 def test_the_vae_learns_decays_its_lr_at_the_milestones_and_round_trips(mnist, tmp_path):
     settings = replace(TINY_VAE, epochs=4, lr_milestones=(1, 3), lr_decay=0.5)
-    vae = generator.train_vae(mnist.train_pixels[:1000], settings, seed=0)
-    assert vae.history["lr"].tolist() == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
-    assert vae.history["neg_elbo"].iloc[-1] < vae.history["neg_elbo"].iloc[0]
-    assert vae.mnist_mean == pytest.approx(mnist.train_pixels[:1000].mean() / 255)
-    z = vae.encode_means(mnist.train_pixels[:20])
-    images = vae.decode_images(z, contrast=1.2, offset=0.15)
+    trained = vae.train_vae(mnist.train_pixels[:1000], settings, seed=0)
+    assert trained.history["lr"].tolist() == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
+    assert trained.history["neg_elbo"].iloc[-1] < trained.history["neg_elbo"].iloc[0]
+    assert trained.mnist_mean == pytest.approx(mnist.train_pixels[:1000].mean() / 255)
+    z = trained.encode_means(mnist.train_pixels[:20])
+    images = trained.decode_images(z, contrast=1.2, offset=0.15)
     assert images.dtype == np.uint8 and images.shape == (20, 784) and images.max() > 200
-    generator.save_vae(vae, tmp_path / "vae.pt")
-    loaded = generator.load_vae(tmp_path / "vae.pt")
-    assert loaded.decoded_std == vae.decoded_std and loaded.settings == settings
+    vae.save_vae(trained, tmp_path / "vae.pt")
+    loaded = vae.load_vae(tmp_path / "vae.pt")
+    assert loaded.decoded_std == trained.decoded_std and loaded.settings == settings
     assert np.array_equal(loaded.decode_images(z, 1.2, 0.15), images)
 
 
@@ -98,8 +95,8 @@ def test_one_member_with_the_default_settings_reaches_98_percent(mnist):
     MNIST. One member rather than five keeps the suite affordable; the ensemble's mean
     softmax is at least as accurate in practice (see ensemble_accuracy.csv of a run)."""
     settings = DEFAULTS["generator"]["ensemble"]
-    member_settings = generator.settings(MemberSettings, {k: v for k, v in settings.items() if k != "members"})
-    _, summary = generator.train_member(mnist, member_settings, generator.member_seed(DEFAULTS["generator"]["seed"], 0))
+    member_settings = inputs.settings(MemberSettings, {k: v for k, v in settings.items() if k != "members"})
+    _, summary = ensemble.train_member(mnist, member_settings, ensemble.member_seed(DEFAULTS["generator"]["seed"], 0))
     assert summary["n_train"] == 60_000 and summary["n_test"] == 10_000
     assert summary["test_accuracy"] >= 0.98
     assert 1 <= summary["best_epoch"] <= settings["epochs"]
@@ -107,11 +104,11 @@ def test_one_member_with_the_default_settings_reaches_98_percent(mnist):
 
 def test_uncertainty_of_agreeing_and_disagreeing_members():
     uniform = np.full((2, 1, 10), 0.1)
-    mean, entropy, mi = generator.uncertainty(uniform)
+    mean, entropy, mi = ensemble.uncertainty(uniform)
     assert np.allclose(mean, 0.1) and np.isclose(entropy[0], np.log(10)) and np.isclose(mi[0], 0)
     disagree = np.zeros((2, 1, 10))
     disagree[0, 0, 3] = disagree[1, 0, 5] = 1.0  # two confident members, different classes
-    _, entropy, mi = generator.uncertainty(disagree)
+    _, entropy, mi = ensemble.uncertainty(disagree)
     assert np.isclose(entropy[0], np.log(2)) and np.isclose(mi[0], np.log(2))
 
 
@@ -119,17 +116,17 @@ def test_uncertainty_of_agreeing_and_disagreeing_members():
 
 
 def test_allocate_follows_the_weights_and_never_exceeds_a_bin():
-    assert generator.allocate([100, 100, 100], [1, 1, 2], 40).tolist() == [10, 10, 20]
+    assert select.allocate([100, 100, 100], [1, 1, 2], 40).tolist() == [10, 10, 20]
     # the third bin holds only 5: the rest goes to the others in proportion to their weights
-    assert generator.allocate([100, 100, 5], [1, 1, 2], 40).tolist() == [18, 17, 5]
-    assert generator.allocate([3, 0, 4], [1, 1, 1], 100).tolist() == [3, 0, 4]  # pool too small
-    assert generator.allocate([5, 5], [0, 1], 8).tolist() == [0, 5]  # weight 0: never sampled
+    assert select.allocate([100, 100, 5], [1, 1, 2], 40).tolist() == [18, 17, 5]
+    assert select.allocate([3, 0, 4], [1, 1, 1], 100).tolist() == [3, 0, 4]  # pool too small
+    assert select.allocate([5, 5], [0, 1], 8).tolist() == [0, 5]  # weight 0: never sampled
     rng = np.random.default_rng(0)
     for _ in range(50):
         cap = rng.integers(0, 50, size=12)
         weight = rng.random(12) * (cap > 0)
         total = int(rng.integers(0, 400))
-        alloc = generator.allocate(cap, weight, total)
+        alloc = select.allocate(cap, weight, total)
         assert (alloc >= 0).all() and (alloc <= cap).all()
         assert alloc.sum() == min(total, cap[weight > 0].sum())
 
@@ -142,21 +139,21 @@ def test_select_without_replacement_takes_no_image_twice_and_stays_in_the_bins()
     entropy = np.concatenate([rng.uniform(0.0, 2.0, 500), [0.3, 0.3]])
     sha = [f"h{i}" for i in range(500)] + ["h7", "h7"]  # three rows with the same pixels
     strat = StratifySettings(n_images=200, n_bins=5, low=0.05, high=1.6, **WITHOUT)
-    sel = generator.select(entropy, sha, strat, seed=0)
+    sel = select.select(entropy, sha, strat, seed=0)
     assert len(sel.rows) == 200 and len(set(sel.rows)) == 200
     assert len({sha[r] for r in sel.rows}) == 200
     assert ((entropy[sel.rows] >= 0.05) & (entropy[sel.rows] <= 1.6)).all()
     assert sel.n_train == 100 and sel.target.sum() == 200
     assert sel.available.sum() == np.sum((entropy[:500] >= 0.05) & (entropy[:500] <= 1.6))
     assert np.array_equal(sel.drawn, sel.target) and np.array_equal(sel.unique, sel.drawn)
-    again = generator.select(entropy, sha, strat, seed=0)
+    again = select.select(entropy, sha, strat, seed=0)
     assert np.array_equal(sel.rows, again.rows)
-    assert not np.array_equal(sel.rows, generator.select(entropy, sha, strat, seed=1).rows)
+    assert not np.array_equal(sel.rows, select.select(entropy, sha, strat, seed=1).rows)
 
 
 def test_select_without_replacement_returns_what_the_pool_holds_when_it_is_short():
     entropy = np.linspace(0.1, 1.5, 30)
-    sel = generator.select(entropy, [str(i) for i in range(30)], StratifySettings(n_images=100, **WITHOUT), seed=0)
+    sel = select.select(entropy, [str(i) for i in range(30)], StratifySettings(n_images=100, **WITHOUT), seed=0)
     assert sorted(sel.rows.tolist()) == list(range(30)) and sel.n_train == 15
 
 
@@ -172,7 +169,7 @@ def thin_tail_pool():
 def test_select_with_replacement_meets_every_target_by_repeating_thin_bins():
     entropy, sha = thin_tail_pool()
     strat = StratifySettings(n_images=300, n_bins=3, low=0.05, high=1.6, power=0.5)
-    sel = generator.select(entropy, sha, strat, seed=0)
+    sel = select.select(entropy, sha, strat, seed=0)
     # targets ~ pool ** 0.5 over the non-empty bins: 300 * [20, sqrt 3] / (20 + sqrt 3), exactly met
     assert sel.available.tolist() == [400, 3, 0]
     assert sel.target.tolist() == [276, 24, 0] and sel.target.sum() == 300
@@ -182,18 +179,18 @@ def test_select_with_replacement_meets_every_target_by_repeating_thin_bins():
     assert len(set(sel.rows.tolist())) == sel.unique.sum() < 300
     # only the first of identical pixels is ever drawn
     assert not set(sel.rows.tolist()) & {403, 404}
-    again = generator.select(entropy, sha, strat, seed=0)
+    again = select.select(entropy, sha, strat, seed=0)
     assert np.array_equal(sel.rows, again.rows)
-    assert not np.array_equal(sel.rows, generator.select(entropy, sha, strat, seed=1).rows)
+    assert not np.array_equal(sel.rows, select.select(entropy, sha, strat, seed=1).rows)
     # without replacement the thin bin gives its 3 and its share goes to the other bin
-    without = generator.select(entropy, sha, replace(strat, replace=False), seed=0)
+    without = select.select(entropy, sha, replace(strat, replace=False), seed=0)
     assert without.target.tolist() == [297, 3, 0] and len(set(without.rows.tolist())) == 300
 
 
 def test_the_per_bin_table_counts_what_was_drawn():
     entropy, sha = thin_tail_pool()
     strat = StratifySettings(n_images=300, n_bins=3, low=0.05, high=1.6, power=0.5)
-    sel = generator.select(entropy, sha, strat, seed=0)
+    sel = select.select(entropy, sha, strat, seed=0)
     bins = sel.bins()
     assert bins.columns.tolist() == ["low", "high", "target", "pool", "drawn", "unique"]
     assert np.allclose(bins["low"], [0.05, 0.5667, 1.0833], atol=1e-4)
@@ -208,13 +205,13 @@ def test_the_per_bin_table_counts_what_was_drawn():
 
 def test_bin_targets_with_replacement_follow_the_power_shape_exactly():
     strat = StratifySettings(n_images=1000, power=0.2)
-    pool = np.array([100_000, 3_125, 1, 0])
-    target = generator.bin_targets(pool, strat)
+    counts = np.array([100_000, 3_125, 1, 0])
+    target = select.bin_targets(counts, strat)
     weight = np.array([10.0, 5.0, 1.0])  # 100000 ** 0.2, 3125 ** 0.2, 1
     # 625, 312.5, 62.5: the tied remainder goes to the lower bin; the empty bin gets none
     assert target.tolist() == [625, 313, 62, 0] and abs(target[:3] - 1000 * weight / 16).max() < 1
     # without replacement the 1-candidate bin gives 1 and its 61 go 2:1 to the others
-    assert generator.bin_targets(pool, replace(strat, replace=False)).tolist() == [666, 333, 1, 0]
+    assert select.bin_targets(counts, replace(strat, replace=False)).tolist() == [666, 333, 1, 0]
 
 
 def test_label_draws_follow_the_distribution():
@@ -222,12 +219,12 @@ def test_label_draws_follow_the_distribution():
     probs[0, 4] = 1.0
     probs[1, [2, 7]] = 0.5
     probs[2] = 0.1
-    draws = generator.draw_labels(np.repeat(probs, 400, axis=0), 10, seed=0)
+    draws = select.draw_labels(np.repeat(probs, 400, axis=0), 10, seed=0)
     assert draws.shape == (1200, 10) and draws.dtype == np.int64
     assert (draws[:400] == 4).all()
     assert set(np.unique(draws[400:800])) == {2, 7} and abs((draws[400:800] == 2).mean() - 0.5) < 0.05
     assert set(np.unique(draws[800:])) == set(range(10))
-    assert np.array_equal(draws, generator.draw_labels(np.repeat(probs, 400, axis=0), 10, seed=0))
+    assert np.array_equal(draws, select.draw_labels(np.repeat(probs, 400, axis=0), 10, seed=0))
 
 
 # ------------------------------------------------------------ the whole recipe, tiny
@@ -276,12 +273,12 @@ def test_generation_records_name_real_parents_of_different_classes(tiny, mnist):
 def test_the_ensemble_scores_the_stored_pixels(tiny, mnist):
     """Re-scoring a pool image's stored pixels gives its stored label distribution."""
     _, _, _, pool_path = tiny
-    pool = generator.read_pool(pool_path).slice(0, 50)
+    stored = inputs.read_pool(pool_path).slice(0, 50)
     small = subset(mnist, 2000, 500)
-    members = [generator.train_member(small, TINY_MEMBER, generator.member_seed(0, m))[0] for m in range(2)]
-    mean, entropy, mi = generator.uncertainty(generator.ensemble_probs(members, io.pixels_array(pool)))
-    assert np.allclose(mean, io.vectors_array(pool, "probs"), atol=1e-5)
-    assert np.allclose(entropy, pool.column("entropy").to_numpy(), atol=1e-6)
+    members = [ensemble.train_member(small, TINY_MEMBER, ensemble.member_seed(0, m))[0] for m in range(2)]
+    mean, entropy, mi = ensemble.uncertainty(ensemble.ensemble_probs(members, io.pixels_array(stored)))
+    assert np.allclose(mean, io.vectors_array(stored, "probs"), atol=1e-5)
+    assert np.allclose(entropy, stored.column("entropy").to_numpy(), atol=1e-6)
 
 
 def test_a_fixed_seed_gives_the_same_corpus_and_chunking_does_not_matter(tiny, mnist, tmp_path):
@@ -300,28 +297,28 @@ def test_bad_inputs_are_named(mnist, mnist_path, tmp_path):
     train_only = io.read_images(mnist_path).slice(0, 100)
     io.write_table(train_only, tmp_path / "train_only.parquet")
     with pytest.raises(GeneratorError, match=r"train_only.parquet: no MNIST images with source_split 'test'"):
-        generator.read_mnist(tmp_path / "train_only.parquet")
+        inputs.read_mnist(tmp_path / "train_only.parquet")
     (tmp_path / "vae.pt").write_text("not a checkpoint")
     with pytest.raises(GeneratorError, match=r"vae.pt: not a readable checkpoint"):
-        generator.load_vae(tmp_path / "vae.pt")
+        vae.load_vae(tmp_path / "vae.pt")
     torch.save({"state_dict": {}}, tmp_path / "member.pt")
     with pytest.raises(GeneratorError, match=r"member.pt: checkpoint lacks \['mean', 'std'\]"):
-        generator.load_member(tmp_path / "member.pt")
+        ensemble.load_member(tmp_path / "member.pt")
     two_classes = mnist.train_labels[:50] % 2
     with pytest.raises(GeneratorError, match=r"generator.mixing.group_sizes: groups of 4"):
-        generator.mixing_plan(two_classes, MixSettings(), seed=0)
+        pool.mixing_plan(two_classes, MixSettings(), seed=0)
 
 
 def test_an_empty_pool_is_an_error_and_a_failed_pool_leaves_no_file(mnist, tmp_path, monkeypatch):
     small = subset(mnist, 300, 100)
-    vae = generator.train_vae(small.train_pixels, replace(TINY_VAE, epochs=1), seed=0)
-    member = generator.train_member(small, replace(TINY_MEMBER, epochs=1), seed=0)[0]
+    trained = vae.train_vae(small.train_pixels, replace(TINY_VAE, epochs=1), seed=0)
+    member = ensemble.train_member(small, replace(TINY_MEMBER, epochs=1), seed=0)[0]
     strict = FilterSettings(max_mutual_information=-1.0, min_entropy=0.05, max_entropy=3.0)
     empty = tmp_path / "empty.parquet"
-    counts = generator.build_pool(vae, [member], small, replace(TINY_MIX, pool_size=500), strict, 0, empty)
+    counts = pool.build_pool(trained, [member], small, replace(TINY_MIX, pool_size=500), strict, 0, empty)
     assert counts["kept"] == 0 and counts["mi_too_high"] == counts["mixtures"] == 512
     with pytest.raises(GeneratorError, match=r"empty.parquet: the candidate pool is empty"):
-        generator.select_corpus(empty, small, TINY_STRATIFY, 0)
+        select.select_corpus(empty, small, TINY_STRATIFY, 0)
 
     calls = []
 
@@ -331,10 +328,10 @@ def test_an_empty_pool_is_an_error_and_a_failed_pool_leaves_no_file(mnist, tmp_p
             raise RuntimeError("scoring failed")
         return np.full((len(members), len(pixels), 10), 0.1)
 
-    monkeypatch.setattr(generator, "ensemble_probs", fail_on_second_chunk)
+    monkeypatch.setattr(pool, "ensemble_probs", fail_on_second_chunk)
     with pytest.raises(RuntimeError, match="scoring failed"):
-        generator.build_pool(
-            vae, [member], small, replace(TINY_MIX, pool_size=2000), LOOSE_FILTER, 0, tmp_path / "partial.parquet"
+        pool.build_pool(
+            trained, [member], small, replace(TINY_MIX, pool_size=2000), LOOSE_FILTER, 0, tmp_path / "partial.parquet"
         )
     assert not (tmp_path / "partial.parquet").exists()
     assert not list(tmp_path.glob(".partial.parquet*"))

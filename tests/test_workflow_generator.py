@@ -150,7 +150,7 @@ def test_a_config_change_reruns_only_what_it_touches(run, changes, expected):
 
 
 def test_a_plot_code_change_redraws_only_the_figures(run):
-    plots = run / "softdigits/generator_plots.py"
+    plots = run / "softdigits/generator/figures.py"
     text, times = plots.read_text(), plots.stat()
     try:
         plots.write_text(text + "\n# edited\n")

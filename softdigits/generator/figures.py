@@ -1,4 +1,5 @@
-"""Figures of the regenerated Ambiguous-MNIST: samples by entropy, and the entropy histogram.
+"""Figures of the regenerated Ambiguous-MNIST (rule generator_figures): samples by
+entropy, and the entropy histogram.
 
 Reads only Parquet/CSV outputs of the generator (no torch), so it runs in the plots env.
 """

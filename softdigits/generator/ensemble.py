@@ -1,0 +1,137 @@
+"""Step 2 of the generator (rules generator_ensemble_member, generator_ensemble): the
+labelling ensemble.
+
+Each member is a LeNet-5 without padding (softdigits.models.LeNet(padding=0)), trained
+on MNIST with the shared training loop, one rule job per member. The ensemble's mean
+softmax labels the pool's images (step 3); the members' disagreement (mutual
+information) filters them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from softdigits import io, metrics, training
+from softdigits.generator.inputs import MnistSplits, load_checkpoint
+from softdigits.models import LeNet
+
+log = logging.getLogger(__name__)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Distinct for every (seed, member) with fewer than 900 members."""
+    return 1000 * seed + 100 + member
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    # Keep the epoch with the lowest MNIST test loss (as the DDU notebook did).
+    best_test_loss_checkpoint: bool = True
+
+
+@dataclass
+class Member:
+    model: LeNet
+    mean: float  # normalisation statistics of its training pixels
+    std: float
+
+    @torch.no_grad()
+    def probs(self, pixels: np.ndarray) -> torch.Tensor:
+        return training.predict(self.model, training.normalise(pixels, self.mean, self.std))
+
+
+def train_member(mnist: MnistSplits, member_settings: MemberSettings, seed: int) -> tuple[Member, dict]:
+    """One ensemble member (LeNet-5 without padding) and a summary with its MNIST test accuracy."""
+    s = member_settings
+    mean, std = training.pixel_stats(mnist.train_pixels)
+    x = training.normalise(mnist.train_pixels, mean, std)
+    y = F.one_hot(torch.from_numpy(mnist.train_labels), 10).float()
+    x_test = training.normalise(mnist.test_pixels, mean, std)
+    y_test = F.one_hot(torch.from_numpy(mnist.test_labels), 10).float()
+    torch.manual_seed(seed)
+    model = LeNet(padding=0).to(memory_format=torch.channels_last)
+    # Patience = all epochs: never stops early, but ends on the best test-loss weights.
+    fit_settings = training.TrainSettings(
+        lr=s.lr,
+        batch_size=s.batch_size,
+        max_epochs=s.epochs,
+        early_stopping_patience=s.epochs if s.best_test_loss_checkpoint else None,
+    )
+    result = training.fit(model, x, y, fit_settings, seed=seed, x_val=x_test, y_val=y_test)
+    test_loss, test_acc = training.evaluate(model, x_test, y_test)
+    summary = {
+        "seed": seed,
+        "best_epoch": result.best_epoch,
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
+        "n_train": len(x),
+        "n_test": len(x_test),
+        "history": result.history.to_dict(orient="records"),
+    }
+    log.info("member seed %d: test accuracy %.4f (epoch %d)", seed, test_acc, result.best_epoch)
+    return Member(model, mean, std), summary
+
+
+def save_member(member: Member, path: str | Path) -> None:
+    state = {"state_dict": member.model.state_dict(), "mean": member.mean, "std": member.std}
+    with io.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_member(path: str | Path) -> Member:
+    state = load_checkpoint(path, ("state_dict", "mean", "std"))
+    model = LeNet(padding=0).to(memory_format=torch.channels_last)
+    model.load_state_dict(state["state_dict"])
+    return Member(model, float(state["mean"]), float(state["std"]))
+
+
+def ensemble_probs(members: list[Member], pixels: np.ndarray) -> np.ndarray:
+    """(members, n, 10) float64 softmax of every member."""
+    return np.stack([m.probs(pixels).double().numpy() for m in members])
+
+
+def uncertainty(member_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean softmax, its entropy (predictive entropy) and the mutual information, in nats.
+
+    MI = H(mean_m p_m) - mean_m H(p_m): the members' disagreement.
+    """
+    mean = member_probs.mean(axis=0)
+    entropy = metrics.entropy(mean)
+    mi = entropy - metrics.entropy(member_probs).mean(axis=0)
+    return mean, entropy, np.maximum(mi, 0.0)  # tiny negative values are rounding
+
+
+def ensemble_accuracy(members: list[Member], summaries: list[dict], mnist: MnistSplits) -> pd.DataFrame:
+    """MNIST test accuracy of each member and of the ensemble's mean softmax."""
+    mean = ensemble_probs(members, mnist.test_pixels).mean(axis=0)
+    rows = [
+        {
+            "model": f"member{i}",
+            "seed": s["seed"],
+            "best_epoch": s["best_epoch"],
+            "test_loss": s["test_loss"],
+            "test_accuracy": s["test_accuracy"],
+        }
+        for i, s in enumerate(summaries)
+    ]
+    nll = -np.mean(np.log(np.clip(mean[np.arange(len(mean)), mnist.test_labels], 1e-12, None)))
+    rows.append(
+        {
+            "model": "ensemble",
+            "seed": -1,
+            "best_epoch": -1,
+            "test_loss": float(nll),
+            "test_accuracy": float((mean.argmax(axis=1) == mnist.test_labels).mean()),
+        }
+    )
+    return pd.DataFrame(rows)
