@@ -97,10 +97,15 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
     # outputs; the stages that need it name it when they are asked for.)
     study = config.get("study", {}).get("corpora", [])
 
-    cartography = config.get("cartography", {}).get("corpora", {})
-    for corpus in enabled:
-        if corpus not in cartography:
-            bad("cartography.corpora", f"no entry (epochs, thresholds) for the enabled corpus {corpus!r}")
+    def corpus_entries(section: str, needed: list[str], kind: str, what: str) -> dict:
+        """`section`.corpora, after naming each corpus of `needed` that has no entry there."""
+        entries = config.get(section, {}).get("corpora", {})
+        for corpus in needed:
+            if corpus not in entries:
+                bad(f"{section}.corpora", f"no entry ({what}) for the {kind} corpus {corpus!r}")
+        return entries
+
+    cartography = corpus_entries("cartography", enabled, "enabled", "epochs, thresholds")
     for corpus, spec in cartography.items():
         t = spec.get("thresholds", {})
         key = f"cartography.corpora.{corpus}.thresholds"
@@ -116,10 +121,7 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
                 f"variability_low {t['variability_low']} must not exceed variability_high " f"{t['variability_high']}",
             )
 
-    selection = config.get("selection", {}).get("corpora", {})
-    for corpus in study:
-        if corpus not in selection:
-            bad("selection.corpora", f"no entry (budget, min_easy_per_digit_train) for the study corpus {corpus!r}")
+    selection = corpus_entries("selection", study, "study", "budget, min_easy_per_digit_train")
     for corpus, spec in selection.items():
         budget = spec.get("budget", {})
         for split in STUDY_SPLITS:

@@ -9,6 +9,7 @@ Evaluation sets: `orig` (the original label and distribution), `human` (the huma
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,18 @@ def aligned(refs: References, image_id: np.ndarray, probs: np.ndarray, where: st
     return refs.align(np.asarray(image_id)[kept], where), probs[kept]
 
 
+def aligned_strata(
+    refs: References, image_id: np.ndarray, probs: np.ndarray, where: str
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """`aligned` predictions split by stratum: (stratum, reference positions, probs) for each
+    stratum that holds at least one of them."""
+    pos, probs = aligned(refs, image_id, probs, where)
+    for stratum, mask in refs.strata().items():
+        keep = mask[pos]
+        if keep.any():
+            yield stratum, pos[keep], probs[keep]
+
+
 def evaluate_predictions(
     refs: References, image_id: np.ndarray, probs: np.ndarray, *, n_bins: int, eps: float, where: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -97,13 +110,8 @@ def evaluate_predictions(
     images that the references exclude (not-a-digit majority under "exclude")
     are dropped here.
     """
-    pos, probs = aligned(refs, image_id, probs, where)
     rows, bins = [], []
-    for stratum, mask in refs.strata().items():
-        keep = mask[pos]
-        if not keep.any():
-            continue
-        q, at = probs[keep], pos[keep]
+    for stratum, at, q in aligned_strata(refs, image_id, probs, where):
 
         def add(eval_set, metric, values, stratum=stratum):
             rows.append((eval_set, stratum, metric, float(np.mean(values)), len(values)))
@@ -258,18 +266,14 @@ def selective_views(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per stratum: AURC and E-AURC (max probability vs errors against the human majority;
     a not-a-digit majority is an error, as for accuracy), and the risk-coverage curve."""
-    pos, q = aligned(refs, image_id, probs, where)
     rows, curves = [], []
-    for stratum, mask in refs.strata().items():
-        keep = mask[pos]
-        if not keep.any():
-            continue
-        confidence = q[keep].max(axis=1)
-        error = ~correct(q[keep], refs.human_class[pos[keep]])
+    for stratum, at, q in aligned_strata(refs, image_id, probs, where):
+        confidence = q.max(axis=1)
+        error = ~correct(q, refs.human_class[at])
         area = selective.aurc(confidence, error)
         rows += [
-            (stratum, "aurc", area, int(keep.sum())),
-            (stratum, "eaurc", area - selective.optimal_aurc(error), int(keep.sum())),
+            (stratum, "aurc", area, len(q)),
+            (stratum, "eaurc", area - selective.optimal_aurc(error), len(q)),
         ]
         coverage, risk = selective.risk_coverage(confidence, error)
         curves.append(pd.DataFrame({"stratum": stratum, "coverage": coverage, "risk": risk}))

@@ -29,6 +29,14 @@ def _save(fig, path: str | os.PathLike, footer: str) -> None:
     save_figure(fig, path)
 
 
+def _finish(fig, axes, title: str, path: str | os.PathLike, footer: str):
+    """A grid of curves: the legend in the first panel, the title, the footer; saved, returned."""
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path, footer)
+    return fig
+
+
 def plot_data_maps(
     maps: pd.DataFrame, targets: list[str], *, corpus: str, model: str, gold: str, footer: str, path: str | os.PathLike
 ) -> None:
@@ -98,10 +106,8 @@ def plot_jsd(
             ax.set_ylabel("JSD(epoch t−1, t) [bits]")
             if i == len(models) - 1:
                 ax.set_xlabel("epoch t")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"Epoch-to-epoch Jensen-Shannon divergence, training images: {CORPUS_NAMES.get(corpus, corpus)}")
-    _save(fig, path, footer)
-    return fig
+    title = f"Epoch-to-epoch Jensen-Shannon divergence, training images: {CORPUS_NAMES.get(corpus, corpus)}"
+    return _finish(fig, axes, title, path, footer)
 
 
 def pooled_bins(bins: pd.DataFrame) -> pd.DataFrame:
@@ -130,10 +136,8 @@ def plot_reliability(
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy vs human majority")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"Reliability diagram, test set, all seeds pooled: {CORPUS_NAMES.get(corpus, corpus)}")
-    _save(fig, path, footer)
-    return fig
+    title = f"Reliability diagram, test set, all seeds pooled: {CORPUS_NAMES.get(corpus, corpus)}"
+    return _finish(fig, axes, title, path, footer)
 
 
 def plot_corpus_size(runs: pd.DataFrame, *, footer: str, path: str | os.PathLike) -> None:
@@ -190,7 +194,5 @@ def plot_risk_coverage(
                 ax.set_ylabel("risk (error vs human majority)")
             if i == len(models) - 1:
                 ax.set_xlabel("coverage (most confident first)")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"Risk-coverage, test set, mean over seeds: {CORPUS_NAMES.get(corpus, corpus)}")
-    _save(fig, path, footer)
-    return fig
+    title = f"Risk-coverage, test set, mean over seeds: {CORPUS_NAMES.get(corpus, corpus)}"
+    return _finish(fig, axes, title, path, footer)

@@ -248,6 +248,7 @@ def tests_table(tests: pd.DataFrame, order: dict[str, list], split: str = "test"
 CONTROL_ROWS = (PRIMARY_SOFT, *CONTROL_TARGETS, "human_majority")
 
 
+# Deliberately not MetricTable: its fields look alike, but a View is one block of a table, not a table.
 @dataclass(frozen=True)
 class View:
     """One block of a post-hoc table: a metric on an evaluation set, in some strata."""

@@ -298,7 +298,9 @@ def test_dynamics_contract_round_trips_and_its_reader_names_a_broken_file(tmp_pa
     with pytest.raises(DataContractError, match=r"short\.parquet: dynamics table lacks column\(s\) \['probs'\]"):
         T.read_dynamics(tmp_path / "short.parquet")
     recast = dyn.set_column(5, "p_gold", dyn.column("p_gold").cast(pa.float64()))
-    with pytest.raises(DataContractError, match=r"'p_gold' has type double, expected float"):
+    with pytest.raises(
+        DataContractError, match=r"type\(s\) differ from the contract: p_gold double \(expected float\)"
+    ):
         T.write_dynamics(recast, tmp_path / "recast.parquet", metadata={})
 
 
@@ -317,6 +319,12 @@ def test_data_map_contract_round_trips_and_its_reader_names_a_broken_file(tmp_pa
     io.write_table(table.drop_columns(["region"]), tmp_path / "short.parquet")
     with pytest.raises(DataContractError, match=r"short\.parquet: data map lacks column\(s\) \['region'\]"):
         M.read_data_map(tmp_path / "short.parquet", columns=["image_id", "region"])
+    recast = table.set_column(1, "digit", table.column("digit").cast(pa.int32()))
+    io.write_table(recast, tmp_path / "recast.parquet")
+    with pytest.raises(
+        DataContractError, match=r"recast\.parquet: .*differ from the contract: digit int32 \(expected int64\)"
+    ):
+        M.read_data_map(tmp_path / "recast.parquet", columns=["digit", "region"])
 
 
 def test_maps_loads_without_torch_and_without_the_training_code():

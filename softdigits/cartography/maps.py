@@ -158,10 +158,14 @@ def read_data_map(path: str | os.PathLike, columns: list[str] | None = None) -> 
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise DataContractError(f"{path}: data map lacks column(s) {missing}: rerun cartography")
-    for name in columns:
-        got, expected = schema.field(name).type, DATA_MAP_SCHEMA.field(name).type
-        if got != expected:
-            raise DataContractError(f"{path}: data map column {name!r} has type {got}, expected {expected}")
+    contract = DATA_MAP_SCHEMA
+    retyped = [
+        f"{c} {schema.field(c).type} (expected {contract.field(c).type})"
+        for c in columns
+        if schema.field(c).type != contract.field(c).type
+    ]
+    if retyped:
+        raise DataContractError(f"{path}: data map column type(s) differ from the contract: {'; '.join(retyped)}")
     return pq.read_table(path, columns=columns).to_pandas()
 
 

@@ -191,15 +191,19 @@ def train_dynamics(
 
 
 def check_dynamics(table: pa.Table, where: str = "") -> None:
-    """Raise DataContractError naming the column when `table` lacks a `DYNAMICS_SCHEMA` column
-    or holds it with another type."""
+    """Raise DataContractError when `table` lacks a `DYNAMICS_SCHEMA` column, or holds some with
+    another type (naming every such column)."""
     missing = [c for c in DYNAMICS_COLUMNS if c not in table.column_names]
     if missing:
         raise DataContractError(f"{where}dynamics table lacks column(s) {missing}")
-    for field in DYNAMICS_SCHEMA:
-        got = table.schema.field(field.name).type
-        if got != field.type:
-            raise DataContractError(f"{where}dynamics column {field.name!r} has type {got}, expected {field.type}")
+    got = table.schema
+    retyped = [
+        f"{f.name} {got.field(f.name).type} (expected {f.type})"
+        for f in DYNAMICS_SCHEMA
+        if got.field(f.name).type != f.type
+    ]
+    if retyped:
+        raise DataContractError(f"{where}dynamics column type(s) differ from the contract: {'; '.join(retyped)}")
 
 
 def write_dynamics(table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, object]) -> None:
