@@ -6,7 +6,7 @@
 rule annotation_export:
     input:
         selection=rules.selection_solve.output.selection,
-        images=f"{DEDUP_DIR}/{{corpus}}.parquet",
+        images=rules.dedup.output.images,
         gold_images=f"{DEDUP_DIR}/{GOLD_CORPUS}.parquet",
         gold_data_map=f"{CARTOGRAPHY_DIR}/{GOLD_CORPUS}/data_map.parquet",
         code=code("annotation_export"),
@@ -35,7 +35,7 @@ if LABELS_ORIGIN == "simulated":
         input:
             unpack(generation_records),
             campaign=rules.annotation_export.output.campaign,
-            images=f"{DEDUP_DIR}/{{corpus}}.parquet",
+            images=rules.dedup.output.images,
             gold_images=f"{DEDUP_DIR}/{GOLD_CORPUS}.parquet",
             # the panel's real digits: k-NN over MNIST's training images
             reference=f"{DEDUP_DIR}/mnist.parquet",

@@ -6,7 +6,7 @@
 
 rule cartography_train:
     input:
-        images=f"{DEDUP_DIR}/{{corpus}}.parquet",
+        images=rules.dedup.output.images,
         code=code("cartography_train"),
     output:
         dynamics=f"{CARTOGRAPHY_DIR}/{{corpus}}/dynamics.parquet",

@@ -157,7 +157,13 @@ def corpora_targets():
 
 
 def dedup_targets():
-    return list(rules.dedup.output)
+    return expand(rules.dedup.output.images, corpus=CORPORA) + list(rules.dedup_report.output)
+
+
+def dedup_above(corpus):
+    """This corpus and the enabled corpora above it in dedup priority (what its dedup reads)."""
+    order = [c for c in config["dedup"]["corpus_priority"] if c in CORPORA]
+    return order[: order.index(corpus) + 1]
 
 
 # ---------------------------------------------------------------- generator

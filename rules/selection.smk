@@ -7,7 +7,7 @@
 rule selection_solve:
     input:
         data_map=rules.cartography_regions.output.data_map,
-        images=f"{DEDUP_DIR}/{{corpus}}.parquet",
+        images=rules.dedup.output.images,
         code=code("selection_solve"),
     output:
         selection=f"{SELECTION_DIR}/{{corpus}}.parquet",

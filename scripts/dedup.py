@@ -1,19 +1,13 @@
-"""Rule dedup: remove duplicate images within and across corpora; report leakage."""
+"""Rule dedup: one corpus without the duplicates of itself and of the corpora above it."""
 
 from softdigits import dedup, jobs
 
 log = jobs.start(snakemake)
 params = snakemake.params
-dedup.run(
+dedup.run_corpus(
+    snakemake.wildcards.corpus,
     inputs=dict(zip(params.corpora, snakemake.input.corpora)),
-    outputs=dict(zip(params.corpora, snakemake.output.corpora)),
-    duplicates=snakemake.output.duplicates,
-    duplicates_csv=snakemake.output.duplicates_csv,
-    leakage_csv=snakemake.output.leakage_csv,
-    leakage_md=snakemake.output.leakage_md,
+    output=snakemake.output.images,
     priority=list(params.priority),
     near=dedup.NearDuplicates(**params.near_duplicates),
-    vs_paper_csv=snakemake.output.vs_paper_csv,
-    paper_counts=snakemake.input.paper_counts,
-    origins=dict(params.origins),
 )

@@ -45,11 +45,21 @@ def allocate(capacity, weight, total: int) -> np.ndarray:
     """Integer counts as close to `total * weight / sum(weight)` as the capacities allow.
 
     An item that cannot take its share gives all it has and the rest is shared among the
-    others in proportion to their weights. No item gets more than its capacity or anything
-    at weight 0; the result sums to min(total, capacity of the weighted items).
+    others in proportion to their weights; the real shares are then rounded once by
+    largest remainders. No item gets more than its capacity or anything at weight 0; the
+    result sums to min(total, capacity of the weighted items).
     """
     capacity = np.asarray(capacity, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.float64)
     cap = np.where(weight > 0, capacity, 0)
     total = int(min(total, cap.sum()))
-    return round_to_total(water_fill(weight, np.zeros(len(cap)), cap, total), total)
+    share = np.zeros(len(cap))
+    capped = cap == 0
+    while True:  # exact shares (no bisection): ties between equal remainders stay ties
+        open_ = ~capped
+        share[open_] = (total - cap[capped].sum()) * weight[open_] / weight[open_].sum() if open_.any() else 0.0
+        share[capped] = cap[capped]
+        over = open_ & (share > cap)
+        if not over.any():
+            return round_to_total(share, total)
+        capped |= over

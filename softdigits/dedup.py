@@ -334,9 +334,31 @@ def leakage_markdown(
     return "\n".join(lines)
 
 
-def run(
+def run_corpus(corpus: str, inputs: dict[str, str], output: str, priority: list[str], near: NearDuplicates) -> pa.Table:
+    """Rule dedup: one corpus de-duplicated against itself and the corpora above it in `priority`.
+
+    Images are kept in priority order, so a corpus's kept images never depend on the corpora
+    below it: `inputs` holds this corpus and those above it only, which lets a corpus's chain
+    (MNIST's first) start before the lower corpora exist.
+    """
+    tables = {name: io.read_images(path) for name, path in inputs.items()}
+    kept = deduplicate(tables, priority, near).kept[corpus]
+    metadata = {
+        **io.read_metadata(inputs[corpus]),
+        "dedup": {
+            "priority": priority,
+            "near_duplicates": asdict(near),
+            "n_before": tables[corpus].num_rows,
+            "n_kept": kept.num_rows,
+        },
+    }
+    io.write_table(kept, output, metadata=metadata)
+    log.info("dedup %s: %d of %d images kept", corpus, kept.num_rows, tables[corpus].num_rows)
+    return kept
+
+
+def run_report(
     inputs: dict[str, str],
-    outputs: dict[str, str],
     duplicates: str,
     duplicates_csv: str,
     leakage_csv: str,
@@ -348,25 +370,14 @@ def run(
     paper_counts: str,
     origins: dict[str, str],
 ) -> DedupResult:
-    """Read the corpora, de-duplicate them and write every output of the dedup stage.
+    """Rule dedup_report: every dropped image, the leakage per corpus and the paper's counts.
 
     `paper_counts` is the paper's table of removed images, `origins` each corpus's
     origin in the config (generate, download, package)."""
     paper = read_paper_counts(paper_counts)
     tables = {corpus: io.read_images(path) for corpus, path in inputs.items()}
     result = deduplicate(tables, priority, near)
-    settings = {"priority": priority, "near_duplicates": asdict(near)}
-    for corpus, path in outputs.items():
-        metadata = {
-            **io.read_metadata(inputs[corpus]),
-            "dedup": {
-                **settings,
-                "n_before": tables[corpus].num_rows,
-                "n_kept": result.kept[corpus].num_rows,
-            },
-        }
-        io.write_table(result.kept[corpus], path, metadata=metadata)
-    io.write_table(result.duplicates, duplicates, metadata=settings)
+    io.write_table(result.duplicates, duplicates, metadata={"priority": priority, "near_duplicates": asdict(near)})
     io.write_csv(result.duplicates, duplicates_csv)
     io.write_csv(result.leakage, leakage_csv)
     vs_paper = against_paper(result.leakage, paper, origins)

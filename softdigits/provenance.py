@@ -61,10 +61,16 @@ def module_files(*modules: str) -> list[str]:
 
 
 def code_fingerprint(files: list[str]) -> dict:
-    """SHA-256 over the source files a run executed (sorted by name), and each file's own."""
-    each = {Path(f).name: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in sorted(files)}
+    """SHA-256 over the source files a run executed (sorted by name), and each file's own,
+    keyed by the path inside the package (two packages may each hold a train.py)."""
+    each = {_package_name(f): hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in sorted(files)}
     total = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(each.items())).encode()).hexdigest()
     return {"sha256": total, "files": each}
+
+
+def _package_name(path: str | Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(PACKAGE.parent)) if path.is_relative_to(PACKAGE.parent) else path.name
 
 
 def library_versions() -> dict:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from softdigits.allocation import round_to_total, water_fill
 from softdigits.constants import DIGITS, REGIONS, STUDY_SPLITS
 
 log = logging.getLogger(__name__)
@@ -206,28 +207,6 @@ def check_region_split_minimums(avail: pd.DataFrame, spec: SelectionSpec) -> Non
 # ------------------------------------------------------------------ targets
 
 
-def water_fill(weights, lo, hi, total: float) -> np.ndarray:
-    """Values clip(lam * w, lo, hi) summing to `total` (lam found by bisection).
-
-    Requires sum(lo) <= total <= sum(hi); items with weight 0 stay at lo.
-    """
-    w, lo, hi = (np.asarray(a, dtype=np.float64) for a in (weights, lo, hi))
-    if lo.sum() > total + 1e-9 or hi.sum() < total - 1e-9:
-        raise ValueError(f"water_fill: total {total} outside [{lo.sum()}, {hi.sum()}]")
-    if not (w > 0).any():
-        return lo.copy()
-    left, right = 0.0, 1.0
-    while np.clip(right * w, lo, hi).sum() < total and right < 1e15:
-        right *= 2
-    for _ in range(200):
-        mid = (left + right) / 2
-        if np.clip(mid * w, lo, hi).sum() < total:
-            left = mid
-        else:
-            right = mid
-    return np.clip(right * w, lo, hi)
-
-
 def stratum_targets(avail: pd.DataFrame, spec: SelectionSpec) -> pd.DataFrame:
     """Balanced integer target size of every (digit, region) stratum; sums to the budget."""
     weights = np.array([spec.region_weights[r] for r in REGIONS], dtype=np.float64)
@@ -243,16 +222,6 @@ def stratum_targets(avail: pd.DataFrame, spec: SelectionSpec) -> pd.DataFrame:
         [round_to_total(water_fill(weights, lo[d], cap[d], per_digit[d]), per_digit[d]) for d in range(len(DIGITS))]
     )
     return pd.DataFrame(targets, index=avail.index, columns=avail.columns)
-
-
-def round_to_total(values: np.ndarray, total: int) -> np.ndarray:
-    """Floor or ceiling of each value, summing to `total` (largest remainders round up; ties in order)."""
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    floor = np.floor(flat + 1e-9)
-    extra = int(round(total - floor.sum()))
-    order = np.argsort(-(flat - floor), kind="stable")
-    floor[order[:extra]] += 1
-    return floor.astype(np.int64).reshape(np.shape(values))
 
 
 # ---------------------------------------------------------- integer program

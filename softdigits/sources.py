@@ -93,15 +93,7 @@ def _mnist_from_idx_bytes(idx: dict[str, bytes], idx_checksums: dict[str, str], 
             )
         if labels.max(initial=0) > 9:
             raise SourceFormatError(f"{where[f'{split}_labels']}: label {labels.max()} is not a digit")
-        parts.append(
-            io.images_table(
-                source="mnist",
-                source_split=split,
-                source_index=np.arange(len(pixels)),
-                pixels=pixels,
-                label=labels,
-            )
-        )
+        parts.append(_split_table("mnist", split, pixels, labels))
     return pa.concat_tables(parts)
 
 
@@ -280,15 +272,7 @@ def ardis_from_archive(path: str | os.PathLike) -> pa.Table:
         bad = ~(np.isin(onehot, (0, 1)).all(axis=1) & (onehot.sum(axis=1) == 1))
         if bad.any():
             raise SourceFormatError(f"{labels_where}: row {int(np.argmax(bad)) + 1} is not one-hot")
-        parts.append(
-            io.images_table(
-                source="ardis",
-                source_split=split,
-                source_index=np.arange(len(pixels)),
-                pixels=pixels,
-                label=onehot.argmax(axis=1),
-            )
-        )
+        parts.append(_split_table("ardis", split, pixels, onehot.argmax(axis=1)))
     return pa.concat_tables(parts)
 
 
@@ -532,3 +516,10 @@ def write_corpus(table: pa.Table, path, corpus: str, origin: str, limit: int | N
     io.write_table(table, path, metadata=metadata)
     log.info("%s: %d images from %s (%s)", corpus, table.num_rows, origin, metadata["n_per_split"])
     return table
+
+
+def _split_table(source: str, split: str, pixels: np.ndarray, labels: np.ndarray) -> pa.Table:
+    """One split of a corpus in the images contract, indexed in file order."""
+    return io.images_table(
+        source=source, source_split=split, source_index=np.arange(len(pixels)), pixels=pixels, label=labels
+    )

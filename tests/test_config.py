@@ -59,11 +59,27 @@ def test_wrong_value_names_the_key():
 def test_every_section_forbids_unknown_keys():
     """Each stage section rejects a made-up key (the schema sections are closed)."""
     config = merged()
-    for section in config:
+    for section in (name for name, value in config.items() if isinstance(value, dict)):
         bad = copy.deepcopy(config)
         bad[section]["no_such_key"] = 1
         with pytest.raises(ConfigError, match=rf"unknown config key '{section}\.no_such_key'"):
             validate_config(bad, SCHEMA)
+
+
+@pytest.mark.parametrize("results", ["results/paper", "", "../elsewhere", 3])
+def test_the_results_folder_is_one_plain_folder_name(results):
+    """Each config writes under its own folder beside the others, never inside one."""
+    bad = {**merged(), "results": results}
+    with pytest.raises(ConfigError, match="results"):
+        validate_config(bad, SCHEMA)
+
+
+def test_the_overlays_set_their_own_results_folder():
+    folders = {
+        name: merged(*([REPO / name] if name else []))["results"]
+        for name in (None, "config/paper.yaml", "config/test.yaml")
+    }
+    assert len(set(folders.values())) == 3, folders
 
 
 @pytest.mark.workflow
@@ -82,7 +98,7 @@ def test_snakemake_stops_on_a_cross_field_error_before_touching_outputs(workflow
     deleted that job's earlier outputs; now the config is rejected when it is loaded."""
     from conftest import snakemake
 
-    earlier = workflow_copy / "results/cartography/mnist/data_map.parquet"
+    earlier = workflow_copy / "results-test/cartography/mnist/data_map.parquet"
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"an earlier good data map")
     before = (earlier.read_bytes(), earlier.stat().st_mtime_ns)
@@ -97,7 +113,7 @@ def test_snakemake_stops_on_a_cross_field_error_before_touching_outputs(workflow
         "inverted.yaml",
         "--cores",
         "1",
-        "results/cartography/mnist/data_map.parquet",
+        "results-test/cartography/mnist/data_map.parquet",
         check=False,
     )
     assert proc.returncode != 0

@@ -115,22 +115,6 @@ def test_uncertainty_of_agreeing_and_disagreeing_members():
 # ------------------------------------------------------------ selection
 
 
-def test_allocate_follows_the_weights_and_never_exceeds_a_bin():
-    assert select.allocate([100, 100, 100], [1, 1, 2], 40).tolist() == [10, 10, 20]
-    # the third bin holds only 5: the rest goes to the others in proportion to their weights
-    assert select.allocate([100, 100, 5], [1, 1, 2], 40).tolist() == [18, 17, 5]
-    assert select.allocate([3, 0, 4], [1, 1, 1], 100).tolist() == [3, 0, 4]  # pool too small
-    assert select.allocate([5, 5], [0, 1], 8).tolist() == [0, 5]  # weight 0: never sampled
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        cap = rng.integers(0, 50, size=12)
-        weight = rng.random(12) * (cap > 0)
-        total = int(rng.integers(0, 400))
-        alloc = select.allocate(cap, weight, total)
-        assert (alloc >= 0).all() and (alloc <= cap).all()
-        assert alloc.sum() == min(total, cap[weight > 0].sum())
-
-
 WITHOUT = dict(replace=False)
 
 

@@ -62,22 +62,6 @@ def assert_constraints_hold(selection: pd.DataFrame, candidates: pd.DataFrame, s
             assert math.floor(exact) <= got <= math.ceil(exact), (d, r, s, got, exact)
 
 
-def test_water_fill_balances_and_respects_bounds():
-    np.testing.assert_allclose(S.water_fill([1, 1, 1], [0, 0, 0], [100, 100, 100], 30), [10, 10, 10])
-    # a scarce item gives its share to the others
-    np.testing.assert_allclose(S.water_fill([1, 1, 1], [0, 0, 0], [2, 100, 100], 30), [2, 14, 14])
-    # a lower bound above the fair share is kept; weight 0 stays at its lower bound
-    np.testing.assert_allclose(S.water_fill([1, 1, 0], [20, 0, 3], [100, 100, 100], 30), [20, 7, 3])
-    with pytest.raises(ValueError):
-        S.water_fill([1, 1], [0, 0], [5, 5], 11)
-
-
-def test_round_to_total_keeps_the_sum():
-    rounded = S.round_to_total(np.array([1.5, 2.5, 3.0, 0.34, 0.66]), 8)
-    assert rounded.sum() == 8
-    assert (np.abs(rounded - [1.5, 2.5, 3.0, 0.34, 0.66]) < 1).all()
-
-
 def test_balanced_selection_on_a_uniform_corpus():
     candidates = uniform_corpus()
     sp = spec(train=120, val=40, test=40, min_easy=3)

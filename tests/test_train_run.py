@@ -210,7 +210,8 @@ def test_run_writes_every_output_in_its_contract(study_path, tmp_path):
     assert 1 <= tp["best_epoch"] <= tp["epochs_trained"] <= 6
     assert manifest["regimes"]["dynamics"]["epochs_trained"] == 3
     assert manifest["device"] == "cpu" and manifest["threads"] == 1
-    assert set(manifest["code_fingerprint"]["files"]) == {"io.py", "models.py", "training.py", "train_run.py"}
+    expected = {"softdigits/io.py", "softdigits/models.py", "softdigits/training.py", "softdigits/train_run.py"}
+    assert set(manifest["code_fingerprint"]["files"]) == expected
     assert "torch" in manifest["libraries"]
 
 

@@ -22,17 +22,17 @@ pytestmark = pytest.mark.workflow
 
 RULES = ["annotation_export", "annotation_simulate", "aggregate_labels", "study_table", "dataset_stats"]
 TARGETS = [
-    "results/study/mnist.parquet",
-    "results/study/mukhoti.parquet",
-    "results/tables/table1.md",
-    "results/tables/table1_vs_paper.md",
-    "results/tables/annotations_per_image.md",
-    "results/tables/appendix_b_correlations.md",
+    "results-test/study/mnist.parquet",
+    "results-test/study/mukhoti.parquet",
+    "results-test/tables/table1.md",
+    "results-test/tables/table1_vs_paper.md",
+    "results-test/tables/annotations_per_image.md",
+    "results-test/tables/appendix_b_correlations.md",
 ]
 
 
 def write_upstream(workdir):
-    results = workdir / "results"
+    results = workdir / "results-test"
     for corpus, n, n_selected, seed in (("mnist", 300, 120, 0), ("mukhoti", 200, 80, 1)):
         images = make_corpus(corpus, n, seed)
         selection, data_map = make_selection_and_map(images, n_selected, seed)
@@ -67,7 +67,7 @@ def annotated(tmp_path_factory):
 
 
 def test_default_origin_runs_simulated_campaign_to_tables(annotated):
-    results = annotated / "results"
+    results = annotated / "results-test"
     for corpus, n_selected in (("mnist", 120), ("mukhoti", 80)):
         campaign = results / "annotation" / corpus / "campaign"
         tasks = pd.read_csv(campaign / "tasks.csv")
@@ -102,7 +102,7 @@ def test_default_origin_runs_simulated_campaign_to_tables(annotated):
 def test_simulation_is_deterministic(annotated, tmp_path):
     from softdigits import annotator_simulation
 
-    raw_path = annotated / "results" / "annotation" / "mnist" / "raw_annotations.parquet"
+    raw_path = annotated / "results-test" / "annotation" / "mnist" / "raw_annotations.parquet"
     first = pq.read_table(raw_path)
     config_panel = {  # the defaults of workflow_config.yaml, re-read to rerun the job here
         **__import__("yaml").safe_load((annotated / "workflow_config.yaml").read_text())["annotation"]["simulation"]
@@ -110,10 +110,10 @@ def test_simulation_is_deterministic(annotated, tmp_path):
     again = tmp_path / "raw.parquet"
     annotator_simulation.run(
         corpus="mnist",
-        campaign_dir=annotated / "results/annotation/mnist/campaign",
-        images_path=annotated / "results/dedup/mnist.parquet",
-        gold_images_path=annotated / "results/dedup/mnist.parquet",
-        reference_path=annotated / "results/dedup/mnist.parquet",
+        campaign_dir=annotated / "results-test/annotation/mnist/campaign",
+        images_path=annotated / "results-test/dedup/mnist.parquet",
+        gold_images_path=annotated / "results-test/dedup/mnist.parquet",
+        reference_path=annotated / "results-test/dedup/mnist.parquet",
         raw_out=again,
         simulation=config_panel,
         seed=0,
@@ -156,7 +156,7 @@ annotation:
 """,
     )
     rules = ["annotation_export", "annotation_import", "aggregate_labels", "study_table"]
-    targets = ["results/study/mnist.parquet", "results/study/mukhoti.parquet"]
+    targets = ["results-test/study/mnist.parquet", "results-test/study/mukhoti.parquet"]
     snakemake(
         workflow_copy,
         "--cores",
@@ -164,12 +164,12 @@ annotation:
         "--allowed-rules",
         "annotation_export",
         "--",
-        "results/annotation/mnist/campaign",
-        "results/annotation/mukhoti/campaign",
+        "results-test/annotation/mnist/campaign",
+        "results-test/annotation/mukhoti/campaign",
     )
     (workflow_copy / "answers").mkdir()
     for corpus in ("mnist", "mukhoti"):
-        tasks = pd.read_csv(workflow_copy / f"results/annotation/{corpus}/campaign/tasks.csv")
+        tasks = pd.read_csv(workflow_copy / f"results-test/annotation/{corpus}/campaign/tasks.csv")
         rows = []
         for trial in tasks.itertuples():  # everyone says yes to the gold / digit 1
             digit = trial.gold_label if trial.is_attention_check else 1
@@ -195,10 +195,10 @@ annotation:
         workflow_copy, "--cores", "1", "--keep-going", "--allowed-rules", *rules, "--", *targets, check=False
     )
     assert proc.returncode != 0
-    log = (workflow_copy / "results/logs/annotation_import/mnist.log").read_text()
+    log = (workflow_copy / "results-test/logs/annotation_import/mnist.log").read_text()
     assert "answers/mnist.csv: row 8 (line 9): response 'perhaps' is not yes/no/unsure" in log
-    assert not (workflow_copy / "results/annotation/mnist/raw_annotations.parquet").exists()
-    study_path = workflow_copy / "results/study/mukhoti.parquet"
+    assert not (workflow_copy / "results-test/annotation/mnist/raw_annotations.parquet").exists()
+    study_path = workflow_copy / "results-test/study/mukhoti.parquet"
     assert io.read_metadata(study_path)["labels_origin"] == "campaign"
     study = pq.read_table(study_path)
     assert not any(study.column("simulated").to_pylist())
@@ -229,15 +229,15 @@ annotation:
         "study_table",
         "dataset_stats",
         "--",
-        "results/study/mnist.parquet",
-        "results/tables/table1.md",
+        "results-test/study/mnist.parquet",
+        "results-test/tables/table1.md",
     )
-    study_path = workflow_copy / "results/study/mnist.parquet"
+    study_path = workflow_copy / "results-test/study/mnist.parquet"
     assert io.read_metadata(study_path)["labels_origin"] == "released"
     assert pq.read_table(study_path).num_rows == 7
-    per_image = (workflow_copy / "results/tables/annotations_per_image.md").read_text()
+    per_image = (workflow_copy / "results-test/tables/annotations_per_image.md").read_text()
     assert "Not available" in per_image
-    table1 = pd.read_csv(workflow_copy / "results/tables/table1.csv")
+    table1 = pd.read_csv(workflow_copy / "results-test/tables/table1.csv")
     assert table1["labels"].tolist() == ["released"]
-    log = (workflow_copy / "results/logs/study_table/mnist.log").read_text()
+    log = (workflow_copy / "results-test/logs/study_table/mnist.log").read_text()
     assert "per-annotator statistics" in log and "not available" in log

@@ -23,12 +23,12 @@ from softdigits import io
 pytestmark = pytest.mark.workflow
 
 OUTPUTS = [
-    "results/dedup/mnist.parquet",
-    "results/dedup/weiss.parquet",
-    "results/dedup/duplicates.parquet",
-    "results/dedup/duplicates.csv",
-    "results/dedup/leakage.csv",
-    "results/dedup/leakage.md",
+    "results-test/dedup/mnist.parquet",
+    "results-test/dedup/weiss.parquet",
+    "results-test/dedup/duplicates.parquet",
+    "results-test/dedup/duplicates.csv",
+    "results-test/dedup/leakage.csv",
+    "results-test/dedup/leakage.md",
 ]
 
 
@@ -69,23 +69,23 @@ def run(tmp_path_factory) -> Path:
 
 
 def test_tiny_config_builds_the_corpora_and_dedup_outputs(run):
-    mnist = io.read_images(run / "results/corpora/mnist.parquet")
+    mnist = io.read_images(run / "results-test/corpora/mnist.parquet")
     assert mnist.num_rows == 1000
-    assert io.read_metadata(run / "results/corpora/mnist.parquet")["n_per_split"] == {"train": 500, "test": 500}
-    assert io.read_images(run / "results/corpora/weiss.parquet").num_rows == 6
-    assert io.read_images(run / "results/dedup/mnist.parquet").equals(mnist)
-    assert io.read_images(run / "results/dedup/weiss.parquet").num_rows == 5
+    assert io.read_metadata(run / "results-test/corpora/mnist.parquet")["n_per_split"] == {"train": 500, "test": 500}
+    assert io.read_images(run / "results-test/corpora/weiss.parquet").num_rows == 6
+    assert io.read_images(run / "results-test/dedup/mnist.parquet").equals(mnist)
+    assert io.read_images(run / "results-test/dedup/weiss.parquet").num_rows == 5
 
-    duplicates = pd.read_csv(run / "results/dedup/duplicates.csv")
+    duplicates = pd.read_csv(run / "results-test/dedup/duplicates.csv")
     assert duplicates[["dropped_image_id", "kept_image_id", "reason"]].values.tolist() == [
         ["weiss:test:102", "weiss:train:100", "within_corpus_exact"]
     ]
-    leakage = pd.read_csv(run / "results/dedup/leakage.csv").set_index("corpus")
+    leakage = pd.read_csv(run / "results-test/dedup/leakage.csv").set_index("corpus")
     assert leakage.loc["weiss", "test_in_train"] == 1 and leakage.loc["mnist", "test_in_train"] == 0
     assert leakage.loc["mnist", "n_kept"] == 1000
-    assert "| weiss | 6 |" in (run / "results/dedup/leakage.md").read_text()
-    for job in ("corpus_mnist", "corpus_weiss", "dedup"):
-        assert (run / f"results/logs/{job}.log").exists() and (run / f"results/benchmarks/{job}.tsv").exists()
+    assert "| weiss | 6 |" in (run / "results-test/dedup/leakage.md").read_text()
+    for job in ("corpus_mnist", "corpus_weiss", "dedup/mnist", "dedup/weiss", "dedup_report"):
+        assert (run / f"results-test/logs/{job}.log").exists() and (run / f"results-test/benchmarks/{job}.tsv").exists()
 
 
 def test_unpinned_download_is_locked_with_its_sha256(run):
@@ -93,7 +93,7 @@ def test_unpinned_download_is_locked_with_its_sha256(run):
     lock = run / "resources/checksums/weiss/weiss.csv.sha256"
     sha = hashlib.sha256(csv.read_bytes()).hexdigest()
     assert lock.read_text().split()[0] == f"sha256:{sha}"
-    assert "recorded sha256:" in (run / "results/logs/download_file/weiss/weiss.csv.log").read_text()
+    assert "recorded sha256:" in (run / "results-test/logs/download_file/weiss/weiss.csv.log").read_text()
 
 
 def test_nothing_to_do_after_the_run(run):
@@ -103,13 +103,14 @@ def test_nothing_to_do_after_the_run(run):
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"corpora": {"mnist": {"limit_per_split": 400}}}, {"corpus_mnist": 1, "dedup": 1}),
-        ({"corpora": {"weiss": {"keep_splits": ["train"]}}}, {"corpus_weiss": 1, "dedup": 1}),
+        # mnist is first in dedup priority: weiss's dedup reads it, mnist's never reads weiss
+        ({"corpora": {"mnist": {"limit_per_split": 400}}}, {"corpus_mnist": 1, "dedup": 2, "dedup_report": 1}),
+        ({"corpora": {"weiss": {"keep_splits": ["train"]}}}, {"corpus_weiss": 1, "dedup": 1, "dedup_report": 1}),
         (
             {"corpora": {"weiss": {"files": {"csv": {"url": "file:///elsewhere/weiss.csv", "checksum": None}}}}},
-            {"download_file": 1, "corpus_weiss": 1, "dedup": 1},
+            {"download_file": 1, "corpus_weiss": 1, "dedup": 1, "dedup_report": 1},
         ),
-        ({"dedup": {"near_duplicates": {"enabled": True}}}, {"dedup": 1}),
+        ({"dedup": {"near_duplicates": {"enabled": True}}}, {"dedup": 2, "dedup_report": 1}),
     ],
     ids=["mnist-limit", "weiss-splits", "weiss-url", "dedup-near"],
 )
@@ -121,9 +122,9 @@ def test_a_config_change_reruns_only_what_it_touches(run, changes, expected):
 @pytest.mark.parametrize(
     "module, expected",
     [
-        ("dedup", {"dedup": 1}),
+        ("dedup", {"dedup": 2, "dedup_report": 1}),
         # Downloads are fixed by URL and checksum: a code edit never fetches them again.
-        ("download", {"corpus_mnist": 1, "corpus_weiss": 1, "dedup": 1}),
+        ("download", {"corpus_mnist": 1, "corpus_weiss": 1, "dedup": 2, "dedup_report": 1}),
     ],
 )
 def test_a_code_change_reruns_only_the_rules_that_run_it(run, module, expected):
@@ -184,27 +185,28 @@ def test_every_download_origin_through_the_cli(tmp_path):
         }
     }
     (workdir / "all.yaml").write_text(yaml.safe_dump(config))
-    targets = [f"results/dedup/{c}.parquet" for c in ("mnist", "mukhoti", "ardis", "weiss")]
+    targets = [f"results-test/dedup/{c}.parquet" for c in ("mnist", "mukhoti", "ardis", "weiss")]
+    targets.append("results-test/dedup/leakage.csv")
     snakemake(workdir, "--configfile", "config/test.yaml", "all.yaml", "--cores", "2", *targets)
 
     counts = {
-        c: io.read_images(workdir / f"results/corpora/{c}.parquet").num_rows
+        c: io.read_images(workdir / f"results-test/corpora/{c}.parquet").num_rows
         for c in ("mnist", "mukhoti", "ardis", "weiss")
     }
     assert counts == {"mnist": 10, "mukhoti": 8, "ardis": 7, "weiss": 4}
     assert (workdir / "resources/checksums/ardis/ARDIS_DATASET_IV.rar.sha256").exists()
     assert not (workdir / "resources/checksums/weiss").exists()  # pinned: no lock needed
-    leakage = pd.read_csv(workdir / "results/dedup/leakage.csv").set_index("corpus")
+    leakage = pd.read_csv(workdir / "results-test/dedup/leakage.csv").set_index("corpus")
     assert leakage["n_kept"].to_dict() == {**counts, "ardis": 6}
     assert leakage.loc["ardis", "shared_with_mnist"] == 1
-    duplicates = pd.read_csv(workdir / "results/dedup/duplicates.csv")
+    duplicates = pd.read_csv(workdir / "results-test/dedup/duplicates.csv")
     assert duplicates[["dropped_image_id", "kept_image_id", "reason"]].values.tolist() == [
         ["ardis:train:0", "mnist:train:0", "cross_corpus_exact"]
     ]
-    mukhoti = io.read_images(workdir / "results/dedup/mukhoti.parquet")
+    mukhoti = io.read_images(workdir / "results-test/dedup/mukhoti.parquet")
     assert (
         "sampled_labels" in mukhoti.column_names
-        and io.read_metadata(workdir / "results/dedup/mukhoti.parquet")["origin"] == "download"
+        and io.read_metadata(workdir / "results-test/dedup/mukhoti.parquet")["origin"] == "download"
     )
 
 

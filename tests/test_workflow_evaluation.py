@@ -104,7 +104,7 @@ def fabricate(workdir, corpora=("mnist", "mukhoti")) -> None:
     rng = np.random.default_rng(0)
     for corpus in corpora:
         study = study_table(corpus, rng)
-        write_table(study, workdir / f"results/study/{corpus}.parquet", metadata={"labels_origin": "simulated"})
+        write_table(study, workdir / f"results-test/study/{corpus}.parquet", metadata={"labels_origin": "simulated"})
         soft = np.stack(study["soft_label"])[:, :10] + 1e-3
         majority = np.eye(10)[study["soft_label"].map(np.argmax).clip(0, 9)]
         references = {
@@ -119,7 +119,7 @@ def fabricate(workdir, corpora=("mnist", "mukhoti")) -> None:
         evaluated = study["split"].isin(["val", "test"]).to_numpy()
         train = (study["split"] == "train").to_numpy()
         for model, target, seed in itertools.product(GRID["models"], GRID["targets"], GRID["seeds"]):
-            run = workdir / f"results/training/{corpus}/{model}/{target}/seed{seed}"
+            run = workdir / f"results-test/training/{corpus}/{model}/{target}/seed{seed}"
             ref = references[target]
             write_table(
                 pa.table(
@@ -156,7 +156,7 @@ def fabricate(workdir, corpora=("mnist", "mukhoti")) -> None:
             for r in range(3)
         ]
     )
-    write_table(runs, workdir / "results/corpus_size/runs.parquet")
+    write_table(runs, workdir / "results-test/corpus_size/runs.parquet")
 
 
 def with_fabricated_grid(workdir) -> None:
@@ -172,15 +172,15 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     with_fabricated_grid(workflow_copy)
     fabricate(workflow_copy)
     targets = (
-        ["results/findings.md", "results/findings.json"]
-        + [f"results/tables/{t}.csv" for t in TABLES]
+        ["results-test/findings.md", "results-test/findings.json"]
+        + [f"results-test/tables/{t}.csv" for t in TABLES]
         + [
-            "results/figures/table5_curve.png",
-            "results/figures/jsd_mnist.png",
-            "results/figures/reliability_mukhoti.png",
-            "results/figures/data_maps/mukhoti/lenet.png",
-            "results/figures/risk_coverage_mnist.png",
-            "results/figures/risk_coverage_mukhoti.png",
+            "results-test/figures/table5_curve.png",
+            "results-test/figures/jsd_mnist.png",
+            "results-test/figures/reliability_mukhoti.png",
+            "results-test/figures/data_maps/mukhoti/lenet.png",
+            "results-test/figures/risk_coverage_mnist.png",
+            "results-test/figures/risk_coverage_mukhoti.png",
         ]
     )
     snakemake(
@@ -188,40 +188,40 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     )
     for path in targets:
         assert (workflow_copy / path).stat().st_size > 0, path
-    metrics = pd.read_parquet(workflow_copy / "results/evaluation/metrics.parquet")
+    metrics = pd.read_parquet(workflow_copy / "results-test/evaluation/metrics.parquet")
     assert set(metrics["corpus"]) == {"mnist", "mukhoti"} and set(metrics["seed"]) == {0, 1, 2}
     assert set(metrics["stratum"]) == {"all", "HLV", "NoHLV"}
-    table3 = pd.read_csv(workflow_copy / "results/tables/table3.csv")
+    table3 = pd.read_csv(workflow_copy / "results-test/tables/table3.csv")
     assert len(table3) == 2 * 6 and "LeNet · HLV" in table3.columns
-    findings = json.loads((workflow_copy / "results/findings.json").read_text())
+    findings = json.loads((workflow_copy / "results-test/findings.json").read_text())
     assert "SIMULATED" in findings["preface"] and len(findings["findings"]) == 6
     assert "Not run" not in findings["findings"][4]["detail"]  # both controls were trained
     # issue 15: the controls as rows, T before/after, selective views, the three test families
-    controls = pd.read_csv(workflow_copy / "results/tables/table_controls.csv")
+    controls = pd.read_csv(workflow_copy / "results-test/tables/table_controls.csv")
     assert (
         controls["target"].tolist() == ["human_uncertainty", "label_smoothing", "human_shuffled", "human_majority"] * 2
     )
-    temperature = pd.read_csv(workflow_copy / "results/tables/table_temperature.csv")
+    temperature = pd.read_csv(workflow_copy / "results-test/tables/table_temperature.csv")
     assert "LeNet · after T" in temperature.columns and "T (fitted on val)" in set(temperature["metric"])
-    selective = pd.read_csv(workflow_copy / "results/tables/table_selective.csv")
+    selective = pd.read_csv(workflow_copy / "results-test/tables/table_selective.csv")
     assert {"AURC", "E-AURC", "HLV AUROC of predictive entropy"} <= set(selective["metric"])
-    tests = pd.read_parquet(workflow_copy / "results/evaluation/paired_tests.parquet")
+    tests = pd.read_parquet(workflow_copy / "results-test/evaluation/paired_tests.parquet")
     assert set(tests["family"]) == {"paper", "controls", "temperature"}
     assert {"label_smoothing", "human_shuffled"} <= set(tests.loc[tests["family"] == "controls", "control"])
-    fitted = pd.read_parquet(workflow_copy / "results/evaluation/temperature.parquet")
+    fitted = pd.read_parquet(workflow_copy / "results-test/evaluation/temperature.parquet")
     assert len(fitted) == 2 * 2 * 6 * 3 and (fitted["temperature"] > 0).all()
-    assert "SIMULATED" in (workflow_copy / "results/tables/table_selective.md").read_text()
+    assert "SIMULATED" in (workflow_copy / "results-test/tables/table_selective.md").read_text()
     assert {f["verdict"] for f in findings["findings"]} <= {"supported", "partly", "not reproduced"}
     assert findings["data_map_gold"] == "trained_target"
     # the synthetic target's data map is on its own (original) label, not the human majority
-    maps = pd.read_parquet(workflow_copy / "results/evaluation/data_maps.parquet")
-    study = pd.read_parquet(workflow_copy / "results/study/mukhoti.parquet").set_index("image_id")
+    maps = pd.read_parquet(workflow_copy / "results-test/evaluation/data_maps.parquet")
+    study = pd.read_parquet(workflow_copy / "results-test/study/mukhoti.parquet").set_index("image_id")
     synth = maps[(maps["corpus"] == "mukhoti") & (maps["target"] == "original")]
     assert (synth["gold"].to_numpy() == study.loc[synth["image_id"], "label"].to_numpy()).all()
-    vs_paper = pd.read_csv(workflow_copy / "results/tables/table9_vs_paper.csv")
+    vs_paper = pd.read_csv(workflow_copy / "results-test/tables/table9_vs_paper.csv")
     assert "LeNet · paper" in vs_paper.columns
-    assert "SIMULATED" in (workflow_copy / "results/tables/table4_vs_paper.md").read_text()
-    assert "SIMULATED" in (workflow_copy / "results/tables/table2.md").read_text()
+    assert "SIMULATED" in (workflow_copy / "results-test/tables/table4_vs_paper.md").read_text()
+    assert "SIMULATED" in (workflow_copy / "results-test/tables/table2.md").read_text()
     # the labels sentence is a derived param: it must not make finished jobs rerun
     assert dry_run_jobs(workflow_copy, "--allowed-rules", *EVAL_RULES, "--", *targets) == {}
     # the report: one self-contained HTML file whose captions say the labels are simulated
@@ -232,11 +232,11 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
         "--rerun-triggers",
         "mtime",
         "--report",
-        "results/report.html",
+        "results-test/report.html",
         "--",
         *targets,
     )
-    html = (workflow_copy / "results/report.html").read_text()
+    html = (workflow_copy / "results-test/report.html").read_text()
     assert "SIMULATED" in html and "Table 3" in html
     assert "Table 9 against the paper" in html and "Table 4 against the paper" in html
     assert "Controls (beyond the paper)" in html and "Risk-coverage (beyond the paper)" in html
@@ -253,31 +253,35 @@ def test_fabricated_runs_without_the_controls_skip_their_rows(workflow_copy):
     overlay["training"] = {**(overlay.get("training") or {}), **plain}
     overlay_path.write_text(yaml.safe_dump(overlay))
     fabricate(workflow_copy, corpora=("mnist", "mukhoti"))
-    targets = ["results/findings.json", "results/tables/table_controls.md", "results/figures/risk_coverage_mnist.png"]
+    targets = [
+        "results-test/findings.json",
+        "results-test/tables/table_controls.md",
+        "results-test/figures/risk_coverage_mnist.png",
+    ]
     snakemake(
         workflow_copy, "--cores", "2", "--allowed-rules", *EVAL_RULES, "--rerun-triggers", "mtime", "--", *targets
     )
-    tests = pd.read_parquet(workflow_copy / "results/evaluation/paired_tests.parquet")
+    tests = pd.read_parquet(workflow_copy / "results-test/evaluation/paired_tests.parquet")
     assert (
         "controls" not in set(tests["family"])
         and not tests["control"].isin(["label_smoothing", "human_shuffled"]).any()
     )
-    text = (workflow_copy / "results/tables/table_controls.md").read_text()
+    text = (workflow_copy / "results-test/tables/table_controls.md").read_text()
     assert "Not run (not in training.targets, so no row): label_smoothing, human_shuffled." in text
-    findings = json.loads((workflow_copy / "results/findings.json").read_text())["findings"]
+    findings = json.loads((workflow_copy / "results-test/findings.json").read_text())["findings"]
     assert [f["verdict"] for f in findings[4:]] == ["not reproduced"] * 2
     assert all(f["detail"].startswith("Not run: training.targets lacks") for f in findings[4:])
 
 
 @pytest.mark.workflow
 def test_tiny_run_produces_every_table_and_figure(tiny_run):
-    tables = tiny_run / "results/tables"
+    tables = tiny_run / "results-test/tables"
     for name in TABLES:
         for ext in ("md", "csv", "parquet"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0
-    figures = tiny_run / "results/figures"
+    figures = tiny_run / "results-test/figures"
     assert (figures / "table5_curve.png").exists()
     assert list((figures / "data_maps").glob("*/*.png"))
     assert list(figures.glob("jsd_*.png")) and list(figures.glob("reliability_*.png"))
     assert list(figures.glob("risk_coverage_*.png"))
-    assert (tiny_run / "results/findings.md").read_text().startswith("# Findings check")
+    assert (tiny_run / "results-test/findings.md").read_text().startswith("# Findings check")

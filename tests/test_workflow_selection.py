@@ -19,15 +19,15 @@ from conftest import copy_workflow, dry_run_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 TARGETS = [
-    "results/cartography/mnist/data_map.png",
-    "results/cartography/mnist/regions.csv",
-    "results/selection/mnist.parquet",
-    "results/selection/mnist_strata.csv",
-    "results/selection/mnist_strata.md",
-    "results/corpus_size/runs.parquet",
-    "results/tables/table5.md",
-    "results/tables/table5.csv",
-    "results/tables/table5.parquet",
+    "results-test/cartography/mnist/data_map.png",
+    "results-test/cartography/mnist/regions.csv",
+    "results-test/selection/mnist.parquet",
+    "results-test/selection/mnist_strata.csv",
+    "results-test/selection/mnist_strata.md",
+    "results-test/corpus_size/runs.parquet",
+    "results-test/tables/table5.md",
+    "results-test/tables/table5.csv",
+    "results-test/tables/table5.parquet",
 ]
 OVERLAY = {"study": {"corpora": ["mnist"]}, "corpora": {"mukhoti": {"origin": "off"}}}
 
@@ -49,11 +49,11 @@ def run(tmp_path_factory) -> Path:
 
 
 def test_outputs_follow_their_contracts(run):
-    dynamics = pq.read_table(run / "results/cartography/mnist/dynamics.parquet")
+    dynamics = pq.read_table(run / "results-test/cartography/mnist/dynamics.parquet")
     assert dynamics.column_names == ["seed", "epoch", "image_id", "digit", "gold", "p_gold", "correct", "probs"]
     assert dynamics.num_rows == 1000 * 10  # 1 seed x 10 epochs x 1,000 images (tiny config)
 
-    data_map = pd.read_parquet(run / "results/cartography/mnist/data_map.parquet")
+    data_map = pd.read_parquet(run / "results-test/cartography/mnist/data_map.parquet")
     assert list(data_map.columns) == [
         "image_id",
         "digit",
@@ -69,22 +69,22 @@ def test_outputs_follow_their_contracts(run):
     assert set(data_map["region"]) <= {"easy", "ambiguous", "hard", "other"}
     assert np.stack(data_map["mean_probs"]).shape == (1000, 10)
 
-    selection = pd.read_parquet(run / "results/selection/mnist.parquet")
+    selection = pd.read_parquet(run / "results-test/selection/mnist.parquet")
     assert list(selection.columns) == ["image_id", "digit", "region", "split"]
     assert selection["split"].value_counts().to_dict() == {"train": 60, "val": 20, "test": 20}
     assert selection["image_id"].is_unique and selection["image_id"].isin(data_map["image_id"]).all()
     easy_train = selection.query("split == 'train' and region == 'easy'")["digit"].value_counts()
     assert (easy_train.reindex(range(10), fill_value=0) >= 3).all()
-    strata = pd.read_csv(run / "results/selection/mnist_strata.csv")
+    strata = pd.read_csv(run / "results-test/selection/mnist_strata.csv")
     assert strata.groupby("split")["count"].sum().to_dict() == {"test": 20, "train": 60, "val": 20}
-    log = (run / "results/logs/selection_solve/mnist.log").read_text()
+    log = (run / "results-test/logs/selection_solve/mnist.log").read_text()
     assert "solver status: Optimal" in log and "objective" in log
 
-    runs = pd.read_parquet(run / "results/corpus_size/runs.parquet")
+    runs = pd.read_parquet(run / "results-test/corpus_size/runs.parquet")
     assert sorted(runs["samples_per_digit"].unique()) == [5, 10] and len(runs) == 4
-    table5 = pd.read_csv(run / "results/tables/table5.csv")
+    table5 = pd.read_csv(run / "results-test/tables/table5.csv")
     assert list(table5.columns) == ["Samples per digit (class):", "5", "10"]
-    assert (run / "results/cartography/mnist/data_map.png").stat().st_size > 0
+    assert (run / "results-test/cartography/mnist/data_map.png").stat().st_size > 0
 
 
 def test_nothing_to_do_after_the_run(run):
@@ -122,7 +122,7 @@ def test_more_repetitions_rerun_only_the_corpus_size_jobs(run):
     assert set(jobs) == {"corpus_size_run", "corpus_size_table"} and jobs["corpus_size_run"] == 2
 
 
-def copy_results(run: Path, workdir: Path, parts=("results/dedup", "results/cartography")) -> None:
+def copy_results(run: Path, workdir: Path, parts=("results-test/dedup", "results-test/cartography")) -> None:
     for part in parts:
         for path in (run / part).rglob("*"):
             if path.is_file():
@@ -145,25 +145,25 @@ def test_an_infeasible_budget_fails_with_the_reason_and_no_output(run, tmp_path)
         }
     }
     args = overlay(workdir, "infeasible.yaml", selection=changed)
-    proc = snakemake(workdir, *args, "--cores", "1", "--touch", "results/cartography/mnist/data_map.parquet")
-    proc = snakemake(workdir, *args, "--cores", "1", "results/selection/mnist.parquet", check=False)
+    proc = snakemake(workdir, *args, "--cores", "1", "--touch", "results-test/cartography/mnist/data_map.parquet")
+    proc = snakemake(workdir, *args, "--cores", "1", "results-test/selection/mnist.parquet", check=False)
     assert proc.returncode != 0
-    log = (workdir / "results/logs/selection_solve/mnist.log").read_text()
+    log = (workdir / "results-test/logs/selection_solve/mnist.log").read_text()
     assert "min_per_region_split" in log and "asks 30 images of split val, whose budget is 20" in log
-    assert not (workdir / "results/selection/mnist.parquet").exists()
+    assert not (workdir / "results-test/selection/mnist.parquet").exists()
 
 
 def test_sampled_label_target_on_mnist_fails_naming_the_missing_column(run, tmp_path):
     workdir = copy_workflow(tmp_path / "workflow")
-    copy_results(run, workdir, parts=("results/dedup",))
+    copy_results(run, workdir, parts=("results-test/dedup",))
     changed = {"corpora": {"mnist": {"target": "sampled_label"}}}
     args = overlay(workdir, "sampled.yaml", cartography=changed)
-    snakemake(workdir, *args, "--cores", "1", "--touch", "results/dedup/mnist.parquet")
-    proc = snakemake(workdir, *args, "--cores", "1", "results/cartography/mnist/dynamics.parquet", check=False)
+    snakemake(workdir, *args, "--cores", "1", "--touch", "results-test/dedup/mnist.parquet")
+    proc = snakemake(workdir, *args, "--cores", "1", "results-test/cartography/mnist/dynamics.parquet", check=False)
     assert proc.returncode != 0
-    log = (workdir / "results/logs/cartography_train/mnist.log").read_text()
-    assert "'sampled_label' needs a `sampled_labels` column" in log and "results/dedup/mnist.parquet" in log
-    assert not (workdir / "results/cartography/mnist/dynamics.parquet").exists()
+    log = (workdir / "results-test/logs/cartography_train/mnist.log").read_text()
+    assert "'sampled_label' needs a `sampled_labels` column" in log and "results-test/dedup/mnist.parquet" in log
+    assert not (workdir / "results-test/cartography/mnist/dynamics.parquet").exists()
 
 
 def test_a_map_below_its_minimum_shares_fails_the_regions_job(run, tmp_path):
@@ -171,9 +171,9 @@ def test_a_map_below_its_minimum_shares_fails_the_regions_job(run, tmp_path):
     copy_results(run, workdir)
     changed = {"corpora": {"mnist": {"min_share": {"easy": 0.0, "ambiguous": 0.0, "hard": 0.9}}}}
     args = overlay(workdir, "shares.yaml", cartography=changed)
-    snakemake(workdir, *args, "--cores", "1", "--touch", "results/cartography/mnist/dynamics.parquet")
-    proc = snakemake(workdir, *args, "--cores", "1", "results/cartography/mnist/regions.csv", check=False)
+    snakemake(workdir, *args, "--cores", "1", "--touch", "results-test/cartography/mnist/dynamics.parquet")
+    proc = snakemake(workdir, *args, "--cores", "1", "results-test/cartography/mnist/regions.csv", check=False)
     assert proc.returncode != 0
-    log = (workdir / "results/logs/cartography_regions/mnist.log").read_text()
+    log = (workdir / "results-test/logs/cartography_regions/mnist.log").read_text()
     assert "misses its minimum region shares" in log and "< 90.00%" in log
-    assert not (workdir / "results/cartography/mnist/regions.csv").exists()
+    assert not (workdir / "results-test/cartography/mnist/regions.csv").exists()

@@ -41,7 +41,7 @@ OUTPUT_NAMES = [
 
 
 def cell(model: str, target: str, seed: int, corpus: str = "mnist") -> Path:
-    return Path("results/training") / corpus / model / target / f"seed{seed}"
+    return Path("results-test/training") / corpus / model / target / f"seed{seed}"
 
 
 @pytest.fixture
@@ -49,7 +49,9 @@ def training_workflow(workflow_copy: Path) -> Path:
     (workflow_copy / "Snakefile.training").write_text(TRAINING_ONLY)
     for seed, corpus in enumerate(study_corpora(workflow_copy)):
         write_study(
-            workflow_copy / f"results/study/{corpus}.parquet", seed=seed, sizes={"train": 150, "val": 40, "test": 40}
+            workflow_copy / f"results-test/study/{corpus}.parquet",
+            seed=seed,
+            sizes={"train": 150, "val": 40, "test": 40},
         )
     return workflow_copy
 
@@ -100,8 +102,8 @@ def test_one_cell_then_only_what_a_change_touches(training_workflow):
     manifest = json.loads((wd / seed0 / "manifest.json").read_text())
     assert manifest["data"]["labels_origin"] == "simulated"
     assert manifest["regimes"]["dynamics"]["epochs_trained"] == 5  # config/test.yaml
-    assert (wd / "results/logs/train_run/mnist/simple_ffn/human_uncertainty/seed0.log").exists()
-    assert (wd / "results/benchmarks/train_run/mnist/simple_ffn/human_uncertainty/seed0.tsv").exists()
+    assert (wd / "results-test/logs/train_run/mnist/simple_ffn/human_uncertainty/seed0.log").exists()
+    assert (wd / "results-test/benchmarks/train_run/mnist/simple_ffn/human_uncertainty/seed0.tsv").exists()
     assert planned(wd, seed0) == {}
 
     # Adding a seed trains only the new seed's run.
@@ -219,7 +221,7 @@ def test_adding_the_controls_trains_only_them_and_reevaluates(training_workflow)
         assert 0 < smoothing["data"]["target_details"]["epsilon"] < 0.9
         shuffled = json.loads((wd / cell("simple_ffn", "human_shuffled", 0, corpus) / "manifest.json").read_text())
         assert shuffled["data"]["target_details"]["shuffle_seed"] == 0
-        evaluation = wd / "results/evaluation" / corpus
+        evaluation = wd / "results-test/evaluation" / corpus
         temperature = pq.read_table(evaluation / "temperature.parquet").to_pandas()
         assert sorted(temperature["target"]) == sorted(PAPER_TARGETS + CONTROLS)
         assert (temperature["temperature"] > 0).all()

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from softdigits import io
+from softdigits.allocation import allocate
 from softdigits.generator.inputs import GeneratorError, MnistSplits, read_pool
 
 log = logging.getLogger(__name__)
@@ -38,37 +39,6 @@ class StratifySettings:
     replace: bool = True
 
 
-def allocate(capacity: np.ndarray, weight: np.ndarray, total: int) -> np.ndarray:
-    """Integer counts as close to `total * weight / sum(weight)` as the capacities allow.
-
-    Water-filling: a bin that cannot fill its share gives all it has and the rest is
-    shared among the others in proportion to their weights (largest remainders
-    round the shares to integers). No bin gets more than its capacity; the result
-    sums to min(total, capacity of weighted bins).
-
-    Not softdigits.allocation.allocate, which rounds once after a continuous fill: this
-    rounds on every pass, so where a bin is capped the two can differ by one here and
-    there. Kept as it is, so that a config and seed still draw the same corpus.
-    """
-    capacity = np.asarray(capacity, dtype=np.int64)
-    weight = np.asarray(weight, dtype=np.float64)
-    alloc = np.zeros_like(capacity)
-    open_ = (capacity > 0) & (weight > 0)
-    remaining = int(min(total, capacity[open_].sum()))
-    while remaining > 0:
-        share = remaining * weight[open_] / weight[open_].sum()
-        want = np.floor(share).astype(np.int64)
-        extra = remaining - int(want.sum())
-        # stable order: largest fractional part first, ties to the lower bin
-        want[np.argsort(-(share - want), kind="stable")[:extra]] += 1
-        bins = np.flatnonzero(open_)
-        give = np.minimum(want, capacity[bins] - alloc[bins])
-        alloc[bins] += give
-        remaining -= int(give.sum())
-        open_ &= alloc < capacity
-    return alloc
-
-
 def bin_targets(pool: np.ndarray, strat: StratifySettings) -> np.ndarray:
     """Images to draw from each entropy bin, given its distinct pool candidates.
 
@@ -83,6 +53,10 @@ def bin_targets(pool: np.ndarray, strat: StratifySettings) -> np.ndarray:
     the power rule ties each bin's share to the evidence the pool holds for it. Empty
     bins get nothing (there is nothing to repeat). Without replacement a bin gives at
     most its distinct candidates and its unmet share goes to the others.
+
+    (With replacement no bin is capped and `allocate` is a single largest-remainder
+    rounding. Without replacement it now fills the capped bins exactly first and rounds
+    once: a bin's count can differ by one from the per-pass rounding used before.)
     """
     pool = np.asarray(pool, dtype=np.int64)
     weight = np.where(pool > 0, pool.astype(np.float64) ** strat.power, 0.0)

@@ -41,7 +41,7 @@ SKIP = 77
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 DAEMONS = ["munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel"]
 # One rule of each stage up to training, through one training run (17 jobs on the tiny config).
-TARGET = "results/training/mnist/simple_ffn/original/seed0/manifest.json"
+TARGET = "results-test/training/mnist/simple_ffn/original/seed0/manifest.json"
 NODE = "localhost"
 START_TIMEOUT_S = 60
 # The default path: the plugin's job step drops SLURM_* variables (SLURM_CONF too) before
@@ -376,8 +376,8 @@ def request_table(expected: dict, granted: dict) -> str:
 
 def compare_parquet(a: Path, b: Path) -> tuple[int, list[str]]:
     """Number of Parquet files compared, and the problems (missing on one side, bytes differ)."""
-    files_a = {p.relative_to(a) for p in (a / "results").rglob("*.parquet")}
-    files_b = {p.relative_to(b) for p in (b / "results").rglob("*.parquet")}
+    files_a = {p.relative_to(a) for p in (a / "results-test").rglob("*.parquet")}
+    files_b = {p.relative_to(b) for p in (b / "results-test").rglob("*.parquet")}
     problems = [f"{p}: only in the local run" for p in sorted(files_a - files_b)]
     problems += [f"{p}: only in the SLURM run" for p in sorted(files_b - files_a)]
     problems += [
