@@ -113,7 +113,7 @@ rule study_table:
         unpack(study_inputs),
         code=code("study_table"),
     output:
-        study=f"{STUDY_DIR}/{{corpus}}.parquet",
+        study=STUDY_TABLE,
     params:
         origin=LABELS_ORIGIN,
     log:
@@ -132,7 +132,7 @@ rule study_table:
 
 rule dataset_stats:
     input:
-        study=expand(f"{STUDY_DIR}/{{corpus}}.parquet", corpus=STUDY_CORPORA),
+        study=expand(STUDY_TABLE, corpus=STUDY_CORPORA),
         raw=(expand(raw_annotations("{corpus}"), corpus=STUDY_CORPORA) if LABELS_ORIGIN != "released" else []),
         paper_table1="resources/annotation/paper_table1.csv",
         code=code("dataset_stats"),

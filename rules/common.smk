@@ -84,6 +84,9 @@ ENSEMBLE_MEMBERS = expand(
     f"{GENERATOR_DIR}/ensemble/member{{member}}.pt", member=range(GENERATOR["ensemble"]["members"])
 )
 
+# Written by study_table, read by training and evaluation by this path (not rules.study_table),
+# since those stages also run on their own, on study tables made elsewhere (the tests do).
+STUDY_TABLE = f"{STUDY_DIR}/{{corpus}}.parquet"
 RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
 # The longest training jobs start first (LeNet's take about 3x the FFNs'), so that the
 # grid does not end waiting on a few LeNet jobs started last.
@@ -223,7 +226,7 @@ def corpus_size_targets():
 
 
 def annotation_targets():
-    targets = expand(f"{STUDY_DIR}/{{corpus}}.parquet", corpus=STUDY_CORPORA)
+    targets = expand(STUDY_TABLE, corpus=STUDY_CORPORA)
     targets += [
         f"{TABLES}/table1.md",
         f"{TABLES}/table1_vs_paper.md",

@@ -6,7 +6,7 @@
 
 rule evaluate_runs:
     input:
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         # in run_grid() order (params.runs): models, then targets, then seeds
         predictions=expand(
             rules.train_run.output.test_performance_predictions,
@@ -49,7 +49,7 @@ rule evaluate_runs:
 
 rule evaluate_dynamics:
     input:
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         dynamics=expand(
             rules.train_run.output.dynamics_predictions,
             target=training_grid("targets"),
@@ -131,7 +131,7 @@ rule table_results:
         tests=rules.evaluate_summary.output.tests,
         posthoc_summary=rules.evaluate_summary.output.posthoc_summary,
         temperature=rules.evaluate_summary.output.temperature,
-        study=expand(rules.study_table.output.study, corpus=STUDY_CORPORA),
+        study=expand(STUDY_TABLE, corpus=STUDY_CORPORA),
         paper_table9="resources/evaluation/paper_table9.csv",
         paper_table4="resources/evaluation/paper_table4.csv",
         code=code("table_results"),
@@ -162,7 +162,7 @@ rule table_results:
 rule plot_data_maps:
     input:
         data_map=rules.evaluate_dynamics.output.data_map,
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         code=code("plot_data_maps"),
     output:
         report(
@@ -194,7 +194,7 @@ rule plot_data_maps:
 rule plot_jsd:
     input:
         jsd=lambda wc: [f"{EVALUATION_DIR}/{wc.corpus}/{m}/jsd.parquet" for m in training_grid("models")],
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         code=code("plot_jsd"),
     output:
         report(
@@ -225,7 +225,7 @@ rule plot_jsd:
 rule plot_reliability:
     input:
         reliability=rules.evaluate_runs.output.reliability,
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         code=code("plot_reliability"),
     output:
         report(
@@ -257,7 +257,7 @@ rule plot_reliability:
 rule plot_risk_coverage:
     input:
         risk_coverage=rules.evaluate_runs.output.risk_coverage,
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         code=code("plot_risk_coverage"),
     output:
         report(
@@ -287,7 +287,7 @@ rule plot_risk_coverage:
 
 rule plot_corpus_size:
     input:
-        runs=rules.corpus_size_table.output.runs,
+        runs=f"{CORPUS_SIZE_DIR}/runs.parquet",  # a path: the evaluation stage also runs without selection
         code=code("plot_corpus_size"),
     output:
         report(
@@ -317,7 +317,7 @@ rule findings:
         tests=rules.evaluate_summary.output.tests,
         spearman=rules.evaluate_summary.output.spearman,
         data_maps=rules.evaluate_summary.output.data_maps,
-        study=expand(rules.study_table.output.study, corpus=STUDY_CORPORA),
+        study=expand(STUDY_TABLE, corpus=STUDY_CORPORA),
         code=code("findings"),
     output:
         md=report(f"{RESULTS}/findings.md", caption="../report/evaluation/findings.rst", category="Findings check"),

@@ -6,7 +6,7 @@
 
 rule train_run:
     input:
-        study=rules.study_table.output.study,
+        study=STUDY_TABLE,
         code=code("train_run"),
     output:
         test_performance_history=f"{RUNS}/test_performance_history.parquet",

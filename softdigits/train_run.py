@@ -2,18 +2,21 @@
 
 - the study table (`study_table.read_study`) and the regime's targets (`targets.build_targets`).
 - `prepare_cell`: those images as normalised tensors on the device.
-- `train_regime`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
-  best checkpoint, predictions for every val and test image) or regime 2
-  (training dynamics: fixed epochs, every training image's prediction per epoch).
-- `run`: the job: both regimes, each written atomically when done, then the manifest.
+- `train_regimes`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
+  best checkpoint, predictions for every val and test image) and regime 2 (training
+  dynamics: fixed epochs, every training image's prediction per epoch).
+- `run`: the job: both regimes, each output written atomically, then the manifest.
 
-Both regimes run in one process: a job pays the Python + torch start-up once
-for two trainings (see bench/training_speed.py for the measured share).
+Both regimes run in one process, so a job pays the Python + torch start-up once for
+two trainings, and on one trajectory until regime 1 first lowers its learning rate or
+stops: the same seed, weights and rate make the same epochs, so those are trained once
+(`training.fit_shared`; the results are bit for bit those of separate trainings).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,7 +29,7 @@ from softdigits.models import build_model
 from softdigits.run_outputs import dynamics_table, history_table, predictions_table, write_output
 from softdigits.study_table import Study, read_study
 from softdigits.targets import build_targets
-from softdigits.training import TrainSettings, fit, normalise, pixel_stats, predict, resolve_device
+from softdigits.training import TrainSettings, fit_shared, normalise, pixel_stats, predict, resolve_device
 
 REGIMES = ("test_performance", "dynamics")
 # ------------------------------------------------------------------- settings
@@ -126,27 +129,56 @@ def prepare_cell(
     )
 
 
-def train_regime(cell: Cell, regime: str, *, model: str, seed: int, config: dict) -> tuple[dict[str, pa.Table], dict]:
-    """Train one regime from fresh seeded weights: ({output name: table}, manifest entry)."""
+def train_regimes(
+    cell: Cell,
+    regimes: tuple[str, ...],
+    *,
+    model: str,
+    seed: int,
+    config: dict,
+    on_done: Callable[[dict[str, pa.Table]], None] | None = None,
+) -> tuple[dict[str, pa.Table], dict[str, dict]]:
+    """Train regimes from the same fresh seeded weights: ({output name: table}, {regime: manifest entry}).
+
+    The regimes share their trajectory until the first plateau reduction or early stop
+    (`training.fit_shared`); each result is bit for bit the one it would get alone.
+    `on_done(tables)` receives each regime's tables as soon as that regime ends.
+    """
     started = time.perf_counter()
-    settings = regime_settings(config, regime)
     device = cell.x_train.device
-    net = build_model(model, seed).to(device)
-    result = fit(
-        net, cell.x_train, cell.y_train, settings, seed, cell.x_val, cell.y_val, track_dynamics=regime == "dynamics"
+    settings = [regime_settings(config, regime) for regime in regimes]
+    tables, entries = {}, {}
+
+    def done(i: int, result, net) -> None:
+        regime = regimes[i]
+        if regime == "test_performance":
+            probs = predict(net, cell.x_scored).cpu().numpy()
+            predictions = predictions_table(cell.scored_ids, cell.scored_split, probs)
+        else:
+            predictions = dynamics_table(cell.train_ids, result.train_probs)
+        mine = {f"{regime}_history": history_table(result.history), f"{regime}_predictions": predictions}
+        tables.update(mine)
+        entries[regime] = {
+            "settings": asdict(settings[i]),
+            "epochs_trained": len(result.history),
+            "best_epoch": result.best_epoch,
+            "wall_time_s": round(time.perf_counter() - started, 3),  # from the job's first epoch
+        }
+        if on_done is not None:
+            on_done(mine)
+
+    fit_shared(
+        build_model(model, seed).to(device),
+        cell.x_train,
+        cell.y_train,
+        settings,
+        seed,
+        cell.x_val,
+        cell.y_val,
+        [regime == "dynamics" for regime in regimes],
+        on_done=done,
     )
-    if regime == "test_performance":
-        predictions = predictions_table(cell.scored_ids, cell.scored_split, predict(net, cell.x_scored).cpu().numpy())
-    else:
-        predictions = dynamics_table(cell.train_ids, result.train_probs)
-    tables = {f"{regime}_history": history_table(result.history), f"{regime}_predictions": predictions}
-    entry = {
-        "settings": asdict(settings),
-        "epochs_trained": len(result.history),
-        "best_epoch": result.best_epoch,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    return tables, entry
+    return tables, {regime: entries[regime] for regime in regimes}
 
 
 def run(
@@ -163,7 +195,7 @@ def run(
     """The training job of one cell: both regimes, then the manifest. Returns the manifest.
 
     `config` is the `training` section without the grid lists (models, targets,
-    seeds). Each regime's files are written as soon as it ends, each atomically;
+    seeds). Each regime's files are written, atomically, as soon as it ends;
     the manifest comes last, so a run without one did not finish.
     """
     started = time.perf_counter()
@@ -173,11 +205,12 @@ def run(
     cell = prepare_cell(
         read_study(study_path), target, config["not_a_digit"], device, shuffle_seed=config.get("shuffle_seed")
     )
-    regimes = {}
-    for regime in REGIMES:
-        tables, regimes[regime] = train_regime(cell, regime, model=model, seed=seed, config=config)
+
+    def write(tables: dict[str, pa.Table]) -> None:  # each regime's files as soon as it ends
         for name, table in tables.items():
             write_output(name, table, outputs[name])
+
+    _, regimes = train_regimes(cell, REGIMES, model=model, seed=seed, config=config, on_done=write)
     manifest = {
         "corpus_study": str(study_path),
         "model": model,

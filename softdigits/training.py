@@ -17,7 +17,9 @@ single soft-target cross-entropy serves every label regime.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,34 +176,112 @@ def fit(
     predicted distribution is kept for every epoch, from its training batch.
     `x_*`/`y_*` must already be on the model's device.
     """
-    needs_val = settings.early_stopping_patience is not None or settings.plateau_factor is not None
-    if needs_val and x_val is None:
-        raise ValueError("early stopping and the LR scheduler need a validation set")
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    optimiser = FusedAdam(model.parameters(), lr=settings.lr)
-    scheduler = None
-    if settings.plateau_factor is not None:
-        scheduler = Plateau(optimiser, factor=settings.plateau_factor, patience=settings.plateau_patience)
-    n = len(x_train)
+    [(result, _)] = fit_shared(model, x_train, y_train, [settings], seed, x_val, y_val, [track_dynamics])
+    return result
+
+
+def fit_shared(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    regimes: list[TrainSettings],
+    seed: int,
+    x_val: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
+    track_dynamics: list[bool] | None = None,
+    on_done: Callable[[int, FitResult, nn.Module], None] | None = None,
+) -> list[tuple[FitResult, nn.Module]]:
+    """Several regimes from the same seeded start, each as `fit` would train it alone.
+
+    Same initial weights, seed and learning rate mean the same trajectory: the regimes
+    share one model until their learning rates differ (a plateau reduction) or one of
+    them stops, and only then does a regime go on from a copy of the weights, the Adam
+    moments and the batch-order generator. Every regime gets the history, dynamics,
+    best epoch and final weights it would get alone, bit for bit (a test checks it), for
+    the training cost of the epochs that are not shared. Returns (result, model) per
+    regime; `model` itself is one of them. `on_done(i, result, model)` is called as
+    soon as regime i ends (so that its outputs can be written before the others end).
+    """
+    track_dynamics = track_dynamics or [False] * len(regimes)
+    for settings in regimes:
+        needs_val = settings.early_stopping_patience is not None or settings.plateau_factor is not None
+        if needs_val and x_val is None:
+            raise ValueError("early stopping and the LR scheduler need a validation set")
+    runs = [_Regime(settings, track) for settings, track in zip(regimes, track_dynamics)]
     labels_train = y_train.argmax(1)  # for the running accuracy
-    rows = []
-    dynamics = [] if track_dynamics else None
-    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
-    for epoch in range(1, settings.max_epochs + 1):
+    # Regimes that start with the same rate and batch size share one trajectory.
+    groups = []
+    for k, (key, sharing) in enumerate(_grouped(runs).items()):
+        weights = _Weights(model if k == 0 else copy.deepcopy(model), key[0], seed)
+        groups.append((weights, sharing))
+    while groups:
+        weights, sharing = groups.pop(0)
+        track = any(r.track_dynamics for r in sharing)
+        row, probs = weights.epoch(x_train, y_train, labels_train, x_val, y_val, sharing[0].settings.batch_size, track)
+        for run in sharing:
+            run.end_epoch(row, probs, weights.model)
+        going = [r for r in sharing if not r.done]
+        ending = [r for r in sharing if r.done]
+        for k, run in enumerate(ending):  # the last to end keeps the weights unless others go on
+            last = k == len(ending) - 1 and not going
+            run.model = weights.model if last else copy.deepcopy(weights.model)
+            run.final = (run.result(), run.finish())
+            if on_done is not None:
+                on_done(runs.index(run), *run.final)
+        for k, (key, same) in enumerate(_grouped(going).items()):
+            branch = weights if k == 0 else weights.copy()
+            branch.optimiser.lr = key[0]
+            groups.append((branch, same))
+    return [run.final for run in runs]
+
+
+def _grouped(runs: list[_Regime]) -> dict[tuple[float, int], list[_Regime]]:
+    """Regimes by (learning rate now, batch size), in the order given."""
+    groups: dict[tuple[float, int], list[_Regime]] = {}
+    for run in runs:
+        groups.setdefault((run.lr, run.settings.batch_size), []).append(run)
+    return groups
+
+
+class _Weights:
+    """One training trajectory: the model, its Adam state and its batch-order generator."""
+
+    def __init__(self, model: nn.Module, lr: float, seed: int | None):
+        self.model = model
+        self.optimiser = FusedAdam(model.parameters(), lr=lr)
+        self.generator = torch.Generator()
+        if seed is not None:
+            self.generator.manual_seed(seed)
+
+    def copy(self) -> _Weights:
+        twin = _Weights(copy.deepcopy(self.model), self.optimiser.lr, None)
+        for mine, theirs in (
+            (self.optimiser.exp_avgs, twin.optimiser.exp_avgs),
+            (self.optimiser.exp_avg_sqs, twin.optimiser.exp_avg_sqs),
+            (self.optimiser.steps, twin.optimiser.steps),
+        ):
+            for a, b in zip(mine, theirs):
+                b.copy_(a)
+        twin.generator.set_state(self.generator.get_state())
+        return twin
+
+    def epoch(self, x_train, y_train, labels_train, x_val, y_val, batch_size: int, track_dynamics: bool):
+        """One epoch over the training images; (history row, every image's probabilities or None)."""
+        model, optimiser, n = self.model, self.optimiser, len(x_train)
+        device = x_train.device
         model.train()
         # The permutation comes from a CPU generator, so a seed gives the same
         # batches on every device. One gather per epoch; batches are then slices.
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=self.generator).to(device)
         x_epoch, y_epoch, labels_epoch = x_train[order], y_train[order], labels_train[order]
         # Sums stay on the device: no host sync per step (it matters on a GPU).
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         batch_probs = []
-        for start in range(0, n, settings.batch_size):
-            xb = x_epoch[start : start + settings.batch_size]
-            yb = y_epoch[start : start + settings.batch_size]
-            labels = labels_epoch[start : start + settings.batch_size]
+        for start in range(0, n, batch_size):
+            xb = x_epoch[start : start + batch_size]
+            yb = y_epoch[start : start + batch_size]
+            labels = labels_epoch[start : start + batch_size]
             logits = model(xb)
             loss = soft_cross_entropy(logits, yb)
             optimiser.zero_grad()
@@ -213,7 +293,6 @@ def fit(
             if track_dynamics:
                 batch_probs.append(F.softmax(logits, dim=1))
         row = {
-            "epoch": epoch,
             "train_loss": float(loss_sum) / n,
             "train_acc": int(correct) / n,
             "val_loss": math.nan,
@@ -222,27 +301,54 @@ def fit(
         }
         if x_val is not None:
             row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val)
-        rows.append(row)
+        probs = None
         if track_dynamics:
-            epoch_probs = torch.empty_like(y_epoch)
-            epoch_probs[order] = torch.cat(batch_probs)  # back to the images' own order
-            dynamics.append(epoch_probs.cpu().numpy())
-        if scheduler is not None:
-            scheduler.step(row["val_loss"])
+            probs = torch.empty_like(y_epoch)
+            probs[order] = torch.cat(batch_probs)  # back to the images' own order
+            probs = probs.cpu().numpy()
+        return row, probs
+
+
+class _Regime:
+    """What one regime keeps of a trajectory: its history, dynamics, LR schedule and stopping."""
+
+    def __init__(self, settings: TrainSettings, track_dynamics: bool):
+        self.settings, self.track_dynamics, self.lr = settings, track_dynamics, settings.lr
+        self.scheduler = None
+        if settings.plateau_factor is not None:
+            # Plateau reads and sets `.lr` of what it is given: this regime's own rate.
+            self.scheduler = Plateau(self, factor=settings.plateau_factor, patience=settings.plateau_patience)
+        self.rows, self.dynamics = [], []
+        self.best_loss, self.best_epoch, self.best_state, self.stale = math.inf, 0, None, 0
+        self.done, self.model, self.final = False, None, None
+
+    def end_epoch(self, row: dict, probs, model: nn.Module) -> None:
+        epoch = len(self.rows) + 1
+        self.rows.append({"epoch": epoch, **row})
+        if self.track_dynamics:
+            self.dynamics.append(probs)
+        if self.scheduler is not None:
+            self.scheduler.step(row["val_loss"])
+        settings = self.settings
         if settings.early_stopping_patience is not None:
-            if row["val_loss"] < best_loss - settings.min_delta:
-                best_loss, best_epoch, stale = row["val_loss"], epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if row["val_loss"] < self.best_loss - settings.min_delta:
+                self.best_loss, self.best_epoch, self.stale = row["val_loss"], epoch, 0
+                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
-                stale += 1
-                if stale >= settings.early_stopping_patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = len(rows)
-    return FitResult(
-        history=pd.DataFrame(rows),
-        best_epoch=best_epoch,
-        train_probs=np.stack(dynamics) if track_dynamics else None,
-    )
+                self.stale += 1
+                if self.stale >= settings.early_stopping_patience:
+                    self.done = True
+        if epoch >= settings.max_epochs:
+            self.done = True
+
+    def finish(self) -> nn.Module:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.model
+
+    def result(self) -> FitResult:
+        return FitResult(
+            history=pd.DataFrame(self.rows),
+            best_epoch=self.best_epoch if self.best_state is not None else len(self.rows),
+            train_probs=np.stack(self.dynamics) if self.track_dynamics else None,
+        )

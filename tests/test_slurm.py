@@ -122,13 +122,16 @@ def test_slurm_time_and_memory_units():
 def test_parquet_comparison_names_differing_and_missing_files(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for root, data in ((a, b"same"), (b, b"same")):
-        (root / "results" / "x").mkdir(parents=True)
-        (root / "results" / "x" / "t.parquet").write_bytes(data)
+        (root / "results-test" / "x").mkdir(parents=True)
+        (root / "results-test" / "x" / "t.parquet").write_bytes(data)
     assert smoke.compare_parquet(a, b) == (1, [])
-    (b / "results" / "x" / "t.parquet").write_bytes(b"other")
-    (a / "results" / "only.parquet").write_bytes(b"")
+    (b / "results-test" / "x" / "t.parquet").write_bytes(b"other")
+    (a / "results-test" / "only.parquet").write_bytes(b"")
     n, problems = smoke.compare_parquet(a, b)
-    assert n == 1 and problems == ["results/only.parquet: only in the local run", "results/x/t.parquet: bytes differ"]
+    assert n == 1 and problems == [
+        "results-test/only.parquet: only in the local run",
+        "results-test/x/t.parquet: bytes differ",
+    ]
     assert smoke.compare_parquet(tmp_path / "none", tmp_path / "none2")[1] == ["no Parquet output to compare"]
 
 

@@ -13,6 +13,7 @@ from softdigits.training import (
     TrainSettings,
     evaluate,
     fit,
+    fit_shared,
     normalise,
     pixel_stats,
     predict,
@@ -193,3 +194,52 @@ def test_training_does_not_import_torch_dynamo():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------ shared trajectories
+
+
+def _same_fit(a, b) -> bool:
+    (ra, ma), (rb, mb) = a, b
+    return (
+        ra.history.equals(rb.history)
+        and ra.best_epoch == rb.best_epoch
+        and (ra.train_probs is None) == (rb.train_probs is None)
+        and (ra.train_probs is None or np.array_equal(ra.train_probs, rb.train_probs))
+        and all(torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mb.state_dict().values()))
+    )
+
+
+@pytest.mark.parametrize("name", ["simple_ffn", "lenet"])
+def test_regimes_sharing_a_trajectory_get_bit_for_bit_what_they_get_alone(name):
+    """The speed-up of train_run (both regimes on one trajectory until regime 1 first lowers its
+    rate or stops) changes no number: every history, dynamics array, best epoch and final weight
+    equals that of the regime trained alone from the same seed."""
+    g = torch.Generator().manual_seed(0)
+    x, xv = torch.randn(200, 784, generator=g), torch.randn(60, 784, generator=g)
+    y = torch.softmax(2 * torch.randn(200, 10, generator=g), 1)
+    yv = torch.softmax(2 * torch.randn(60, 10, generator=g), 1)
+    first = TrainSettings(max_epochs=25, early_stopping_patience=4, plateau_factor=0.5, plateau_patience=1)
+    second = TrainSettings(max_epochs=9)
+    shared = fit_shared(build_model(name, 3), x, y, [first, second], 3, xv, yv, [False, True])
+    alone = []
+    for settings, track in ((first, False), (second, True)):
+        model = build_model(name, 3)
+        alone.append((fit(model, x, y, settings, 3, xv, yv, track_dynamics=track), model))
+    lr = shared[0][0].history["lr"].to_numpy()
+    assert (lr < lr[0]).any() and len(shared[0][0].history) < 25  # the regimes did part: a plateau, then a stop
+    assert _same_fit(shared[0], alone[0]) and _same_fit(shared[1], alone[1])
+    # and the comparison can fail: another seed is another trajectory
+    other = build_model(name, 4)
+    assert not _same_fit(shared[1], (fit(other, x, y, second, 4, xv, yv, track_dynamics=True), other))
+
+
+def test_regimes_with_different_rates_never_share():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 784, generator=g), torch.softmax(torch.randn(64, 10, generator=g), 1)
+    a, b = TrainSettings(lr=1e-3, max_epochs=3), TrainSettings(lr=1e-2, max_epochs=3)
+    shared = fit_shared(build_model("simple_ffn", 0), x, y, [a, b], 0)
+    for settings, got in zip((a, b), shared):
+        model = build_model("simple_ffn", 0)
+        assert _same_fit(got, (fit(model, x, y, settings, 0), model))
+    assert shared[0][1] is not shared[1][1]
