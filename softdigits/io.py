@@ -15,13 +15,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from softdigits.constants import N_DIGITS, N_PIXELS
+
+if TYPE_CHECKING:  # pandas only in type hints here: a training job never imports it (~0.4 CPU-s)
+    import pandas as pd
 
 
 class DataContractError(ValueError):
@@ -98,7 +101,7 @@ def write_table(
 
     `parquet_options` go to `pyarrow.parquet.write_table` (e.g. compression).
     """
-    if isinstance(table, pd.DataFrame):
+    if not isinstance(table, pa.Table):  # a DataFrame
         table = pa.Table.from_pandas(table, preserve_index=False)
     if metadata:
         existing = dict(table.schema.metadata or {})

@@ -16,8 +16,12 @@ Conventions, stated once and applied by every function here:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_EPS = 1e-8
 
@@ -97,6 +101,8 @@ def reliability_bins(q: np.ndarray, labels: np.ndarray, n_bins: int) -> pd.DataF
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
         accuracy = np.bincount(index, weights=hit, minlength=n_bins) / count
+    import pandas as pd  # here: the training jobs import this module and never need pandas
+
     return pd.DataFrame(
         {
             "bin": np.arange(n_bins),

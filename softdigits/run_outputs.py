@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -62,9 +61,13 @@ RUN_DYNAMICS_SCHEMA = pa.schema(
 )
 
 
-def history_table(history: pd.DataFrame) -> pa.Table:
+def history_table(rows: list[dict]) -> pa.Table:
+    """One row per epoch (training.FitResult.rows); NaN is stored as null, as from a DataFrame."""
     return pa.table(
-        {name: pa.array(history[name], HISTORY_SCHEMA.field(name).type) for name in HISTORY_SCHEMA.names},
+        {
+            name: pa.array([row[name] for row in rows], HISTORY_SCHEMA.field(name).type, from_pandas=True)
+            for name in HISTORY_SCHEMA.names
+        },
         schema=HISTORY_SCHEMA,
     )
 

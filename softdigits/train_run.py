@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from softdigits import io, provenance
+from softdigits import io, jobs, provenance
 from softdigits.io import DataContractError
 from softdigits.models import build_model
 from softdigits.run_outputs import dynamics_table, history_table, predictions_table, write_output
@@ -54,8 +54,8 @@ def regime_settings(config: dict, regime: str) -> TrainSettings:
 
 
 def configure_torch(threads: int) -> None:
-    """Per-process torch settings every run uses (before any tensor work)."""
-    torch.set_num_threads(max(1, int(threads)))
+    """Per-process torch settings every training run uses (before any tensor work)."""
+    jobs.torch_threads(threads)
     # Denormal floats are very slow on x86 CPUs and too small to matter here.
     torch.set_flush_denormal(True)
     # On a GPU, the same seed must still give the same outputs.
@@ -156,11 +156,11 @@ def train_regimes(
             predictions = predictions_table(cell.scored_ids, cell.scored_split, probs)
         else:
             predictions = dynamics_table(cell.train_ids, result.train_probs)
-        mine = {f"{regime}_history": history_table(result.history), f"{regime}_predictions": predictions}
+        mine = {f"{regime}_history": history_table(result.rows), f"{regime}_predictions": predictions}
         tables.update(mine)
         entries[regime] = {
             "settings": asdict(settings[i]),
-            "epochs_trained": len(result.history),
+            "epochs_trained": len(result.rows),
             "best_epoch": result.best_epoch,
             "wall_time_s": round(time.perf_counter() - started, 3),  # from the job's first epoch
         }

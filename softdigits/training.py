@@ -21,12 +21,15 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,17 @@ class TrainSettings:
 
 @dataclass
 class FitResult:
-    history: pd.DataFrame  # epoch, train_loss, train_acc, val_loss, val_acc, lr
+    rows: list[dict]  # one per epoch: epoch, train_loss, train_acc, val_loss, val_acc, lr
     best_epoch: int  # 1-based epoch whose weights the model holds after fit()
     # (epochs, n_train, classes) float32 when fit(track_dynamics=True), else None
     train_probs: np.ndarray | None = None
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The rows as a DataFrame (pandas is imported here, not by every training job)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
 
 
 class FusedAdam:
@@ -348,7 +358,7 @@ class _Regime:
 
     def result(self) -> FitResult:
         return FitResult(
-            history=pd.DataFrame(self.rows),
+            rows=self.rows,
             best_epoch=self.best_epoch if self.best_state is not None else len(self.rows),
             train_probs=np.stack(self.dynamics) if self.track_dynamics else None,
         )
