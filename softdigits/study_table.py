@@ -2,8 +2,8 @@
 
 - `SCHEMA` / `to_arrow`: the columns and the writer (`annotation` builds the rows);
   the file's metadata says where the human labels come from (`labels_origin`).
-- `read_table`: the one reader. It checks every column it returns, once; errors name the
-  file, the row and the column. `read_study` (arrays for training, `Study`) and
+- `read_table`: the one reader. It checks every column it returns, once, and converts each
+  to an array once; errors name the file, the row and the column. `read_study` (arrays for training, `Study`) and
   `read_study_frame` (a DataFrame for evaluation) are two views of what it returns.
 - `labels_origin` / `labels_sentence`: simulated, campaign or released, for captions.
 """
@@ -95,36 +95,39 @@ def write_study(table: pa.Table, path: str | os.PathLike, *, origin: str, info: 
 # ------------------------------------------------------------------ reading
 
 
-def read_table(path: str | os.PathLike, columns: list[str]) -> pa.Table:
+def read_table(path: str | os.PathLike, columns: list[str]) -> tuple[pa.Table, dict[str, np.ndarray]]:
     """These columns of a study table, checked: present, vectors of the contract's width,
-    splits known, soft_label_argmax 0-10, image_id unique, no negative or non-finite mass."""
+    splits known, soft_label_argmax 0-10, image_id unique, no negative or non-finite mass.
+    Returns the table and the checked columns as arrays (each converted once)."""
     present = set(pq.read_schema(path).names)
     missing = [c for c in columns if c not in present]
     if missing:
         raise DataContractError(f"{path}: study table lacks column(s) {missing}")
     table = pq.read_table(path, columns=columns)
+    arrays: dict[str, np.ndarray] = {}
     image_id = np.asarray(table.column("image_id").to_pylist(), dtype=object) if "image_id" in columns else None
     where = (lambda row: f"row {row} ({image_id[row]})") if image_id is not None else (lambda row: f"row {row}")
     if image_id is not None:
+        arrays["image_id"] = image_id
         seen = set()
         for value in image_id:  # the first image_id seen twice, in row order
             if value in seen:
                 raise DataContractError(f"{path}: image_id {value!r} occurs more than once")
             seen.add(value)
     if "split" in columns:
-        split = np.asarray(table.column("split").to_pylist(), dtype=object)
+        split = arrays["split"] = np.asarray(table.column("split").to_pylist(), dtype=object)
         bad = ~np.isin(split, STUDY_SPLITS)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataContractError(f"{path}: {where(row)}: split {split[row]!r} not in {STUDY_SPLITS}")
     if "soft_label_argmax" in columns:
-        argmax = table.column("soft_label_argmax").to_numpy(zero_copy_only=False)
+        argmax = arrays["soft_label_argmax"] = table.column("soft_label_argmax").to_numpy(zero_copy_only=False)
         bad = ~((argmax >= 0) & (argmax <= NOT_A_DIGIT))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataContractError(f"{path}: {where(row)}: soft_label_argmax {argmax[row]} not in 0-10")
     for column in (c for c in columns if c in VECTORS):
-        values = _vectors(table, column, path)
+        values = arrays[column] = _vectors(table, column, path)
         if column == "pixels":
             if values.dtype != np.uint8:
                 raise DataContractError(f"{path}: column 'pixels' must hold uint8, got {values.dtype}")
@@ -133,7 +136,7 @@ def read_table(path: str | os.PathLike, columns: list[str]) -> pa.Table:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataContractError(f"{path}: {where(row)}: {column} has a negative or non-finite value")
-    return table
+    return table, arrays
 
 
 def _vectors(table: pa.Table, column: str, path) -> np.ndarray:
@@ -172,14 +175,14 @@ TRAINING_VECTORS = ("label_dist", "soft_label", "soft_label_yes_unc_equal")
 
 def read_study(path: str | os.PathLike) -> Study:
     """The columns training needs, as arrays."""
-    table = read_table(path, ["image_id", "split", "pixels", "soft_label_argmax", *TRAINING_VECTORS])
+    _, arrays = read_table(path, ["image_id", "split", "pixels", "soft_label_argmax", *TRAINING_VECTORS])
     return Study(
         path=str(path),
-        image_id=np.asarray(table.column("image_id").to_pylist(), dtype=object),
-        split=np.asarray(table.column("split").to_pylist(), dtype=object),
-        pixels=_vectors(table, "pixels", path),
-        vectors={name: _vectors(table, name, path).astype(np.float64) for name in TRAINING_VECTORS},
-        soft_label_argmax=table.column("soft_label_argmax").to_numpy(zero_copy_only=False).astype(np.int64),
+        image_id=arrays["image_id"],
+        split=arrays["split"],
+        pixels=arrays["pixels"],
+        vectors={name: arrays[name].astype(np.float64) for name in TRAINING_VECTORS},
+        soft_label_argmax=arrays["soft_label_argmax"].astype(np.int64),
         labels_origin=io.read_metadata(path).get("labels_origin"),
     )
 
@@ -199,7 +202,7 @@ EVALUATION_COLUMNS = [
 
 def read_study_frame(path: str | os.PathLike) -> pd.DataFrame:
     """The columns evaluation needs (no pixels) as a DataFrame; vector columns hold arrays."""
-    return read_table(path, EVALUATION_COLUMNS).to_pandas()
+    return read_table(path, EVALUATION_COLUMNS)[0].to_pandas()
 
 
 # ------------------------------------------------------------ labels origin
