@@ -378,30 +378,23 @@ def main() -> None:
 
 
 def measured_grid(results: Path, cores: int) -> None:
-    """Section 4a: the grid timed alone by `make bench-grid`, and what each job took."""
-    import json
-
+    """Section 4a: the grid timed alone by `make bench-grid`, `make report`, and what each job took."""
     import pandas as pd
 
     print(f"\n4. Measured, from {results}")
-    grid = results / "benchmarks" / "grid.json"
-    if grid.exists():
-        run = json.loads(grid.read_text())
-        print(
-            f"   the grid alone ({run['jobs']} train_run jobs, `make bench-grid`, --cores {run['cores']}, "
-            f"{run['date']}): {run['wall_s'] / 60:.1f} min wall, {met(run['wall_s'], GRID_GOAL_S, 'min', 60)}"
-        )
-    else:
-        print("   the grid alone: not measured yet; run `make bench-grid` (about 20 minutes on 2 cores)")
-    report = results / "benchmarks" / "make_report.json"
-    if report.exists():
-        run = json.loads(report.read_text())
-        print(
-            f"   `make report` (CORES={run['cores']}, {run['date']}, venv excluded): {run['wall_s'] / 60:.1f} min wall, "
-            f"{met(run['wall_s'], REPORT_GOAL_S, 'min', 60)} (from a fresh clone only if that run started from one)"
-        )
-    else:
-        print("   `make report`: no timed run yet (it records its wall time when it ends)")
+    recorded(
+        results / "benchmarks" / "grid.json",
+        GRID_GOAL_S,
+        lambda run: f"the grid alone ({run['jobs']} train_run jobs, `make bench-grid`, --cores {run['cores']}, {run['date']})",
+        "the grid alone: not measured yet; run `make bench-grid` (about 14 minutes on 2 cores)",
+    )
+    recorded(
+        results / "benchmarks" / "make_report.json",
+        REPORT_GOAL_S,
+        lambda run: f"`make report` (CORES={run['cores']}, {run['date']}, venv excluded; from a fresh clone only if "
+        "that run started from one)",
+        "`make report`: no timed run yet (it records its wall time when it ends)",
+    )
     tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*/seed*.tsv"))
     if not tsvs:
         return
@@ -426,6 +419,17 @@ def measured_grid(results: Path, cores: int) -> None:
             "   regime 1 epochs before early stopping, mean (min-max): "
             + ", ".join(f"{k} {statistics.mean(v):.0f} ({min(v)}-{max(v)})" for k, v in sorted(epochs.items()))
         )
+
+
+def recorded(path: Path, goal_s: float, describe, missing: str) -> None:
+    """One recorded wall time ({"wall_s": ...} JSON) against its goal, or what to run to record it."""
+    import json
+
+    if not path.exists():
+        print(f"   {missing}")
+        return
+    run = json.loads(path.read_text())
+    print(f"   {describe(run)}: {run['wall_s'] / 60:.1f} min wall, {met(run['wall_s'], goal_s, 'min', 60)}")
 
 
 def critical_path(configfiles: list[Path]) -> None:

@@ -161,6 +161,17 @@ def test_missing_config_file_is_one_line(tmp_path):
     assert_one_line_error(proc, f"{tmp_path / 'missing.yaml'}: no such config file")
 
 
+def test_check_config_prints_the_results_folder_or_refuses_a_bad_one(tmp_path):
+    """What the Makefile reads (`make report`/`clean` follow each config's own folder)."""
+    assert cli("check-config", "--results", REPO / "workflow_config.yaml").stdout.strip() == "results"
+    paper = cli("check-config", "--results", REPO / "workflow_config.yaml", REPO / "config/paper.yaml")
+    assert paper.stdout.strip() == "results-paper"
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("results: results/paper\n")
+    proc = cli("check-config", "--results", REPO / "workflow_config.yaml", nested)
+    assert proc.returncode == 2 and proc.stdout == "" and "results" in proc.stderr
+
+
 def test_config_whose_top_level_is_not_a_mapping(tmp_path):
     bad = tmp_path / "list.yaml"
     bad.write_text("- mnist\n")
