@@ -74,8 +74,9 @@ def _package_name(path: str | Path) -> str:
 
 
 def library_versions() -> dict:
+    from importlib.metadata import version  # pandas's from its metadata: a training job never imports it
+
     import numpy
-    import pandas
     import pyarrow
     import torch
 
@@ -83,7 +84,7 @@ def library_versions() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
+        "pandas": version("pandas"),
         "pyarrow": pyarrow.__version__,
         "platform": sys.platform,
         "machine": platform.machine(),

@@ -99,11 +99,11 @@ def read_table(path: str | os.PathLike, columns: list[str]) -> tuple[pa.Table, d
     """These columns of a study table, checked: present, vectors of the contract's width,
     splits known, soft_label_argmax 0-10, image_id unique, no negative or non-finite mass.
     Returns the table and the checked columns as arrays (each converted once)."""
-    present = set(pq.read_schema(path).names)
-    missing = [c for c in columns if c not in present]
+    parquet = pq.ParquetFile(path)  # not pq.read_table: it imports pandas (~0.25 s per training job)
+    missing = [c for c in columns if c not in parquet.schema_arrow.names]
     if missing:
         raise DataContractError(f"{path}: study table lacks column(s) {missing}")
-    table = pq.read_table(path, columns=columns)
+    table = parquet.read(columns=columns)
     arrays: dict[str, np.ndarray] = {}
     image_id = np.asarray(table.column("image_id").to_pylist(), dtype=object) if "image_id" in columns else None
     where = (lambda row: f"row {row} ({image_id[row]})") if image_id is not None else (lambda row: f"row {row}")
