@@ -32,7 +32,7 @@ def main() -> None:
     overlays = [args.configfile] if args.configfile else []
     config = check_files([REPO / "workflow_config.yaml", *overlays], REPO / "schemas" / "config.schema.yaml")
     training = config["training"]
-    jobs = len(config["study"]["corpora"]) * len(training["models"]) * len(training["targets"]) * len(training["seeds"])
+    jobs = len(config["study"]["corpora"]) * len(training["models"]) * len(training["targets"])  # every seed per job
     cmd = [
         sys.executable,
         "-m",

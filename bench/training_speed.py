@@ -47,7 +47,7 @@ from study_fixture import write_study  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from softdigits import study_table, train_run  # noqa: E402
+from softdigits import run_outputs, study_table, train_run  # noqa: E402
 from softdigits.models import build_model  # noqa: E402
 
 # The paper's split sizes (section 2.3).
@@ -237,19 +237,22 @@ def startup_seconds(repeats: int = 3) -> float:
     return statistics.median(child_cpu_seconds([sys.executable, "-c", code]) for _ in range(repeats))
 
 
-def job_seconds(study: Path, settings: dict, model: str, out: Path) -> float:
-    """CPU time of one whole training job (both regimes) in a fresh process."""
+def job_seconds(study: Path, settings: dict, model: str, seeds: list[int], out: Path) -> float:
+    """CPU time of one whole training job (every seed, both regimes) in a fresh process."""
+    import json
+
+    outputs = {
+        seed: {n: f"{out}/seed{seed}/{n}" + (".json" if n == "manifest" else ".parquet") for n in run_outputs.OUTPUTS}
+        for seed in seeds
+    }
     code = (
         "import sys, json, snakemake.script\n"
         "from softdigits import train_run\n"
-        "from softdigits import run_outputs\n"
-        "names = {n: sys.argv[2] + '/' + n + ('.json' if n == 'manifest' else '.parquet') for n in run_outputs.OUTPUTS}\n"
-        "train_run.run(study_path=sys.argv[1], outputs=names, model=sys.argv[3], target='human_uncertainty', seed=0,"
+        "outputs = {int(k): v for k, v in json.loads(sys.argv[2]).items()}\n"
+        "train_run.run(study_path=sys.argv[1], outputs=outputs, model=sys.argv[3], target='human_uncertainty',"
         " config=json.loads(sys.argv[4]), threads=1, code_files=[])\n"
     )
-    import json
-
-    return child_cpu_seconds([sys.executable, "-c", code, str(study), str(out), model, json.dumps(settings)])
+    return child_cpu_seconds([sys.executable, "-c", code, str(study), json.dumps(outputs), model, json.dumps(settings)])
 
 
 def main() -> None:
@@ -323,41 +326,45 @@ def main() -> None:
         # 2. start-up per job.
         print("\n2. Per-job start-up (Python + Snakemake script support + torch + package)")
         startup = startup_seconds()
-        job = job_seconds(studies["mnist"], settings, "simple_ffn", tmp / "job")
+        seeds = training["seeds"]
+        job = job_seconds(studies["mnist"], settings, "simple_ffn", seeds, tmp / "job")
         print(
-            f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job (both regimes): {job:.2f} s "
-            f"(start-up {startup / job:.0%} of it)"
+            f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job ({len(seeds)} seeds, both regimes):"
+            f" {job:.2f} s (start-up {startup / job:.0%} of it)"
         )
-        print(f"   per-job start-up {startup:.2f} CPU s, {met(startup, STARTUP_GOAL_S, 'CPU s')}")
+        print(
+            f"   per-job start-up {startup:.2f} CPU s ({startup / len(seeds):.2f} per cell), "
+            f"{met(startup, STARTUP_GOAL_S, 'CPU s')}"
+        )
 
         # 3. the full default grid.
-        n_runs_per_cell = len(training["targets"]) * len(training["seeds"])
-        n_jobs = len(corpora) * len(training["models"]) * n_runs_per_cell
+        n_runs_per_cell = len(training["targets"]) * len(seeds)
+        n_cells = len(corpora) * len(training["models"]) * n_runs_per_cell
+        n_jobs = n_cells // len(seeds)
         train_total = sum(cell_seconds[c, m] * n_runs_per_cell for c in corpora for m in training["models"])
         startup_total = startup * n_jobs
         total = train_total + startup_total
         wall = total / args.cores
         print(
             f"\n3. Full default grid: {len(corpora)} corpora x {len(training['models'])} models x "
-            f"{len(training['targets'])} targets x {len(training['seeds'])} seeds = {n_jobs} jobs "
-            f"({2 * n_jobs} runs, both regimes per job)"
+            f"{len(training['targets'])} targets x {len(seeds)} seeds = {n_cells} cells in {n_jobs} jobs "
+            f"(one per corpus, model and target: every seed, both regimes)"
         )
         for c in corpora:
-            print("   " + ", ".join(f"{c}/{m}: {cell_seconds[c, m]:.1f} s per job" for m in training["models"]))
+            print("   " + ", ".join(f"{c}/{m}: {cell_seconds[c, m]:.1f} s per cell" for m in training["models"]))
         print(
             f"   extrapolated CPU time: training {train_total / 60:.1f} min + start-up {startup_total / 60:.1f} min "
             f"= {total / 60:.1f} min (start-up share {startup_total / total:.0%})"
         )
         print(
-            f"   wall time on {args.cores} idle cores (CPU time / cores; the jobs are short and many): {wall / 60:.1f} min; "
+            f"   wall time on {args.cores} idle cores (CPU time / cores): {wall / 60:.1f} min; "
             f"{met(wall, GRID_GOAL_S, 'min', 60)} (extrapolated)"
         )
         print("   job granularity, same training, start-up measured above:")
-        per_seed_jobs = n_jobs // len(training["targets"])
         for label, jobs in (
-            (f"one job per run and regime: {2 * n_jobs} jobs", 2 * n_jobs),
-            (f"one job per cell, both regimes (ours): {n_jobs} jobs", n_jobs),
-            (f"one job per corpus/model/seed, all targets: {per_seed_jobs} jobs", per_seed_jobs),
+            (f"one job per run and regime: {2 * n_cells} jobs", 2 * n_cells),
+            (f"one job per cell, both regimes: {n_cells} jobs", n_cells),
+            (f"one job per corpus/model/target, every seed (ours): {n_jobs} jobs", n_jobs),
         ):
             print(
                 f"     {label:<52} start-up {startup * jobs / 60:5.1f} min CPU, "
@@ -395,12 +402,12 @@ def measured_grid(results: Path, cores: int) -> None:
         "that run started from one)",
         "`make report`: no timed run yet (it records its wall time when it ends)",
     )
-    tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*/seed*.tsv"))
+    tsvs = sorted((results / "benchmarks" / "train_run").glob("*/*/*.tsv"))  # corpus/model/target.tsv
     if not tsvs:
         return
     seconds = pd.Series({t: pd.read_csv(t, sep="\t")["s"].iloc[-1] for t in tsvs})
     cpu = pd.Series({t: pd.read_csv(t, sep="\t")["cpu_time"].iloc[-1] for t in tsvs})
-    by_model = seconds.groupby([t.parts[-3] for t in tsvs]).sum()
+    by_model = seconds.groupby([t.parts[-2] for t in tsvs]).sum()
     print(
         f"   {len(tsvs)} train_run jobs, sum of job wall times {seconds.sum() / 60:.1f} min "
         f"(CPU {cpu.sum() / 60:.1f} min); / {cores} cores = {seconds.sum() / cores / 60:.1f} min; by model: "
@@ -408,10 +415,9 @@ def measured_grid(results: Path, cores: int) -> None:
     )
     epochs = {}
     for t in tsvs:
-        run = t.relative_to(results / "benchmarks" / "train_run").with_suffix("")  # corpus/model/target/seedN
-        history = results / "training" / run / "test_performance_history.parquet"
-        if history.exists():
-            epochs.setdefault(f"{run.parts[0]}/{run.parts[1]}", []).append(
+        job = t.relative_to(results / "benchmarks" / "train_run").with_suffix("")  # corpus/model/target
+        for history in sorted((results / "training" / job).glob("seed*/test_performance_history.parquet")):
+            epochs.setdefault(f"{job.parts[0]}/{job.parts[1]}", []).append(
                 len(pd.read_parquet(history, columns=["epoch"]))
             )
     if epochs:

@@ -87,7 +87,15 @@ ENSEMBLE_MEMBERS = expand(
 # Written by study_table, read by training and evaluation by this path (not rules.study_table),
 # since those stages also run on their own, on study tables made elsewhere (the tests do).
 STUDY_TABLE = f"{STUDY_DIR}/{{corpus}}.parquet"
-RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"
+RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"  # one grid cell's folder
+# A cell's files (softdigits/run_outputs.py); one train_run job writes them for every seed.
+RUN_FILES = {
+    "test_performance_history": f"{RUNS}/test_performance_history.parquet",
+    "test_performance_predictions": f"{RUNS}/test_performance_predictions.parquet",
+    "dynamics_history": f"{RUNS}/dynamics_history.parquet",
+    "dynamics_predictions": f"{RUNS}/dynamics_predictions.parquet",
+    "manifest": f"{RUNS}/manifest.json",
+}
 # The longest training jobs start first (LeNet's take about 3x the FFNs'), so that the
 # grid does not end waiting on a few LeNet jobs started last.
 MODEL_PRIORITY = {"lenet": 2, "deeper_ffn": 1, "simple_ffn": 0}
@@ -269,7 +277,7 @@ def study_inputs(wildcards):
 def training_settings(target):
     """The training section minus the grid lists: the params one cell's outputs depend on.
 
-    The lists stay out so that adding a seed (model, target) does not rerun the other cells,
+    The lists stay out so that adding a model or target does not rerun the other jobs,
     and so do the keys of targets other than this one (TARGET_ONLY_KEYS: a new shuffle seed
     retrains human_shuffled only); keys are sorted so that reordering the config file does
     not rerun anything either.
@@ -285,13 +293,13 @@ def training_settings(target):
 def training_targets():
     t = config["training"]
     return expand(
-        f"{RUNS}/{{name}}",
-        corpus=STUDY_CORPORA,
-        model=t["models"],
-        target=t["targets"],
-        seed=t["seeds"],
-        name=[Path(f).name for f in rules.train_run.output],
+        list(RUN_FILES.values()), corpus=STUDY_CORPORA, model=t["models"], target=t["targets"], seed=t["seeds"]
     )
+
+
+def every_seed(path):
+    """A cell's file for every configured seed: one train_run job trains a target's seeds."""
+    return expand(path, seed=training_grid("seeds"), allow_missing=True)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -9,7 +9,7 @@ rule evaluate_runs:
         study=STUDY_TABLE,
         # in run_grid() order (params.runs): models, then targets, then seeds
         predictions=expand(
-            rules.train_run.output.test_performance_predictions,
+            RUN_FILES["test_performance_predictions"],
             model=training_grid("models"),
             target=training_grid("targets"),
             seed=training_grid("seeds"),
@@ -51,7 +51,7 @@ rule evaluate_dynamics:
     input:
         study=STUDY_TABLE,
         dynamics=expand(
-            rules.train_run.output.dynamics_predictions,
+            RUN_FILES["dynamics_predictions"],
             target=training_grid("targets"),
             seed=training_grid("seeds"),
             allow_missing=True,

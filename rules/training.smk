@@ -1,7 +1,9 @@
-# Stage 'training': the grid {corpus} x {model} x {target} x {seed}; each job trains
-# both regimes of one cell (test-set performance, then training dynamics), so the
-# Python + torch start-up is paid once per two trainings, and a new seed, model or
-# target adds only its own jobs. Threads 1: `--cores N` trains N cells at a time.
+# Stage 'training': the grid {corpus} x {model} x {target} x {seed}, one folder of files
+# per cell. Each job trains one (corpus, model, target) for every seed, both regimes per
+# seed (test-set performance, then training dynamics): the Python + torch start-up and
+# the study table's read (about 2 s, as long as a whole FFN cell's training) are paid
+# once per 12 trainings. So a new model or target adds only its own jobs, but a new seed
+# reruns every job (each trains all seeds). Threads 1: `--cores N` runs N jobs at a time.
 
 
 rule train_run:
@@ -9,23 +11,26 @@ rule train_run:
         study=STUDY_TABLE,
         code=code("train_run"),
     output:
-        test_performance_history=f"{RUNS}/test_performance_history.parquet",
-        test_performance_predictions=f"{RUNS}/test_performance_predictions.parquet",
-        dynamics_history=f"{RUNS}/dynamics_history.parquet",
-        dynamics_predictions=f"{RUNS}/dynamics_predictions.parquet",
-        manifest=f"{RUNS}/manifest.json",
+        test_performance_history=every_seed(RUN_FILES["test_performance_history"]),
+        test_performance_predictions=every_seed(RUN_FILES["test_performance_predictions"]),
+        dynamics_history=every_seed(RUN_FILES["dynamics_history"]),
+        dynamics_predictions=every_seed(RUN_FILES["dynamics_predictions"]),
+        manifest=every_seed(RUN_FILES["manifest"]),
     params:
+        seeds=training_grid("seeds"),  # the order of every output list
         settings=lambda wc: training_settings(wc.target),
     priority: lambda wc: MODEL_PRIORITY.get(wc.model, 0)
     log:
-        f"{LOGS}/train_run/{{corpus}}/{{model}}/{{target}}/seed{{seed}}.log",
+        f"{LOGS}/train_run/{{corpus}}/{{model}}/{{target}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_run/{{corpus}}/{{model}}/{{target}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/train_run/{{corpus}}/{{model}}/{{target}}.tsv"
     threads: 1
     resources:
         mem_mb=1500,
         runtime=runtime(
-            16.2, lambda c: c["training"]["test_performance"]["max_epochs"] + c["training"]["dynamics"]["epochs"]
+            97,
+            lambda c: len(c["training"]["seeds"])
+            * (c["training"]["test_performance"]["max_epochs"] + c["training"]["dynamics"]["epochs"]),
         ),
     conda:
         "../envs/torch.yaml"

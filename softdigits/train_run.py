@@ -1,14 +1,16 @@
-"""Rule train_run: one cell of the training grid, a (corpus, model, target, seed), in both regimes.
+"""Rule train_run: one (corpus, model, target) of the training grid, every seed, both regimes.
 
 - the study table (`study_table.read_study`) and the regime's targets (`targets.build_targets`).
 - `prepare_cell`: those images as normalised tensors on the device.
 - `train_regimes`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
   best checkpoint, predictions for every val and test image) and regime 2 (training
   dynamics: fixed epochs, every training image's prediction per epoch).
-- `run`: the job: both regimes, each output written atomically, then the manifest.
+- `run`: the job: for each seed, both regimes, each output written atomically, then the
+  cell's manifest.
 
-Both regimes run in one process, so a job pays the Python + torch start-up once for
-two trainings, and on one trajectory until regime 1 first lowers its learning rate or
+A job trains every seed's two regimes in one process, so it pays the Python + torch
+start-up and the study table's read once for twelve trainings; each seed's two regimes
+train on one trajectory until regime 1 first lowers its learning rate or
 stops: the same seed, weights and rate make the same epochs, so those are trained once
 (`training.fit_shared`; the results are bit for bit those of separate trainings).
 """
@@ -184,46 +186,52 @@ def train_regimes(
 def run(
     *,
     study_path,
-    outputs: dict[str, str],
+    outputs: dict[int, dict[str, str]],
     model: str,
     target: str,
-    seed: int,
     config: dict,
     threads: int,
     code_files: list[str],
-) -> dict:
-    """The training job of one cell: both regimes, then the manifest. Returns the manifest.
+) -> list[dict]:
+    """The training job of one (corpus, model, target): every seed's cell, then its manifest.
 
-    `config` is the `training` section without the grid lists (models, targets,
-    seeds). Each regime's files are written, atomically, as soon as it ends;
-    the manifest comes last, so a run without one did not finish.
+    `outputs` maps each seed to its cell's {output name: path}. `config` is the
+    `training` section without the grid lists (models, targets, seeds). The study table
+    is read and the tensors are built once; each seed then trains from its own seeded
+    weights and batch order, exactly as it would in a process of its own (a test checks
+    it). Each regime's files are written, atomically, as soon as it ends; a cell's
+    manifest comes last, so a cell without one did not finish. Returns the manifests.
     """
-    started = time.perf_counter()
     configure_torch(threads)
     device = resolve_device(config["device"])
     # training_settings() in rules/common.smk passes shuffle_seed to human_shuffled jobs only.
     cell = prepare_cell(
         read_study(study_path), target, config["not_a_digit"], device, shuffle_seed=config.get("shuffle_seed")
     )
+    libraries, fingerprint = provenance.library_versions(), provenance.code_fingerprint(code_files)
+    manifests = []
+    for seed, paths in outputs.items():
+        started = time.perf_counter()
 
-    def write(tables: dict[str, pa.Table]) -> None:  # each regime's files as soon as it ends
-        for name, table in tables.items():
-            write_output(name, table, outputs[name])
+        def write(tables: dict[str, pa.Table], paths=paths) -> None:  # each regime's files as soon as it ends
+            for name, table in tables.items():
+                write_output(name, table, paths[name])
 
-    _, regimes = train_regimes(cell, REGIMES, model=model, seed=seed, config=config, on_done=write)
-    manifest = {
-        "corpus_study": str(study_path),
-        "model": model,
-        "target": target,
-        "seed": int(seed),
-        "config": config,
-        "regimes": regimes,
-        "data": cell.info,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "libraries": provenance.library_versions(),
-        "code_fingerprint": provenance.code_fingerprint(code_files),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    io.write_json(manifest, outputs["manifest"])
-    return manifest
+        _, regimes = train_regimes(cell, REGIMES, model=model, seed=seed, config=config, on_done=write)
+        manifest = {
+            "corpus_study": str(study_path),
+            "model": model,
+            "target": target,
+            "seed": int(seed),
+            "config": config,
+            "regimes": regimes,
+            "data": cell.info,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "libraries": libraries,
+            "code_fingerprint": fingerprint,
+            "wall_time_s": round(time.perf_counter() - started, 3),  # this seed's training and writing
+        }
+        io.write_json(manifest, paths["manifest"])
+        manifests.append(manifest)
+    return manifests

@@ -38,8 +38,8 @@ def test_profile_dry_run(tmp_path, config):
     # Every job the SLURM profile would submit carries a time limit set by its rule.
     out = profile_dry_run(tmp_path, "--workflow-profile", "profiles/slurm", *config)
     requests = smoke.rule_requests(out)  # raises if a job has no runtime
-    assert ("train_run", "mnist_simple_ffn_original_0") in requests
-    assert len(requests) > 150
+    assert ("train_run", "mnist_simple_ffn_original") in requests
+    assert len(requests) > 90  # every job of the study: 36 of them train_run
 
 
 @needs_plugin

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +50,9 @@ def run(study_path, folder, model="simple_ffn", target="human_uncertainty", seed
     paths = outputs(folder)
     train_run.run(
         study_path=study_path,
-        outputs=paths,
+        outputs={seed: paths},
         model=model,
         target=target,
-        seed=seed,
         config=config,
         threads=1,
         code_files=CODE,
@@ -225,6 +226,36 @@ def test_same_config_and_seed_give_byte_identical_predictions(study_path, tmp_pa
     for name in ("test_performance_predictions", "dynamics_predictions"):
         pa_, pc = (io.vectors_array(pq.read_table(p[name]), "probs") for p in (a, c))
         assert not np.allclose(pa_, pc), name
+
+
+def test_a_job_trains_each_seed_as_a_process_of_its_own_would(study_path, tmp_path):
+    """One job trains every seed of a (model, target): seed 3 trained after seed 4 in one
+    process gives the bytes of seed 3 trained alone in a fresh process (nothing a seed
+    leaves in the process changes the next); the manifests name their own seeds."""
+    names = ["test_performance_predictions", "dynamics_predictions", "test_performance_history", "dynamics_history"]
+    job = {seed: outputs(tmp_path / f"job/seed{seed}") for seed in (4, 3)}
+    manifests = train_run.run(
+        study_path=study_path,
+        outputs=job,
+        model="lenet",
+        target="human_uncertainty",
+        config=CONFIG,
+        threads=1,
+        code_files=CODE,
+    )
+    assert [m["seed"] for m in manifests] == [4, 3]
+    assert json.loads(Path(job[3]["manifest"]).read_text())["seed"] == 3
+    alone = outputs(tmp_path / "alone")
+    code = (
+        "import json, sys\n"
+        "from softdigits import train_run\n"
+        "train_run.run(study_path=sys.argv[1], outputs={3: json.loads(sys.argv[2])}, model='lenet',"
+        " target='human_uncertainty', config=json.loads(sys.argv[3]), threads=1, code_files=[])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(study_path), json.dumps(alone), json.dumps(CONFIG)], check=True)
+    for name in names:
+        assert Path(job[3][name]).read_bytes() == Path(alone[name]).read_bytes(), name
+        assert Path(job[4][name]).read_bytes() != Path(alone[name]).read_bytes(), name  # the check can fail
 
 
 def test_exclude_mode_trains_on_fewer_images(study_path, tmp_path):

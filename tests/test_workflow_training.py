@@ -89,11 +89,11 @@ def planned(workdir: Path, *cells: Path) -> dict[str, int]:
 
 def test_one_cell_then_only_what_a_change_touches(training_workflow):
     wd = training_workflow
-    # One job per cell: corpora x 3 models x 6 targets (the paper's four + two controls) x seeds.
-    cells = len(study_corpora(wd)) * 3 * 6
-    assert planned(wd) == {"train_run": cells * 1, "all": 1}
+    # One job per corpus x model (3) x target (the paper's four + two controls), every seed in it.
+    jobs = len(study_corpora(wd)) * 3 * 6
+    assert planned(wd) == {"train_run": jobs, "all": 1}
     set_training(wd, seeds=[0, 1, 2, 3, 4, 5])
-    assert planned(wd) == {"train_run": cells * 6, "all": 1}  # 216 with the default two corpora
+    assert planned(wd) == {"train_run": jobs, "all": 1}  # 36 with the default two corpora, 216 cells
     set_training(wd, seeds=[0])
     seed0 = cell("simple_ffn", "human_uncertainty", 0)
     train(wd, seed0)
@@ -102,15 +102,17 @@ def test_one_cell_then_only_what_a_change_touches(training_workflow):
     manifest = json.loads((wd / seed0 / "manifest.json").read_text())
     assert manifest["data"]["labels_origin"] == "simulated"
     assert manifest["regimes"]["dynamics"]["epochs_trained"] == 5  # config/test.yaml
-    assert (wd / "results-test/logs/train_run/mnist/simple_ffn/human_uncertainty/seed0.log").exists()
-    assert (wd / "results-test/benchmarks/train_run/mnist/simple_ffn/human_uncertainty/seed0.tsv").exists()
+    assert (wd / "results-test/logs/train_run/mnist/simple_ffn/human_uncertainty.log").exists()
+    assert (wd / "results-test/benchmarks/train_run/mnist/simple_ffn/human_uncertainty.tsv").exists()
     assert planned(wd, seed0) == {}
 
-    # Adding a seed trains only the new seed's run.
+    # Adding a seed reruns the job of each (corpus, model, target), which trains every seed.
     set_training(wd, seeds=[0, 1])
     seed1 = cell("simple_ffn", "human_uncertainty", 1)
     assert planned(wd, seed0, seed1) == {"train_run": 1}
-    assert "seed1" in snakemake(wd, "-s", "Snakefile.training", "-n", str(seed1 / "manifest.json")).stdout
+    train(wd, seed1)
+    assert json.loads((wd / seed1 / "manifest.json").read_text())["seed"] == 1
+    assert planned(wd, seed0, seed1) == {}
     # A setting every run uses reruns the existing run (Snakemake's params trigger) ...
     set_training(wd, lr=5e-4)
     assert planned(wd, seed0) == {"train_run": 1}
