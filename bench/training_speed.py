@@ -393,7 +393,7 @@ def measured_grid(results: Path, cores: int) -> None:
         results / "benchmarks" / "grid.json",
         GRID_GOAL_S,
         lambda run: f"the grid alone ({run['jobs']} train_run jobs, `make bench-grid`, --cores {run['cores']}, {run['date']})",
-        "the grid alone: not measured yet; run `make bench-grid` (about 14 minutes on 2 cores)",
+        "the grid alone: not measured yet; run `make bench-grid` (about 10 minutes on 2 cores)",
     )
     recorded(
         results / "benchmarks" / "make_report.json",

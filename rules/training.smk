@@ -28,7 +28,7 @@ rule train_run:
     resources:
         mem_mb=1500,
         runtime=runtime(
-            97,
+            88,
             lambda c: len(c["training"]["seeds"])
             * (c["training"]["test_performance"]["max_epochs"] + c["training"]["dynamics"]["epochs"]),
         ),
