@@ -21,7 +21,6 @@ wildcard_constraints:
     corpus="[a-z_]+",
     model="[a-z_]+",
     target="[a-z_]+",
-    seed=r"\d+",
 
 
 include: "rules/corpora.smk"

@@ -8,9 +8,10 @@
    order, one run at a time).
 2. Per-job start-up: a subprocess that only imports what a training job imports
    (Snakemake's script support, torch, the package) versus a whole measured job.
-3. The full default grid (corpora x models x targets x seeds, both regimes per
-   job) extrapolated from the measured cells: total CPU time, the start-up share,
-   and the wall time on --cores N, against the 15-minute goal.
+3. The full default grid (corpora x models x targets x seeds; one job per corpus, model
+   and target, every seed and both regimes in it) extrapolated from the measured cells:
+   total CPU time, the start-up share, and the wall time on --cores N, against the
+   10-minute goal; and the start-up at three job granularities.
    Section 1 also gives each model's achieved GFLOP/s next to a 512x512 float32 GEMM
    timed in the same process on one thread (the machine's arithmetic limit for one job).
 4. The measured grid: `make bench-grid` times the train_run jobs alone on

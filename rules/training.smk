@@ -3,7 +3,8 @@
 # seed (test-set performance, then training dynamics): the Python + torch start-up and
 # the study table's read (about 2 s, as long as a whole FFN cell's training) are paid
 # once per 12 trainings. So a new model or target adds only its own jobs, but a new seed
-# reruns every job (each trains all seeds). Threads 1: `--cores N` runs N jobs at a time.
+# reruns every job (each trains all seeds); removing or reordering seeds reruns nothing.
+# Threads 1: `--cores N` runs N jobs at a time.
 
 
 rule train_run:
@@ -17,7 +18,6 @@ rule train_run:
         dynamics_predictions=every_seed(RUN_FILES["dynamics_predictions"]),
         manifest=every_seed(RUN_FILES["manifest"]),
     params:
-        seeds=training_grid("seeds"),  # the order of every output list
         settings=lambda wc: training_settings(wc.target),
     priority: lambda wc: MODEL_PRIORITY.get(wc.model, 0)
     log:

@@ -1,13 +1,21 @@
 """Rule train_run: one (corpus, model, target) of the grid, every seed, both regimes."""
 
+from pathlib import Path
+
 from softdigits import jobs, run_outputs, train_run
 
 log = jobs.start(snakemake)
 wc = snakemake.wildcards
-seeds = snakemake.params.seeds  # every output list is in this order (rules/common.smk: every_seed)
+# Each seed from its cell's folder (.../seed<N>/<file>): no list order to keep in step,
+# and no seed list among the params, so reordering or removing seeds reruns nothing.
+outputs = {}
+for name in run_outputs.OUTPUTS:
+    for path in snakemake.output[name]:
+        seed = int(Path(path).parent.name.removeprefix("seed"))
+        outputs.setdefault(seed, {})[name] = path
 manifests = train_run.run(
     study_path=snakemake.input.study,
-    outputs={seed: {name: snakemake.output[name][i] for name in run_outputs.OUTPUTS} for i, seed in enumerate(seeds)},
+    outputs=outputs,
     model=wc.model,
     target=wc.target,
     config=dict(snakemake.params.settings),

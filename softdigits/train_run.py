@@ -164,7 +164,7 @@ def train_regimes(
             "settings": asdict(settings[i]),
             "epochs_trained": len(result.rows),
             "best_epoch": result.best_epoch,
-            "wall_time_s": round(time.perf_counter() - started, 3),  # from the job's first epoch
+            "wall_time_s": round(time.perf_counter() - started, 3),  # from this seed's first epoch
         }
         if on_done is not None:
             on_done(mine)

@@ -72,7 +72,7 @@ rule annotation_simulate:
     resources: tmpdir=/tmp, mem_mb=6000, mem=6 GB, mem_mib=5723, runtime=15
 [Mon Nov 30 00:13:54 2026]
 rule train_run:
-    wildcards: corpus=mnist, model=simple_ffn, target=original, seed=0
+    wildcards: corpus=mnist, model=simple_ffn, target=original
     resources: tmpdir=/tmp, mem_mb=1500, mem=1.5 GB, mem_mib=1431, runtime=20
 [Mon Nov 30 00:13:54 2026]
 localrule download_file:

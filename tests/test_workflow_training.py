@@ -94,6 +94,8 @@ def test_one_cell_then_only_what_a_change_touches(training_workflow):
     assert planned(wd) == {"train_run": jobs, "all": 1}
     set_training(wd, seeds=[0, 1, 2, 3, 4, 5])
     assert planned(wd) == {"train_run": jobs, "all": 1}  # 36 with the default two corpora, 216 cells
+    listing = snakemake(wd, "-s", "Snakefile.training", "-n").stdout
+    assert str(cell("lenet", "original", 5) / "manifest.json") in listing  # every seed, in its cell's folder
     set_training(wd, seeds=[0])
     seed0 = cell("simple_ffn", "human_uncertainty", 0)
     train(wd, seed0)
@@ -111,7 +113,10 @@ def test_one_cell_then_only_what_a_change_touches(training_workflow):
     seed1 = cell("simple_ffn", "human_uncertainty", 1)
     assert planned(wd, seed0, seed1) == {"train_run": 1}
     train(wd, seed1)
-    assert json.loads((wd / seed1 / "manifest.json").read_text())["seed"] == 1
+    for seed, folder in enumerate((seed0, seed1)):  # each cell's files are its own seed's
+        assert json.loads((wd / folder / "manifest.json").read_text())["seed"] == seed
+    assert planned(wd, seed0, seed1) == {}
+    set_training(wd, seeds=[1, 0])  # reordering (or removing) seeds reruns nothing
     assert planned(wd, seed0, seed1) == {}
     # A setting every run uses reruns the existing run (Snakemake's params trigger) ...
     set_training(wd, lr=5e-4)
