@@ -242,10 +242,7 @@ def job_seconds(study: Path, settings: dict, model: str, seeds: list[int], out: 
     """CPU time of one whole training job (every seed, both regimes) in a fresh process."""
     import json
 
-    outputs = {
-        seed: {n: f"{out}/seed{seed}/{n}" + (".json" if n == "manifest" else ".parquet") for n in run_outputs.OUTPUTS}
-        for seed in seeds
-    }
+    outputs = {seed: run_outputs.cell_files(out / f"seed{seed}") for seed in seeds}
     code = (
         "import sys, json, snakemake.script\n"
         "from softdigits import train_run\n"

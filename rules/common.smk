@@ -10,6 +10,7 @@ import yaml
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
 from softdigits.download import content_check, download_plan
+from softdigits import run_outputs
 from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -88,14 +89,8 @@ ENSEMBLE_MEMBERS = expand(
 # since those stages also run on their own, on study tables made elsewhere (the tests do).
 STUDY_TABLE = f"{STUDY_DIR}/{{corpus}}.parquet"
 RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"  # one grid cell's folder
-# A cell's files (softdigits/run_outputs.py); one train_run job writes them for every seed.
-RUN_FILES = {
-    "test_performance_history": f"{RUNS}/test_performance_history.parquet",
-    "test_performance_predictions": f"{RUNS}/test_performance_predictions.parquet",
-    "dynamics_history": f"{RUNS}/dynamics_history.parquet",
-    "dynamics_predictions": f"{RUNS}/dynamics_predictions.parquet",
-    "manifest": f"{RUNS}/manifest.json",
-}
+# A cell's files (their names: softdigits.run_outputs); one train_run job writes them for every seed.
+RUN_FILES = run_outputs.cell_files(RUNS)
 # The longest training jobs start first (LeNet's take about 3x the FFNs'), so that the
 # grid does not end waiting on a few LeNet jobs started last.
 MODEL_PRIORITY = {"lenet": 2, "deeper_ffn": 1, "simple_ffn": 0}

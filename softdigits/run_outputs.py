@@ -18,13 +18,15 @@ from softdigits import io
 from softdigits.constants import N_DIGITS
 from softdigits.io import DataContractError, vectors_array
 
-OUTPUTS = (
-    "test_performance_history",
-    "test_performance_predictions",
-    "dynamics_history",
-    "dynamics_predictions",
-    "manifest",
-)
+# Each output's file name in a cell's folder (rules/common.smk builds the rule's paths from it).
+FILES = {
+    "test_performance_history": "test_performance_history.parquet",
+    "test_performance_predictions": "test_performance_predictions.parquet",
+    "dynamics_history": "dynamics_history.parquet",
+    "dynamics_predictions": "dynamics_predictions.parquet",
+    "manifest": "manifest.json",
+}
+OUTPUTS = tuple(FILES)
 # Probabilities of every training image in every epoch are the bulk of the grid's
 # output; byte-stream-split float encoding + zstd store them ~30% smaller than the
 # default (snappy), losslessly (measured on a 40-epoch LeNet run).
@@ -33,6 +35,11 @@ DYNAMICS_PARQUET = {
     "use_dictionary": ["image_id"],
     "use_byte_stream_split": ["probs.list.element"],
 }
+
+
+def cell_files(folder: str | os.PathLike) -> dict[str, str]:
+    """{output name: path} of one cell's files in `folder`."""
+    return {name: os.path.join(folder, file) for name, file in FILES.items()}
 
 
 HISTORY_SCHEMA = pa.schema(

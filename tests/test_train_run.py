@@ -40,10 +40,7 @@ def study_path(tmp_path_factory) -> Path:
 
 
 def outputs(folder: Path) -> dict[str, str]:
-    return {
-        name: str(folder / (f"{name}.json" if name == "manifest" else f"{name}.parquet"))
-        for name in run_outputs.OUTPUTS
-    }
+    return run_outputs.cell_files(folder)
 
 
 def run(study_path, folder, model="simple_ffn", target="human_uncertainty", seed=0, config=CONFIG):
