@@ -37,6 +37,7 @@ import yaml  # noqa: E402
 from softdigits import io  # noqa: E402
 from softdigits.annotator_simulation import knn_class_distribution, pooled  # noqa: E402
 from softdigits.generator.vae import load_vae  # noqa: E402
+from softdigits.metrics import entropy  # noqa: E402
 
 HIGH_ENTROPY = 0.5  # nats: the generated images whose label distribution is far from one-hot
 
@@ -45,9 +46,18 @@ def read_labelled(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndar
     """`columns` and the label entropy of each image of an images table, and its pixels."""
     table = pq.read_table(path, columns=[*columns, "label_dist", "pixels"])
     meta = table.drop(["pixels"]).to_pandas()
-    dist = np.stack(meta["label_dist"].to_numpy())
-    meta["entropy"] = -(dist * np.log(np.clip(dist, 1e-12, 1.0))).sum(axis=1)
+    meta["entropy"] = entropy(np.stack(meta["label_dist"].to_numpy()))
     return meta.drop(columns="label_dist"), io.pixels_array(table)
+
+
+def study_cells(corpus: str, study: pd.DataFrame, reading: np.ndarray) -> dict:
+    """Agreement % of `reading` with a study's original labels; for a generated corpus
+    (label entropy above 0 somewhere) also on its images of at least HIGH_ENTROPY nats."""
+    agree = reading == study["label"].to_numpy()
+    cells = {f"{corpus} %": 100 * agree.mean()}
+    if study["entropy"].max() > 0:
+        cells[f"{corpus} H>={HIGH_ENTROPY} %"] = 100 * agree[study["entropy"].to_numpy() >= HIGH_ENTROPY].mean()
+    return cells
 
 
 def fit(make_model, x: torch.Tensor, y: torch.Tensor, epochs: int) -> torch.nn.Module:
@@ -127,32 +137,32 @@ def main() -> None:
     labels = meta["label"].to_numpy()
     paper = pd.read_csv(REPO / "resources/annotation/paper_table1.csv").set_index("corpus")
 
+    # every de-duplicated image of a generated corpus, read once per reader
+    generated = {
+        c: read_labelled(results / f"dedup/{c}.parquet", ["label"])
+        for c, (study, _) in studies.items()
+        if study["entropy"].max() > 0
+    }
+
     rows = []
     for name, read in readers(pixels[train], labels[train], load_vae(results / "generator/vae.pt"), panel).items():
         row = {"reader": name, "MNIST test acc %": 100 * np.mean(read(pixels[test]) == labels[test])}
         for corpus, (study, study_pixels) in studies.items():
-            agree = read(study_pixels) == study["label"].to_numpy()
-            row[f"{corpus} %"] = 100 * agree.mean()
-            if study["entropy"].max() > 0:  # a generated corpus: its ambiguous part on its own
-                row[f"{corpus} H>={HIGH_ENTROPY} %"] = 100 * agree[study["entropy"].to_numpy() >= HIGH_ENTROPY].mean()
-                whole, whole_pixels = read_labelled(results / f"dedup/{corpus}.parquet", ["label"])
+            row.update(study_cells(corpus, study, read(study_pixels)))
+            if corpus in generated:
+                whole, whole_pixels = generated[corpus]
                 agree = read(whole_pixels) == whole["label"].to_numpy()
                 row[f"{corpus} corpus %"] = 100 * agree.mean()
                 most_ambiguous = np.argsort(-whole["entropy"].to_numpy(), kind="stable")[: len(study)]
                 row[f"{corpus} corpus top-{len(study)} H %"] = 100 * agree[most_ambiguous].mean()
         rows.append(row)
         print(f"read by {name}", flush=True)
-    for label, source in (("SIMULATED panel (this run)", None), ("paper's annotators (Table 1)", "paper")):
-        row = {"reader": label}
-        for corpus, (study, _) in studies.items():
-            if source:
-                row[f"{corpus} %"] = paper.loc[corpus, "orig_label_agreement_pct"]
-                continue
-            agree = study["soft_label_argmax"].to_numpy() == study["label"].to_numpy()
-            row[f"{corpus} %"] = 100 * agree.mean()
-            if study["entropy"].max() > 0:
-                row[f"{corpus} H>={HIGH_ENTROPY} %"] = 100 * agree[study["entropy"].to_numpy() >= HIGH_ENTROPY].mean()
-        rows.append(row)
+    panel_row = {"reader": "SIMULATED panel (this run)"}
+    for corpus, (study, _) in studies.items():
+        panel_row.update(study_cells(corpus, study, study["soft_label_argmax"].to_numpy()))
+    paper_row = {"reader": "paper's annotators (Table 1)"}
+    paper_row.update({f"{c} %": paper.loc[c, "orig_label_agreement_pct"] for c in studies})
+    rows += [panel_row, paper_row]
     n_high = {c: int((s[0]["entropy"] >= HIGH_ENTROPY).sum()) for c, s in studies.items()}
     print(f"\nAgreement with the original label of each study image (images with H >= {HIGH_ENTROPY}: {n_high})")
     print(pd.DataFrame(rows).set_index("reader").round(1).to_string())
