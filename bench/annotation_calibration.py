@@ -35,9 +35,10 @@ import pyarrow as pa  # noqa: E402
 import yaml  # noqa: E402
 
 from softdigits import io  # noqa: E402
-from softdigits.aggregation import aggregate  # noqa: E402
+from softdigits.annotation.aggregation import aggregate  # noqa: E402
 from softdigits.annotation.campaign import read_campaign  # noqa: E402
-from softdigits.annotator_simulation import (  # noqa: E402
+from softdigits.annotation.dataset_stats import table1_row  # noqa: E402
+from softdigits.annotation.simulation import (  # noqa: E402
     PanelParams,
     pixel_vs_record_predictability,
     reference_digits,
@@ -45,7 +46,6 @@ from softdigits.annotator_simulation import (  # noqa: E402
     simulate_panel,
 )
 from softdigits.constants import NOT_A_DIGIT
-from softdigits.dataset_stats import table1_row  # noqa: E402
 
 # noqa: E402
 

@@ -35,9 +35,9 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from softdigits import io  # noqa: E402
-from softdigits.annotator_simulation import knn_class_distribution, pooled  # noqa: E402
+from softdigits.annotation.simulation import knn_class_distribution, pooled  # noqa: E402
+from softdigits.evaluation.metrics import entropy  # noqa: E402
 from softdigits.generator.vae import load_vae  # noqa: E402
-from softdigits.metrics import entropy  # noqa: E402
 
 HIGH_ENTROPY = 0.5  # nats: the generated images whose label distribution is far from one-hot
 

@@ -1,7 +1,7 @@
 """How fast is the training grid? Prints ratios measured side by side, and the goals.
 
 1. The same runs trained two ways in this process: the pipeline's loop
-   (softdigits.train_run/training: in-memory batches, fused Adam, dynamics from the
+   (softdigits.training.train_run and .loop: in-memory batches, fused Adam, dynamics from the
    training pass, validation loss only) versus a plain reference loop written the
    way such code usually is (DataLoader over a TensorDataset, torch.optim.Adam,
    a full evaluation pass over train and val every epoch, textbook LeNet layer
@@ -48,8 +48,9 @@ from study_fixture import write_study  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from softdigits import run_outputs, study_table, train_run  # noqa: E402
-from softdigits.models import build_model  # noqa: E402
+from softdigits import study_table
+from softdigits.training import run_outputs, train_run  # noqa: E402
+from softdigits.training.models import build_model  # noqa: E402
 
 # The paper's split sizes (section 2.3).
 PAPER_SIZES = {"mnist": {"train": 2131, "val": 457, "test": 457}, "mukhoti": {"train": 1738, "val": 373, "test": 373}}
@@ -234,7 +235,7 @@ def child_cpu_seconds(cmd: list[str]) -> float:
 
 def startup_seconds(repeats: int = 3) -> float:
     """Median CPU time of a process that imports what a training job imports, and stops."""
-    code = "import snakemake.script, torch, softdigits.train_run"
+    code = "import snakemake.script, torch, softdigits.training.train_run"
     return statistics.median(child_cpu_seconds([sys.executable, "-c", code]) for _ in range(repeats))
 
 
@@ -245,7 +246,7 @@ def job_seconds(study: Path, settings: dict, model: str, seeds: list[int], out: 
     outputs = {seed: run_outputs.cell_files(out / f"seed{seed}") for seed in seeds}
     code = (
         "import sys, json, snakemake.script\n"
-        "from softdigits import train_run\n"
+        "from softdigits.training import train_run\n"
         "outputs = {int(k): v for k, v in json.loads(sys.argv[2]).items()}\n"
         "train_run.run(study_path=sys.argv[1], outputs=outputs, model=sys.argv[3], target='human_uncertainty',"
         " config=json.loads(sys.argv[4]), threads=1, code_files=[])\n"

@@ -9,8 +9,8 @@ import yaml
 
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
-from softdigits.download import content_check, download_plan
-from softdigits import run_outputs
+from softdigits.corpora.download import content_check, download_plan
+from softdigits.training import run_outputs
 from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -41,7 +41,7 @@ FIGURES = f"{RESULTS}/figures"
 
 # Downloads live outside the results: raw data is shared by every config and never deleted.
 DOWNLOADS = "resources/downloads"
-# Trust-on-first-use sums for files the config gives no checksum (see softdigits/download.py).
+# Trust-on-first-use sums for files the config gives no checksum (see softdigits/corpora/download.py).
 CHECKSUM_LOCKS = "resources/checksums"
 # Every verified download is also kept here, keyed by its checksum: outside every rule's
 # outputs, so a rerun whose new download fails cannot delete a file verified before.
@@ -89,7 +89,7 @@ ENSEMBLE_MEMBERS = expand(
 # since those stages also run on their own, on study tables made elsewhere (the tests do).
 STUDY_TABLE = f"{STUDY_DIR}/{{corpus}}.parquet"
 RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"  # one grid cell's folder
-# A cell's files (their names: softdigits.run_outputs); one train_run job writes them for every seed.
+# A cell's files (their names: softdigits.training.run_outputs); one train_run job writes them for every seed.
 RUN_FILES = run_outputs.cell_files(RUNS)
 # The longest training jobs start first (LeNet's take about 3x the FFNs'), so that the
 # grid does not end waiting on a few LeNet jobs started last.

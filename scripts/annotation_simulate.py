@@ -1,9 +1,10 @@
 """Rule annotation_simulate: a SIMULATED annotator panel answers the exported campaign."""
 
-from softdigits import annotator_simulation, jobs
+from softdigits import jobs
+from softdigits.annotation import simulation
 
 jobs.start(snakemake)
-annotator_simulation.run(
+simulation.run(
     corpus=snakemake.wildcards.corpus,
     campaign_dir=snakemake.input.campaign,
     images_path=snakemake.input.images,

@@ -5,7 +5,7 @@ from softdigits.jobs import start
 log = start(snakemake)
 
 from softdigits.cartography.maps import read_data_map  # noqa: E402
-from softdigits.plots import plot_data_map  # noqa: E402
+from softdigits.cartography.plots import plot_data_map  # noqa: E402
 
 p = snakemake.params
 GOLD = {

@@ -1,6 +1,7 @@
 """Rule corpus_ardis: ARDIS dataset IV from its downloaded RAR archive."""
 
-from softdigits import jobs, sources
+from softdigits import jobs
+from softdigits.corpora import sources
 
 log = jobs.start(snakemake)
 params = snakemake.params

@@ -1,6 +1,7 @@
 """Rule corpus_mnist: MNIST from the offline package copy or the official IDX files."""
 
-from softdigits import jobs, sources
+from softdigits import jobs
+from softdigits.corpora import sources
 
 log = jobs.start(snakemake)
 params = snakemake.params

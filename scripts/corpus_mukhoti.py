@@ -1,6 +1,7 @@
 """Rule corpus_mukhoti: Ambiguous-MNIST from the generator stage or the DDU release."""
 
-from softdigits import io, jobs, sources
+from softdigits import io, jobs
+from softdigits.corpora import sources
 
 log = jobs.start(snakemake)
 params = snakemake.params

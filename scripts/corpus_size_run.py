@@ -5,8 +5,8 @@ from softdigits.jobs import start, torch_threads
 log = start(snakemake)
 torch_threads(snakemake.threads)
 
-from softdigits.corpus_size import run_size  # noqa: E402
 from softdigits.io import read_images, write_table  # noqa: E402
+from softdigits.selection.corpus_size import run_size  # noqa: E402
 
 p = snakemake.params
 runs = run_size(

@@ -6,8 +6,8 @@ log = start(snakemake)
 
 import pandas as pd  # noqa: E402
 
-from softdigits.corpus_size import table5, table5_markdown  # noqa: E402
 from softdigits.io import write_csv, write_table, write_text  # noqa: E402
+from softdigits.selection.corpus_size import table5, table5_markdown  # noqa: E402
 
 runs = pd.concat([pd.read_parquet(path) for path in snakemake.input.runs], ignore_index=True)
 runs = runs.sort_values(["samples_per_digit", "repetition"], ignore_index=True)

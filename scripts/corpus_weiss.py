@@ -1,6 +1,7 @@
 """Rule corpus_weiss: Weiss & Tonella's ambiguous MNIST from its CSV release."""
 
-from softdigits import jobs, sources
+from softdigits import jobs
+from softdigits.corpora import sources
 
 log = jobs.start(snakemake)
 params = snakemake.params

@@ -1,6 +1,7 @@
 """Rule dataset_stats: Table 1, annotations per image, Appendix B correlations."""
 
-from softdigits import dataset_stats, jobs
+from softdigits import jobs
+from softdigits.annotation import dataset_stats
 
 jobs.start(snakemake)
 dataset_stats.run(

@@ -4,7 +4,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.dynamics import evaluate_dynamics, shuffled_gold  # noqa: E402
+from softdigits.evaluation.dynamics import evaluate_dynamics, shuffled_gold  # noqa: E402
 from softdigits.io import write_table  # noqa: E402
 from softdigits.study_table import labels_origin  # noqa: E402
 from softdigits.study_table import read_study_frame as read_study

@@ -5,7 +5,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.evaluation import evaluate_runs, posthoc_evaluation
+from softdigits.evaluation.runs import evaluate_runs, posthoc_evaluation
 from softdigits.io import write_table  # noqa: E402
 from softdigits.study_table import labels_origin  # noqa: E402
 

@@ -4,7 +4,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.stats import POSTHOC_INPUTS, summarise_evaluation  # noqa: E402
+from softdigits.evaluation.stats import POSTHOC_INPUTS, summarise_evaluation  # noqa: E402
 
 names = ("metrics", "reliability", "jsd", "data_map", "spearman") + POSTHOC_INPUTS
 summarise_evaluation(

@@ -4,7 +4,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.findings import write_findings  # noqa: E402
+from softdigits.evaluation.findings import write_findings  # noqa: E402
 
 write_findings(
     metrics=snakemake.input.metrics,

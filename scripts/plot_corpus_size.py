@@ -6,7 +6,7 @@ log = start(snakemake)
 
 import pandas as pd  # noqa: E402
 
-from softdigits.evaluation_plots import plot_corpus_size  # noqa: E402
+from softdigits.evaluation.plots import plot_corpus_size  # noqa: E402
 
 plot_corpus_size(
     pd.read_parquet(snakemake.input.runs),

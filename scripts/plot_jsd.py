@@ -6,7 +6,7 @@ log = start(snakemake)
 
 import pandas as pd  # noqa: E402
 
-from softdigits.evaluation_plots import plot_jsd  # noqa: E402
+from softdigits.evaluation.plots import plot_jsd  # noqa: E402
 from softdigits.study_table import labels_origin, labels_sentence  # noqa: E402
 
 corpus = snakemake.wildcards.corpus

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from softdigits.cartography.maps import read_data_map  # noqa: E402
 from softdigits.cartography.train import check_unique_images  # noqa: E402
 from softdigits.io import write_csv, write_table, write_text  # noqa: E402
-from softdigits.selection import SelectionSpec, select, strata_markdown  # noqa: E402
+from softdigits.selection.solve import SelectionSpec, select, strata_markdown  # noqa: E402
 
 p = snakemake.params
 corpus = snakemake.wildcards.corpus

@@ -5,7 +5,7 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.tables import write_evaluation_tables  # noqa: E402
+from softdigits.evaluation.tables import write_evaluation_tables  # noqa: E402
 
 write_evaluation_tables(
     summary=snakemake.input.summary,

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from softdigits import jobs, run_outputs, train_run
+from softdigits import jobs
+from softdigits.training import run_outputs, train_run
 
 log = jobs.start(snakemake)
 wc = snakemake.wildcards

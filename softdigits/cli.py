@@ -6,7 +6,7 @@
 
 `aggregate` validates a raw answers file, excludes annotators who failed an
 attention check, and writes one row of aggregated labels per image
-(softdigits.aggregation); the workflow's aggregate_labels rule calls the same
+(softdigits.annotation.aggregation); the workflow's aggregate_labels rule calls the same
 `aggregate_file`. It never writes over its input. `check-config` merges the files
 as Snakemake merges --configfile overlays and checks them (YAML syntax with file
 and line, the schema, the cross-field rules); the Makefile runs it before Snakemake,
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from softdigits import io
-from softdigits.aggregation import AggregationError, aggregate, labels_table
+from softdigits.annotation.aggregation import AggregationError, aggregate, labels_table
 from softdigits.annotation.answers import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
 from softdigits.config import ConfigError, check_files
 

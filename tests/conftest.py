@@ -3,13 +3,16 @@ figure checks (the figures a test saves, and the pixels of a written PNG)."""
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from http_fixture import GOOD, Handler
 
 REPO = Path(__file__).resolve().parents[1]
 # What a workflow run needs; results and caches are left behind.
@@ -132,3 +135,17 @@ def colour_pixels(rgb: np.ndarray, colour, tol: float = 0.03) -> int:
     from matplotlib.colors import to_rgb
 
     return int(np.sum(np.abs(rgb - np.asarray(to_rgb(colour))).max(axis=-1) <= tol))
+
+
+@pytest.fixture
+def server():
+    """Serves /good.bin, /corrupt.bin (the same name's content damaged) and 404 elsewhere."""
+    Handler.files = {"/good.bin": GOOD, "/corrupt.bin": GOOD[:-1] + b"?"}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.timeout = 5
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", Handler.files
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)

@@ -21,18 +21,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_annotation import GOOD, answers, write_answers
-from test_download import GOOD as PAYLOAD
-from test_download import server  # noqa: F401  (the fixture, used by name)
-from test_sources import weiss_frame
+from answers_fixture import GOOD, answers, write_answers
+from corpus_fixture import weiss_frame
+from http_fixture import GOOD as PAYLOAD
 
-from softdigits import io, sources
+from softdigits import io
 from softdigits.annotation.answers import RawAnnotationError, read_raw_annotations
 from softdigits.annotation.released import ReleasedTableError, read_released
 from softdigits.cli import main
 from softdigits.config import ConfigError, check_files
-from softdigits.download import ChecksumError, DownloadError, download, store_path
-from softdigits.sources import SourceFormatError, check_download
+from softdigits.corpora import sources
+from softdigits.corpora.download import ChecksumError, DownloadError, download, store_path
+from softdigits.corpora.sources import SourceFormatError, check_download
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

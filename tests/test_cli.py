@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_annotation import GOOD, answers, bad_variants, write_answers
+from answers_fixture import GOOD, answers, bad_variants, write_answers
 
 from softdigits import io
-from softdigits.aggregation import read_labels
+from softdigits.annotation.aggregation import read_labels
 
 
 def aggregate_cli(*args):

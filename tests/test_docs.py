@@ -23,9 +23,9 @@ CONTRACT_HOMES = {
     "raw annotations": "softdigits.annotation.answers.RAW_SCHEMA",
     "cartography dynamics": "softdigits.cartography.train.DYNAMICS_SCHEMA",
     "data map": "softdigits.cartography.maps.DATA_MAP_SCHEMA",
-    "run history": "softdigits.run_outputs.HISTORY_SCHEMA",
-    "run predictions": "softdigits.run_outputs.PREDICTIONS_SCHEMA",
-    "run dynamics": "softdigits.run_outputs.RUN_DYNAMICS_SCHEMA",
+    "run history": "softdigits.training.run_outputs.HISTORY_SCHEMA",
+    "run predictions": "softdigits.training.run_outputs.PREDICTIONS_SCHEMA",
+    "run dynamics": "softdigits.training.run_outputs.RUN_DYNAMICS_SCHEMA",
 }
 SCHEMA_REF = re.compile(r"`(softdigits(?:\.[a-z_]\w*)+\.[A-Z0-9_]*SCHEMA)`")
 CODE_NAME = re.compile(r"`(softdigits(?:\.\w+)+)`")
@@ -146,5 +146,5 @@ def test_a_column_the_schema_lacks_fails_naming_it(developing):
 
 def test_every_name_and_path_developing_gives_exists(developing):
     assert not missing_names(developing)
-    stale = "`softdigits.grid.run`, `softdigits/grid.py`, `softdigits.metrics.entropy`, `rules/X.smk`"
+    stale = "`softdigits.grid.run`, `softdigits/grid.py`, `softdigits.evaluation.metrics.entropy`, `rules/X.smk`"
     assert missing_names(stale) == ["softdigits.grid.run", "softdigits/grid.py"]

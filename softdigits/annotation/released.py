@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from softdigits import io
-from softdigits.aggregation import WEIGHTINGS, is_one_hot
+from softdigits.annotation.aggregation import WEIGHTINGS, is_one_hot
 from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, N_PIXELS, STUDY_SPLITS
 
 

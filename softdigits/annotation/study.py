@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from softdigits import io, study_table
-from softdigits.aggregation import LABEL_COLUMNS, read_labels
+from softdigits.annotation.aggregation import LABEL_COLUMNS, read_labels
 from softdigits.annotation.released import match_released_ids, read_released
 
 log = logging.getLogger(__name__)

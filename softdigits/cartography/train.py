@@ -3,7 +3,7 @@
 A small classifier (the one-hidden-layer FFN by default) is trained on a whole
 de-duplicated corpus for a few epochs and several seeds. For every epoch and image
 the probability it gives the gold label is recorded from the training forward pass
-(softdigits.training.fit, as allenai/cartography does); `softdigits.cartography.maps`
+(softdigits.training.loop.fit, as allenai/cartography does); `softdigits.cartography.maps`
 pools those values into the data map.
 
 Gold is the label the network is trained toward (as in Swayamdipta et al., where the
@@ -26,7 +26,7 @@ recipe or original label), which the selection stratifies by; it equals gold unl
 target is sampled_label.
 
 The dynamics contract is `DYNAMICS_SCHEMA`, written by `write_dynamics` and read by
-`read_dynamics`. Torch (and softdigits.models / softdigits.training) is imported inside
+`read_dynamics`. Torch (and softdigits.training.models / softdigits.training.loop) is imported inside
 `train_dynamics` only, so the contract and `check_unique_images` load without torch.
 """
 
@@ -148,8 +148,8 @@ def train_dynamics(
     Returns a table in `DYNAMICS_SCHEMA`. Inputs are standardised with the corpus's own
     pixel mean and std.
     """
-    from softdigits.models import build_model
-    from softdigits.training import TrainSettings, fit, normalise, pixel_stats
+    from softdigits.training.loop import TrainSettings, fit, normalise, pixel_stats
+    from softdigits.training.models import build_model
 
     check_unique_images(images, where)
     digit, gold, targets = gold_and_targets(images, target, where)

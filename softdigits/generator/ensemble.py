@@ -1,7 +1,7 @@
 """Step 2 of the generator (rules generator_ensemble_member, generator_ensemble): the
 labelling ensemble.
 
-Each member is a LeNet-5 without padding (softdigits.models.LeNet(padding=0)), trained
+Each member is a LeNet-5 without padding (softdigits.training.models.LeNet(padding=0)), trained
 on MNIST with the shared training loop, one rule job per member. The ensemble's mean
 softmax labels the pool's images (step 3); the members' disagreement (mutual
 information) filters them.
@@ -18,9 +18,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from softdigits import io, metrics, training
+from softdigits import io
+from softdigits.evaluation import metrics
 from softdigits.generator.inputs import MnistSplits, load_checkpoint
-from softdigits.models import LeNet
+from softdigits.training import loop
+from softdigits.training.models import LeNet
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +49,28 @@ class Member:
 
     @torch.no_grad()
     def probs(self, pixels: np.ndarray) -> torch.Tensor:
-        return training.predict(self.model, training.normalise(pixels, self.mean, self.std))
+        return loop.predict(self.model, loop.normalise(pixels, self.mean, self.std))
 
 
 def train_member(mnist: MnistSplits, member_settings: MemberSettings, seed: int) -> tuple[Member, dict]:
     """One ensemble member (LeNet-5 without padding) and a summary with its MNIST test accuracy."""
     s = member_settings
-    mean, std = training.pixel_stats(mnist.train_pixels)
-    x = training.normalise(mnist.train_pixels, mean, std)
+    mean, std = loop.pixel_stats(mnist.train_pixels)
+    x = loop.normalise(mnist.train_pixels, mean, std)
     y = F.one_hot(torch.from_numpy(mnist.train_labels), 10).float()
-    x_test = training.normalise(mnist.test_pixels, mean, std)
+    x_test = loop.normalise(mnist.test_pixels, mean, std)
     y_test = F.one_hot(torch.from_numpy(mnist.test_labels), 10).float()
     torch.manual_seed(seed)
     model = LeNet(padding=0).to(memory_format=torch.channels_last)
     # Patience = all epochs: never stops early, but ends on the best test-loss weights.
-    fit_settings = training.TrainSettings(
+    fit_settings = loop.TrainSettings(
         lr=s.lr,
         batch_size=s.batch_size,
         max_epochs=s.epochs,
         early_stopping_patience=s.epochs if s.best_test_loss_checkpoint else None,
     )
-    result = training.fit(model, x, y, fit_settings, seed=seed, x_val=x_test, y_val=y_test)
-    test_loss, test_acc = training.evaluate(model, x_test, y_test)
+    result = loop.fit(model, x, y, fit_settings, seed=seed, x_val=x_test, y_val=y_test)
+    test_loss, test_acc = loop.evaluate(model, x_test, y_test)
     summary = {
         "seed": seed,
         "best_epoch": result.best_epoch,

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from softdigits import io  # noqa: E402
-from softdigits.metrics import entropy  # noqa: E402
+from softdigits.evaluation.metrics import entropy  # noqa: E402
 
 
 def read_corpus(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softdigits import io, training
+from softdigits import io
 from softdigits.constants import N_PIXELS
 from softdigits.generator.inputs import load_checkpoint, settings
+from softdigits.training import loop
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,13 @@ def train_vae(train_pixels: np.ndarray, vae_settings: VaeSettings, seed: int) ->
     training set's mean/std; the Bernoulli decoder's BCE target is pixel/255 in [0, 1].
     """
     s = vae_settings
-    mean, std = training.pixel_stats(train_pixels)
+    mean, std = loop.pixel_stats(train_pixels)
     target = _unit(train_pixels)
     x = (target - mean) / std
     torch.manual_seed(seed)
     model = VAE(tuple(s.hidden), s.latent_dim)
     # The shared Adam (torch.optim's update without its ~2 s torch._dynamo import).
-    optimiser = training.FusedAdam(model.parameters(), lr=s.lr)
+    optimiser = loop.FusedAdam(model.parameters(), lr=s.lr)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for epoch in range(1, s.epochs + 1):

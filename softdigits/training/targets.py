@@ -1,0 +1,200 @@
+"""The training target of every label regime, from the study table (no torch here).
+
+- `build_targets` / `target_distributions`: the 10-class training target of every
+  image for one label regime, and which images can be trained on it (the
+  not-a-digit rule). Besides the paper's four regimes, two controls (issue 15)
+  that separate the human information in a soft label from its softness:
+  - `label_smoothing`: the one-hot human majority smoothed uniformly over the ten
+    digits, epsilon chosen per corpus so that the mean entropy of the training
+    targets equals that of `human_uncertainty` on the train split
+    (`matched_epsilon`): same mode, same average softness, no image-specific shape.
+  - `human_shuffled`: every train (and val) image gets the `human_uncertainty`
+    target of another image of the same split with the same human majority class,
+    by a seeded permutation (`shuffle_within_classes`): class balance and the
+    multiset of soft labels per class kept, the image-specific pairing destroyed.
+
+Training (train_run.py) and evaluation (temperature scaling fits on the val targets a
+run was trained on) both build targets here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, NOT_A_DIGIT_MODES
+from softdigits.evaluation.metrics import entropy
+from softdigits.io import DataContractError
+from softdigits.study_table import Study
+
+# Target name -> the study-table column it is built from.
+TARGET_COLUMNS = {
+    "original": "label_dist",
+    "human_equal": "soft_label_yes_unc_equal",
+    "human_uncertainty": "soft_label",
+    "human_majority": "soft_label_argmax",
+    "label_smoothing": "soft_label_argmax",  # smoothed; epsilon matched to soft_label's entropy
+    "human_shuffled": "soft_label",  # permuted within each majority class
+}
+HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
+PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
+CONTROL_TARGETS = ("label_smoothing", "human_shuffled")
+# The controls reshape training targets; the splits whose targets a run trains or
+# early-stops on. Test images keep their own labels (evaluation never reads targets).
+TARGET_SPLITS = ("train", "val")
+# Uniform smoothing past 0.9 would move the mode off the majority class.
+MAX_EPSILON = 1 - 1 / N_DIGITS
+
+
+# ---------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Targets:
+    values: np.ndarray  # (n, 10) float32; zero rows where not usable
+    usable: np.ndarray  # (n,) bool
+    details: dict = field(default_factory=dict)  # how a control was built, for the run manifest
+
+
+def target_distributions(
+    study: Study, target: str, not_a_digit: str, *, shuffle_seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(targets (n, 10) float32, usable (n,) bool) of one label regime (see `build_targets`)."""
+    built = build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
+    return built.values, built.usable
+
+
+def build_targets(study: Study, target: str, not_a_digit: str, *, shuffle_seed: int | None = None) -> Targets:
+    """The targets of one label regime, which images are usable, and how a control was built.
+
+    A 10-output model cannot predict the human not-a-digit class, so the human
+    targets drop its mass and renormalise over the ten digits; an image whose
+    human label has no digit mass at all (every annotator rejected every digit;
+    for `human_majority`: majority not-a-digit) has no target and is not usable.
+    With `not_a_digit="exclude"` every image whose human majority is not a digit
+    is unusable for every human target as well. `original` uses every image.
+    `human_shuffled` needs `shuffle_seed` (config training.shuffle_seed).
+    """
+    if target not in TARGET_COLUMNS:
+        raise ValueError(f"unknown target {target!r}; known: {sorted(TARGET_COLUMNS)}")
+    if not_a_digit not in NOT_A_DIGIT_MODES:
+        raise ValueError(f"not_a_digit must be one of {NOT_A_DIGIT_MODES}, got {not_a_digit!r}")
+    if target == "label_smoothing":
+        return _label_smoothing(study, not_a_digit)
+    if target == "human_shuffled":
+        if shuffle_seed is None:
+            raise ValueError("target 'human_shuffled' needs a shuffle_seed (config training.shuffle_seed)")
+        return _human_shuffled(study, not_a_digit, int(shuffle_seed))
+    return _paper_targets(study, target, not_a_digit)
+
+
+def _paper_targets(study: Study, target: str, not_a_digit: str) -> Targets:
+    """The paper's four regimes."""
+    if target == "original":
+        dist = study.vectors["label_dist"]
+    elif target == "human_majority":
+        dist = np.eye(N_HUMAN_CLASSES)[study.soft_label_argmax][:, :N_DIGITS]
+    else:
+        dist = study.vectors[TARGET_COLUMNS[target]][:, :N_DIGITS]
+    mass = dist.sum(axis=1)
+    usable = mass > 0
+    if target == "original":
+        if not usable.all():
+            row = int(np.flatnonzero(~usable)[0])
+            raise DataContractError(f"{study.path}: row {row} ({study.image_id[row]}): label_dist is all zeros")
+    elif not_a_digit == "exclude":
+        usable &= study.soft_label_argmax != NOT_A_DIGIT
+    targets = np.divide(dist, np.where(usable, mass, 1.0)[:, None])
+    targets[~usable] = 0.0
+    return Targets(targets.astype(np.float32), usable)
+
+
+# --------------------------------------------------------- control: label smoothing
+
+
+def smoothed_entropy(epsilon: float) -> float:
+    """Entropy (nats) of a one-hot label smoothed uniformly over the ten digits by `epsilon`."""
+    return float(entropy(smooth(np.eye(N_DIGITS)[:1], epsilon), axis=1)[0])
+
+
+def smooth(one_hot: np.ndarray, epsilon: float) -> np.ndarray:
+    """(1 - epsilon) * one-hot + epsilon / 10 on every digit."""
+    return (1.0 - epsilon) * np.asarray(one_hot, dtype=np.float64) + epsilon / N_DIGITS
+
+
+def matched_epsilon(mean_entropy: float) -> float:
+    """The epsilon in [0, 0.9] whose smoothed one-hot label has this entropy (nats).
+
+    The smoothed entropy rises strictly from 0 (epsilon 0) to log 10 (epsilon 0.9,
+    uniform), so the root is unique; a mean entropy of 0 gives 0.
+    """
+    if not 0.0 <= mean_entropy <= np.log(N_DIGITS) + 1e-12:
+        raise ValueError(f"a mean entropy over ten digits lies in [0, log 10], got {mean_entropy}")
+    if mean_entropy == 0.0:
+        return 0.0
+    if mean_entropy >= np.log(N_DIGITS):
+        return MAX_EPSILON
+    from scipy.optimize import brentq  # here, not at the top: scipy costs a training job ~0.6 CPU-s to import
+
+    return float(brentq(lambda e: smoothed_entropy(e) - mean_entropy, 0.0, MAX_EPSILON, xtol=1e-14, rtol=1e-14))
+
+
+def _label_smoothing(study: Study, not_a_digit: str) -> Targets:
+    majority = _paper_targets(study, "human_majority", not_a_digit)
+    soft = _paper_targets(study, "human_uncertainty", not_a_digit)
+    matched = study.rows("train") & soft.usable
+    if not matched.any():
+        raise DataContractError(f"{study.path}: no train image has a human_uncertainty target to match epsilon to")
+    mean_entropy = float(entropy(soft.values[matched].astype(np.float64), axis=1).mean())
+    epsilon = matched_epsilon(mean_entropy)
+    values = np.where(majority.usable[:, None], smooth(majority.values, epsilon), 0.0)
+    details = {"epsilon": epsilon, "matched_mean_entropy": mean_entropy, "n_matched_train_images": int(matched.sum())}
+    return Targets(values.astype(np.float32), majority.usable, details)
+
+
+# --------------------------------------------------------- control: shuffled labels
+
+
+def shuffle_within_classes(values: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Source row of every row: a permutation within each class that changes as many
+    rows' values as possible.
+
+    Within a class of n rows whose most frequent value occurs m times, the rows
+    are put in a random order with equal values next to each other (random order
+    of the values, random order inside each), and row k takes the value of row
+    k + m (cyclically). Then no row keeps its value when m <= n/2, and otherwise
+    2(n - m) rows change, the most any permutation can (every changed row of the
+    frequent value needs one of the n - m other values). A class of one row, or
+    of one value, keeps its values.
+    """
+    values = np.asarray(values)
+    source = np.arange(len(values))
+    for c in np.unique(classes):
+        rows = np.flatnonzero(classes == c)
+        rows = rows[rng.permutation(len(rows))]
+        _, kind, counts = np.unique(values[rows], axis=0, return_inverse=True, return_counts=True)
+        kind = kind.reshape(-1)
+        value_rank = rng.permutation(len(counts))
+        rows = rows[np.argsort(value_rank[kind], kind="stable")]
+        source[rows] = rows[(np.arange(len(rows)) + counts.max()) % len(rows)]
+    return source
+
+
+def _human_shuffled(study: Study, not_a_digit: str, shuffle_seed: int) -> Targets:
+    soft = _paper_targets(study, "human_uncertainty", not_a_digit)
+    rng = np.random.default_rng(shuffle_seed)
+    source = np.arange(len(study.image_id))
+    for split in TARGET_SPLITS:
+        rows = np.flatnonzero(study.rows(split))
+        # The usable flag travels with the label it belongs to (a no-digit-mass label stays unusable).
+        keyed = np.column_stack([soft.values[rows], soft.usable[rows]])
+        source[rows] = rows[shuffle_within_classes(keyed, study.soft_label_argmax[rows], rng)]
+    values, usable = soft.values[source], soft.usable[source]
+    changed = (values != soft.values).any(axis=1)
+    details = {
+        "shuffle_seed": shuffle_seed,
+        "n_changed": {s: int(changed[study.rows(s)].sum()) for s in TARGET_SPLITS},
+        "n_images": {s: int(study.rows(s).sum()) for s in TARGET_SPLITS},
+    }
+    return Targets(values, usable, details)
