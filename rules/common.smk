@@ -11,6 +11,9 @@ sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
 from softdigits.corpora.download import content_check, download_plan
 from softdigits.training import run_outputs
+from softdigits.training.models import MODELS
+from softdigits.training.targets import TARGETS
+from softdigits.evaluation.tables import SECTIONS as TABLE_SECTIONS, TABLES as TABLE_SPECS, fill as fill_caption
 from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -91,27 +94,10 @@ STUDY_TABLE = f"{STUDY_DIR}/{{corpus}}.parquet"
 RUNS = f"{TRAINING_DIR}/{{corpus}}/{{model}}/{{target}}/seed{{seed}}"  # one grid cell's folder
 # A cell's files (their names: softdigits.training.run_outputs); one train_run job writes them for every seed.
 RUN_FILES = run_outputs.cell_files(RUNS)
-# The longest training jobs start first (LeNet's take about 3x the FFNs'), so that the
-# grid does not end waiting on a few LeNet jobs started last.
-MODEL_PRIORITY = {"lenet": 2, "deeper_ffn": 1, "simple_ffn": 0}
 TRAINING_GRID_KEYS = ("models", "targets", "seeds")
-# Training keys that only one target's runs use (key -> target).
-TARGET_ONLY_KEYS = {"shuffle_seed": "human_shuffled"}
+# Training keys that only one target's runs use (key -> target; training.targets.Target.params).
+TARGET_ONLY_KEYS = {key: name for name, target in TARGETS.items() for key in target.params}
 
-EVALUATION_TABLES = [
-    "table2",
-    "table3",
-    "table4",
-    "table9",
-    "table10",
-    "table_ece",
-    "paired_tests",
-    "table9_vs_paper",
-    "table4_vs_paper",
-    "table_controls",
-    "table_temperature",
-    "table_selective",
-]
 # per-corpus outputs of evaluate_runs beyond metrics/reliability that evaluate_summary merges
 # (risk_coverage stays per corpus: only its figure reads it)
 POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreement"]
@@ -308,6 +294,12 @@ def training_grid(key):
         raise WorkflowError(f"config key 'training.{key}' is missing: evaluation reads the training grid")
 
 
+def target_params():
+    """target -> the training settings its builder reads (Target.params), for evaluation to
+    rebuild the targets a run was trained on."""
+    return {t: {k: config["training"][k] for k in TARGETS[t].params} for t in training_grid("targets")}
+
+
 def run_grid():
     return [
         (m, t, s) for m in training_grid("models") for t in training_grid("targets") for s in training_grid("seeds")
@@ -330,25 +322,17 @@ def per_model(name):
     return [f"{EVALUATION_DIR}/{c}/{m}/{name}.parquet" for c in STUDY_CORPORA for m in training_grid("models")]
 
 
-def table_report(name, ext):
-    path = f"{TABLES}/{name}.{ext}"
-    if ext != "csv":
-        return path
-    return report(
-        path,
-        caption=f"../report/evaluation/{name}.rst",
-        category="Evaluation tables",
-        subcategory=table_subcategory(name),
-        labels={"table": name},
+def table_caption(name):
+    """A table's report caption, its fields filled (softdigits.evaluation.tables.TableSpec)."""
+    e = config["evaluation"]
+    return fill_caption(
+        TABLE_SPECS[name].caption,
+        config=config,
+        data_map_gold=e["data_map_gold"],
+        alpha=e["alpha"],
+        negligible_rho=e["negligible_rho"],
+        targets=training_grid("targets"),
     )
-
-
-def table_subcategory(name):
-    if name == "paired_tests":
-        return "Paired tests"
-    if name in ("table_controls", "table_temperature", "table_selective"):
-        return "Controls and post-hoc views (beyond the paper)"
-    return "Paper tables"
 
 
 def evaluation_targets():
@@ -367,7 +351,7 @@ def evaluation_targets():
                 *POSTHOC_VIEWS,
             )
         ]
-        + [f"{TABLES}/{name}.{ext}" for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")]
+        + [f"{TABLES}/{name}.{ext}" for name in TABLE_SPECS for ext in ("md", "csv", "parquet")]
         + [f"{FIGURES}/data_maps/{c}/{m}.png" for c in STUDY_CORPORA for m in training_grid("models")]
         + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability", "risk_coverage") for c in STUDY_CORPORA]
         + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]

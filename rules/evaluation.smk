@@ -28,7 +28,7 @@ rule evaluate_runs:
     params:
         runs=[list(r) for r in run_grid()],
         not_a_digit=training_grid("not_a_digit"),
-        shuffle_seed=training_grid("shuffle_seed"),  # val targets of human_shuffled, for T
+        target_params=target_params(),  # to rebuild the val targets a run was trained on, for T
         human_soft_label=config["evaluation"]["human_soft_label"],
         splits=config["evaluation"]["splits"],
         ece_bins=config["evaluation"]["ece_bins"],
@@ -66,7 +66,7 @@ rule evaluate_dynamics:
         last_epochs=config["evaluation"]["data_map_last_epochs"],
         gold=config["evaluation"]["data_map_gold"],
         not_a_digit=training_grid("not_a_digit"),
-        shuffle_seed=training_grid("shuffle_seed"),
+        target_params=target_params(),  # each target's gold is what it was trained toward
         permutations=config["evaluation"]["spearman_permutations"],
         seed=config["evaluation"]["permutation_seed"],
     log:
@@ -124,6 +124,8 @@ rule evaluate_summary:
         "../scripts/evaluate_summary.py"
 
 
+# One job per table of the registry (softdigits.evaluation.tables.TABLES): its title, note,
+# report caption and section live in its entry; the caption file only places them.
 rule table_results:
     input:
         summary=rules.evaluate_summary.output.summary,
@@ -136,7 +138,17 @@ rule table_results:
         paper_table4="resources/evaluation/paper_table4.csv",
         code=code("table_results"),
     output:
-        **{f"{name}_{ext}": table_report(name, ext) for name in EVALUATION_TABLES for ext in ("md", "csv", "parquet")},
+        md=f"{TABLES}/{{table}}.md",
+        csv=report(
+            f"{TABLES}/{{table}}.csv",
+            caption="../report/evaluation/table.rst",
+            category="Evaluation tables",
+            subcategory=lambda wc: TABLE_SECTIONS[TABLE_SPECS[wc.table].section],
+            labels={"table": "{table}"},
+        ),
+        parquet=f"{TABLES}/{{table}}.parquet",
+    wildcard_constraints:
+        table="|".join(TABLE_SPECS),
     params:
         corpora=STUDY_CORPORA,
         models=training_grid("models"),
@@ -144,11 +156,12 @@ rule table_results:
         data_map_gold=config["evaluation"]["data_map_gold"],
         alpha=config["evaluation"]["alpha"],
         negligible_rho=config["evaluation"]["negligible_rho"],
+        caption=lambda wc: table_caption(wc.table),
         human_labels=human_labels,
     log:
-        f"{LOGS}/table_results.log",
+        f"{LOGS}/table_results/{{table}}.log",
     benchmark:
-        f"{BENCHMARKS}/table_results.tsv"
+        f"{BENCHMARKS}/table_results/{{table}}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

@@ -19,7 +19,7 @@ rule train_run:
         manifest=every_seed(RUN_FILES["manifest"]),
     params:
         settings=lambda wc: training_settings(wc.target),
-    priority: lambda wc: MODEL_PRIORITY.get(wc.model, 0)
+    priority: lambda wc: MODELS[wc.model].priority
     log:
         f"{LOGS}/train_run/{{corpus}}/{{model}}/{{target}}.log",
     benchmark:

@@ -4,28 +4,24 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.evaluation.dynamics import evaluate_dynamics, shuffled_gold  # noqa: E402
+from softdigits.evaluation.dynamics import evaluate_dynamics  # noqa: E402
 from softdigits.io import write_table  # noqa: E402
 from softdigits.study_table import labels_origin  # noqa: E402
-from softdigits.study_table import read_study_frame as read_study
 
-runs = {(t, int(s)): path for (t, s), path in zip(snakemake.params.runs, snakemake.input.dynamics)}
-trained_gold = {}
-if any(t == "human_shuffled" for t, _ in runs):
-    trained_gold["human_shuffled"] = shuffled_gold(
-        snakemake.input.study, snakemake.params.not_a_digit, snakemake.params.shuffle_seed
-    )
+params = snakemake.params
+runs = {(t, int(s)): path for (t, s), path in zip(params.runs, snakemake.input.dynamics)}
 jsd, maps, spearman = evaluate_dynamics(
-    read_study(snakemake.input.study),
+    snakemake.input.study,
     runs,
-    last_epochs=snakemake.params.last_epochs,
-    n_permutations=snakemake.params.permutations,
-    seed=snakemake.params.seed,
-    gold=snakemake.params.gold,
-    trained_gold=trained_gold,
+    last_epochs=params.last_epochs,
+    n_permutations=params.permutations,
+    seed=params.seed,
+    gold=params.gold,
+    not_a_digit=params.not_a_digit,
+    target_params=params.target_params,
 )
 keys = {"corpus": snakemake.wildcards.corpus, "model": snakemake.wildcards.model}
-meta = {"labels_origin": labels_origin(snakemake.input.study), "data_map_gold": snakemake.params.gold}
+meta = {"labels_origin": labels_origin(snakemake.input.study), "data_map_gold": params.gold}
 write_table(jsd.assign(**keys), snakemake.output.jsd, metadata=meta)
 write_table(maps.assign(**keys), snakemake.output.data_map, metadata=meta)
 write_table(spearman.assign(**keys), snakemake.output.spearman, metadata=meta)

@@ -19,7 +19,7 @@ common = dict(
     eps=params.kl_epsilon,
 )
 metrics, reliability = evaluate_runs(snakemake.input.study, runs, **common)
-posthoc = posthoc_evaluation(snakemake.input.study, runs, shuffle_seed=params.shuffle_seed, **common)
+posthoc = posthoc_evaluation(snakemake.input.study, runs, target_params=params.target_params, **common)
 corpus = snakemake.wildcards.corpus
 meta = {"labels_origin": labels_origin(snakemake.input.study), "not_a_digit": params.not_a_digit}
 write_table(metrics.assign(corpus=corpus), snakemake.output.metrics, metadata=meta)

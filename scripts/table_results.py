@@ -1,28 +1,22 @@
-"""The paper's Tables 2, 3, 4, 9, 10, the ECE table, the paired tests, Tables 9 and 4 against the paper,
-and the tables beyond it (controls, temperature scaling, selective prediction)."""
+"""Rule table_results: one table of the registry (softdigits.evaluation.tables.TABLES)."""
 
 from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.evaluation.tables import write_evaluation_tables  # noqa: E402
+from softdigits.evaluation.tables import TableInputs, write_evaluation_table  # noqa: E402
 
-write_evaluation_tables(
-    summary=snakemake.input.summary,
-    spearman=snakemake.input.spearman,
-    tests=snakemake.input.tests,
-    studies=dict(zip(snakemake.params.corpora, snakemake.input.study)),
-    order={
-        "corpus": list(snakemake.params.corpora),
-        "model": list(snakemake.params.models),
-        "target": list(snakemake.params.targets),
-    },
-    paper_table9=snakemake.input.paper_table9,
-    paper_table4=snakemake.input.paper_table4,
-    data_map_gold=snakemake.params.data_map_gold,
-    alpha=snakemake.params.alpha,
-    negligible_rho=snakemake.params.negligible_rho,
-    outputs=dict(snakemake.output.items()),
-    posthoc_summary=snakemake.input.posthoc_summary,
-    temperature=snakemake.input.temperature,
+params = snakemake.params
+data = TableInputs(
+    dict(snakemake.input.items()),
+    order={"corpus": list(params.corpora), "model": list(params.models), "target": list(params.targets)},
+    alpha=params.alpha,
+    negligible_rho=params.negligible_rho,
+    data_map_gold=params.data_map_gold,
+)
+write_evaluation_table(
+    snakemake.wildcards.table,
+    data,
+    studies=dict(zip(params.corpora, snakemake.input.study)),
+    outputs={ext: snakemake.output[ext] for ext in ("md", "csv", "parquet")},
 )

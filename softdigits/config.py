@@ -35,10 +35,26 @@ class ConfigError(ValueError):
         super().__init__(f"{header}:\n  " + "\n  ".join(self.problems))
 
 
+REGISTRY_SCHEMA = "registry.schema.yaml"  # a schema file of no folder: made from the registries
+
+
+def registry_schema() -> dict:
+    """The names each registry defines, as schema enums: schema files refer to them
+    (`registry.schema.yaml#/$defs/model`) instead of listing names by hand."""
+    from softdigits.corpora import CORPORA
+    from softdigits.training.models import MODELS
+    from softdigits.training.targets import TARGETS
+
+    names = {"corpus": CORPORA, "model": MODELS, "target": TARGETS}
+    return {"$defs": {kind: {"enum": list(registry)} for kind, registry in names.items()}}
+
+
 def _load_schema(path: Path) -> tuple[dict, Registry]:
     root = path.parent
 
     def retrieve(uri: str) -> Resource:
+        if uri.rsplit("/", 1)[-1] == REGISTRY_SCHEMA:
+            return Resource.from_contents(registry_schema(), DRAFT202012)
         name = uri.removeprefix("file://")
         target = Path(name) if Path(name).is_absolute() else root / name
         return Resource.from_contents(yaml.safe_load(target.read_text()), DRAFT202012)

@@ -170,7 +170,8 @@ class Study:
         return self.split == split
 
 
-TRAINING_VECTORS = ("label_dist", "soft_label", "soft_label_yes_unc_equal")
+# Every label vector: a training target may be built from any of them (training.targets.TARGETS).
+TRAINING_VECTORS = tuple(name for name in VECTORS if name != "pixels")
 
 
 def read_study(path: str | os.PathLike) -> Study:
@@ -196,7 +197,9 @@ EVALUATION_COLUMNS = [
     "pct_ann_unsure",
     "hlv",
     "simulated",
-    *TRAINING_VECTORS,
+    "label_dist",
+    "soft_label",
+    "soft_label_yes_unc_equal",  # the human soft references evaluation.human_soft_label may name
 ]
 
 

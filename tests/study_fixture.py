@@ -59,3 +59,23 @@ def write_study(path, seed: int = 0, sizes: dict[str, int] = SPLIT_SIZES, frame:
     frame = study_frame(seed, sizes) if frame is None else frame
     io.write_table(study_table.to_arrow(frame), path, metadata={"labels_origin": "simulated", "simulated": True})
     return path
+
+
+def completed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A partial study frame (the columns a test cares about) with every other column of the
+    contract filled in: train images, blank pixels, SIMULATED labels."""
+    n = len(frame)
+    defaults = {
+        "source": "synthetic",
+        "split": "train",
+        "region": "easy",
+        "pixels": list(np.zeros((n, 784), np.uint8)),
+        "soft_label_yes_unc_equal": frame["soft_label"] if "soft_label" in frame else None,
+        "soft_label_yes_only": frame["soft_label"] if "soft_label" in frame else None,
+        "human_uncert_mean": 0.1,
+        "pct_ann_unsure": 0.1,
+        "n_annotators": 6,
+        "hlv": True,
+        "simulated": True,
+    }
+    return frame.assign(**{k: v for k, v in defaults.items() if k not in frame})

@@ -85,6 +85,14 @@ def assign_regions(confidence, variability, thresholds: Thresholds) -> np.ndarra
     return region
 
 
+def pooled_map(p_gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The data map of (values, images) p(gold): confidence (mean) and variability (population
+    std, ddof 0) of each image's pooled values. The one formula of the corpus maps here and the
+    model data maps of the evaluation (`evaluation.dynamics`)."""
+    p_gold = np.asarray(p_gold, dtype=np.float64)
+    return p_gold.mean(axis=0), p_gold.std(axis=0, ddof=0)
+
+
 def data_map(dynamics: pa.Table, thresholds: Thresholds, where: str = "") -> pd.DataFrame:
     """Per image: digit, gold, confidence, variability, correctness, region, mean_probs.
 
@@ -103,19 +111,17 @@ def data_map(dynamics: pa.Table, thresholds: Thresholds, where: str = "") -> pd.
     if len(short):
         i = int(short[0])
         raise DataContractError(f"{where}image {ids[i]!r} has {count[i]} (seed, epoch) values, expected {n_runs}")
-    p_gold = dynamics.column("p_gold").to_numpy().astype(np.float64)
-    correct = dynamics.column("correct").to_numpy(zero_copy_only=False).astype(np.float64)
-    confidence = np.bincount(codes, weights=p_gold) / count
-    variability = np.sqrt(np.bincount(codes, weights=(p_gold - confidence[codes]) ** 2) / count)
-    correctness = np.bincount(codes, weights=correct) / count
-    probs = vectors_array(dynamics, "probs").astype(np.float64)
-    mean_probs = (
-        np.stack(
-            [np.bincount(codes, weights=probs[:, k], minlength=len(ids)) for k in range(probs.shape[1])],
-            axis=1,
-        )
-        / count[:, None]
-    )
+    # every image has one value per (seed, epoch): a (runs, images) matrix of each column
+    run = pd.MultiIndex.from_arrays([dynamics.column(c).to_numpy() for c in ("seed", "epoch")]).factorize()[0]
+    p_gold = np.zeros((n_runs, len(ids)))
+    p_gold[run, codes] = dynamics.column("p_gold").to_numpy()
+    correct = np.zeros((n_runs, len(ids)))
+    correct[run, codes] = dynamics.column("correct").to_numpy(zero_copy_only=False)
+    probs = np.zeros((n_runs, len(ids), N_DIGITS))
+    probs[run, codes] = vectors_array(dynamics, "probs")
+    confidence, variability = pooled_map(p_gold)
+    correctness = correct.mean(axis=0)
+    mean_probs = probs.mean(axis=0)
     digit = np.zeros(len(ids), dtype=np.int64)
     digit[codes] = dynamics.column("digit").to_numpy()
     gold = np.zeros(len(ids), dtype=np.int64)

@@ -9,13 +9,11 @@ Conventions:
   values, variability = their population standard deviation (ddof 0, as in
   dataset cartography). Gold is chosen by `evaluation.data_map_gold`:
   "trained_target" (default, as in dataset cartography: the label the model is
-  trained toward) is the argmax of each run's own training target (`original`:
-  the corpus's original label; `human_equal` / `human_uncertainty`: the argmax
-  of the soft label's ten digit masses, which is the argmax of the renormalised
-  distribution `targets.target_distributions` trains on; `human_majority`: the
-  majority class); "human_majority" uses the human majority class for every
-  target. An image without a gold digit (a not-a-digit majority, a soft label
-  with no digit mass, no original label) is left out of the maps.
+  trained toward) is the argmax of each run's own training target, built by the same
+  code as training (`training.targets`; `original`: the corpus's original label);
+  "human_majority" uses the human majority class for every target. An image without a
+  gold digit (a not-a-digit majority, a soft label with no digit mass) is left out of
+  the maps.
 - Spearman correlations carry a two-sided permutation p-value for every test
   (ranks permuted, ties kept as average ranks): human uncertainty has many
   ties (u_prop takes a handful of values, u_mean is 0 for most NoHLV images),
@@ -32,6 +30,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from softdigits import study_table
+from softdigits.cartography.maps import pooled_map
 from softdigits.constants import N_DIGITS
 from softdigits.evaluation.metrics import js_divergence
 from softdigits.io import DataContractError
@@ -69,12 +68,6 @@ def gold_probabilities(probs: np.ndarray, gold: np.ndarray, last_epochs: int) ->
     """(k, n) p(gold) over the last `last_epochs` epochs (fewer if the run had fewer)."""
     last = probs[-last_epochs:]
     return last[:, np.arange(last.shape[1]), gold]
-
-
-def data_map(p_gold_per_seed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Confidence (mean) and variability (population std) of the pooled (epoch, seed) values."""
-    pooled = np.concatenate(p_gold_per_seed, axis=0)
-    return pooled.mean(axis=0), pooled.std(axis=0, ddof=0), pooled.shape[0]
 
 
 def tie_share(x: np.ndarray) -> float:
@@ -140,70 +133,50 @@ GOLD_NOTES = {  # the sentence tables, captions and findings use to say which go
     "human_majority": "gold = the human majority class for every target (evaluation.data_map_gold: " "human_majority)",
 }
 NO_GOLD = -1
-# The study column each human training target is built from (as targets.TARGET_COLUMNS;
-# grid imports torch, which the evaluation environment does not have).
-SOFT_TARGET_COLUMNS = {"human_equal": "soft_label_yes_unc_equal", "human_uncertainty": "soft_label"}
 
 
-def gold_labels(study: pd.DataFrame, target: str, mode: str) -> np.ndarray:
+def gold_labels(study: study_table.Study, target: str, mode: str, not_a_digit: str, params: dict) -> np.ndarray:
     """(n,) gold digit of every study row for the data map of `target` runs; NO_GOLD where none.
 
-    mode "trained_target": the argmax of the target the runs were trained on;
+    mode "trained_target": the argmax of the target the runs were trained on (built by the
+    same code as training, `targets.build_targets`; ties go to the lower digit);
     mode "human_majority": the human majority class whatever the target.
-    Argmax ties go to the lower digit, as np.argmax does on the training target.
     """
     if mode not in DATA_MAP_GOLDS:
         raise ValueError(f"evaluation.data_map_gold must be one of {DATA_MAP_GOLDS}, got {mode!r}")
-    if mode == "human_majority" or target in ("human_majority", "label_smoothing"):
-        # label smoothing keeps the mode of the one-hot majority it smooths
-        gold = study["soft_label_argmax"].to_numpy(dtype=np.int64)
-    elif target == "original":
-        gold = study["label"].to_numpy(dtype=np.int64)
-    elif target in SOFT_TARGET_COLUMNS:
-        digits = np.stack(study[SOFT_TARGET_COLUMNS[target]].to_numpy()).astype(np.float64)[:, :N_DIGITS]
-        gold = np.where(digits.sum(axis=1) > 0, digits.argmax(axis=1), NO_GOLD)
-    elif target == "human_shuffled":
-        raise ValueError("the gold of 'human_shuffled' runs depends on the shuffle: use shuffled_gold")
-    else:
-        raise ValueError(f"unknown training target {target!r}")
-    return np.where((gold >= 0) & (gold < N_DIGITS), gold, NO_GOLD)
-
-
-def shuffled_gold(study_path: str | os.PathLike, not_a_digit: str, shuffle_seed: int) -> pd.Series:
-    """image_id -> gold of `human_shuffled` runs: the argmax of the shuffled label each image was
-    trained toward (built by the same code as training), NO_GOLD where the image has none."""
-    study = study_table.read_study(study_path)
-    built = targets.build_targets(study, "human_shuffled", not_a_digit, shuffle_seed=shuffle_seed)
-    gold = np.where(built.usable, built.values.argmax(axis=1), NO_GOLD)
-    return pd.Series(gold, index=study.image_id)
+    if mode == "human_majority":
+        gold = study.soft_label_argmax
+        return np.where(gold < N_DIGITS, gold, NO_GOLD)
+    return targets.build_targets(study, target, not_a_digit, params).gold()
 
 
 def evaluate_dynamics(
-    study: pd.DataFrame,
+    study_path: str | os.PathLike,
     runs: dict[tuple[str, int], str | os.PathLike],
     *,
     last_epochs: int,
     n_permutations: int,
     seed: int,
     gold: str,
-    trained_gold: dict[str, pd.Series] | None = None,
+    not_a_digit: str,
+    target_params: dict[str, dict],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """JSD curves, data maps and Spearman tests of one model's runs.
 
     `runs` maps (target, seed) to a dynamics_predictions file; `gold` is the
-    data-map gold rule (DATA_MAP_GOLDS); `trained_gold` gives, per target whose gold
-    the study table alone cannot tell (`human_shuffled`), image_id -> gold. Returns
+    data-map gold rule (DATA_MAP_GOLDS); `target_params[target]` the training settings a
+    target's builder reads (its gold is the argmax of what it was trained toward). Returns
     (jsd: target, seed, epoch, stratum, jsd, n_images),
     (data maps: target, image_id, gold, confidence, variability, n_values, hlv, u_mean, u_prop) and
     (spearman: target, stratum, uncertainty, variable, rho, p_permutation, ...).
     """
-    info = study.set_index("image_id")
+    arrays = study_table.read_study(study_path)
+    info = study_table.read_study_frame(study_path).set_index("image_id")
     jsd_frames, map_frames = [], []
     for target in sorted({t for t, _ in runs}):
-        if gold == "trained_target" and target in (trained_gold or {}):
-            gold_of = trained_gold[target].reindex(info.index, fill_value=NO_GOLD)
-        else:
-            gold_of = pd.Series(gold_labels(study, target, gold), index=info.index)
+        gold_of = pd.Series(
+            gold_labels(arrays, target, gold, not_a_digit, target_params.get(target, {})), index=arrays.image_id
+        )
         p_gold, ids_of_target = [], None
         for (t, s), path in sorted(runs.items()):
             if t != target:
@@ -223,7 +196,9 @@ def evaluate_dynamics(
             has_gold = gold_ids != NO_GOLD
             p_gold.append(gold_probabilities(probs[:, has_gold], gold_ids[has_gold], last_epochs))
         ids = ids_of_target[gold_of.loc[ids_of_target].to_numpy() != NO_GOLD]
-        confidence, variability, n_values = data_map(p_gold)
+        pooled = np.concatenate(p_gold, axis=0)
+        confidence, variability = pooled_map(pooled)
+        n_values = pooled.shape[0]
         rows = info.loc[ids]
         map_frames.append(
             pd.DataFrame(

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from softdigits.corpora import corpus_name
 from softdigits.evaluation.dynamics import GOLD_NOTES
 from softdigits.evaluation.stats import paired_comparisons
-from softdigits.evaluation.tables import CORPUS_NAMES, MODEL_NAMES
 from softdigits.io import markdown_table
+from softdigits.training.models import model_name
 from softdigits.training.targets import CONTROL_TARGETS, HUMAN_TARGETS, PRIMARY_SOFT
 
 VERDICTS = ("supported", "partly", "not reproduced")
@@ -155,7 +156,7 @@ def accuracy_gains(summary: pd.DataFrame, modest_pp: float) -> Finding:
                     "corpus": corpus,
                     "control": control,
                     "mean_gain_pp": float(g.mean()),
-                    "per_model_pp": ", ".join(f"{MODEL_NAMES.get(m, m)} {v:+.2f}" for (_, m), v in g.items()),
+                    "per_model_pp": ", ".join(f"{model_name(m)} {v:+.2f}" for (_, m), v in g.items()),
                 }
             )
     numbers = pd.DataFrame(rows, columns=["corpus", "control", "mean_gain_pp", "per_model_pp"])
@@ -610,7 +611,7 @@ def preface(origins: dict[str, str]) -> str:
         )
     return (
         "The human labels in this run are real human annotations ("
-        + ", ".join(f"{CORPUS_NAMES.get(c, c)}: {o}" for c, o in sorted(origins.items()))
+        + ", ".join(f"{corpus_name(c)}: {o}" for c, o in sorted(origins.items()))
         + ")."
     )
 

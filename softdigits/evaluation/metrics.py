@@ -1,4 +1,5 @@
-"""Test-set metrics of a model's predicted distributions against reference labels.
+"""Test-set metrics of a model's predicted distributions against reference labels, and the
+registry of every metric the evaluation reports (`METRICS`).
 
 Conventions, stated once and applied by every function here:
 - KL(p || q) is in nats, p the reference (human) distribution, q the model's.
@@ -12,10 +13,20 @@ Conventions, stated once and applied by every function here:
 - The model has 10 outputs; a reference class 10 ("not a digit") can never be
   predicted, so it counts as wrong for accuracy and ECE, and for Brier the
   model's output is padded with a zero not-a-digit probability.
+
+A `METRICS` entry is the one home of a metric's facts: its score of a run's predictions
+against one reference (`Reference`: class labels and/or a distribution per image), the
+evaluation sets it is scored on (`runs.EVAL_SETS`: orig, human, human_soft), and its
+direction for the paired tests. The post-hoc views (selective prediction, disagreement
+detection) are scored by their own code (`evaluation.runs`, `evaluation.selective`) and have
+entries with no evaluation sets, for their direction and names. To add a metric: one entry
+here, plus its test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -120,3 +131,50 @@ def expected_calibration_error(q: np.ndarray, labels: np.ndarray, n_bins: int) -
     filled = bins[bins["count"] > 0]
     gap = (filled["accuracy"] - filled["mean_confidence"]).abs()
     return float((filled["count"] * gap).sum() / max(len(q), 1))
+
+
+# ------------------------------------------------------------------ the registry
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One evaluation set's reference for a run's images: the class of each image (None
+    where the set has none) and its distribution (None where it has none)."""
+
+    labels: np.ndarray | None  # (n,) int, 10 = not a digit
+    dist: np.ndarray | None  # (n, k) float64, k = 10 or 11
+
+
+@dataclass(frozen=True)
+class Metric:
+    # (q (n, 10) float64, reference, settings {"eps", "n_bins"}) -> the mean over the images
+    score: Callable[[np.ndarray, Reference, dict], float] | None
+    higher_is_better: bool
+    eval_sets: tuple[str, ...] = ()  # the evaluation sets evaluate_runs scores it on
+    display: str = ""  # its name in table captions
+
+
+METRICS = {
+    "accuracy": Metric(lambda q, ref, s: float(np.mean(correct(q, ref.labels))), True, ("orig", "human"), "accuracy"),
+    "kl": Metric(
+        lambda q, ref, s: float(np.mean(kl_divergence(ref.dist, q, s["eps"]))), False, ("orig", "human_soft"), "KL"
+    ),
+    "brier": Metric(
+        lambda q, ref, s: float(np.mean(brier(q, ref.dist))), False, ("orig", "human", "human_soft"), "Brier"
+    ),
+    "ece": Metric(
+        lambda q, ref, s: expected_calibration_error(q, ref.labels, s["n_bins"]), False, ("orig", "human"), "ECE"
+    ),
+    # post-hoc views, scored in evaluation.runs (selective prediction, disagreement detection)
+    "aurc": Metric(None, False, display="AURC"),
+    "eaurc": Metric(None, False, display="E-AURC"),
+    "hlv_auroc": Metric(None, True, display="HLV AUROC"),
+    "entropy_spearman": Metric(None, True, display="entropy Spearman"),
+}
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of a metric in the registry; an error naming it, never a silent NaN."""
+    if metric not in METRICS:
+        raise KeyError(f"metric {metric!r} is not in evaluation.metrics.METRICS (known: {sorted(METRICS)})")
+    return METRICS[metric].higher_is_better

@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from softdigits.evaluation.tables import CORPUS_NAMES, MODEL_NAMES  # noqa: E402
+from softdigits.corpora import corpus_name  # noqa: E402
 from softdigits.io import save_figure  # noqa: E402
+from softdigits.training.models import model_name  # noqa: E402
 
 SHOWN_STRATA = ("NoHLV", "HLV")
 
@@ -72,7 +73,7 @@ def plot_data_maps(
             if j == 0:
                 ax.set_ylabel("confidence (mean p(gold))")
     fig.suptitle(
-        f"Model data maps: {CORPUS_NAMES.get(corpus, corpus)}, {MODEL_NAMES.get(model, model)}\n" f"{GOLD_NOTES[gold]}",
+        f"Model data maps: {corpus_name(corpus)}, {model_name(model)}\n" f"{GOLD_NOTES[gold]}",
         fontsize=10,
     )
     if points is not None:
@@ -102,11 +103,11 @@ def plot_jsd(
                     curve["mean"] + curve["std"].fillna(0),
                     alpha=0.2,
                 )
-            ax.set_title(f"{MODEL_NAMES.get(model, model)} · {stratum}", fontsize=9)
+            ax.set_title(f"{model_name(model)} · {stratum}", fontsize=9)
             ax.set_ylabel("JSD(epoch t−1, t) [bits]")
             if i == len(models) - 1:
                 ax.set_xlabel("epoch t")
-    title = f"Epoch-to-epoch Jensen-Shannon divergence, training images: {CORPUS_NAMES.get(corpus, corpus)}"
+    title = f"Epoch-to-epoch Jensen-Shannon divergence, training images: {corpus_name(corpus)}"
     return _finish(fig, axes, title, path, footer)
 
 
@@ -131,12 +132,12 @@ def plot_reliability(
         for target in targets:
             sub = pooled[(pooled["model"] == model) & (pooled["target"] == target)]
             ax.plot(sub["mean_confidence"], sub["accuracy"], marker="o", ms=3, lw=1, label=target)
-        ax.set_title(MODEL_NAMES.get(model, model), fontsize=9)
+        ax.set_title(model_name(model), fontsize=9)
         ax.set_xlabel("confidence (top-class probability)")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy vs human majority")
-    title = f"Reliability diagram, test set, all seeds pooled: {CORPUS_NAMES.get(corpus, corpus)}"
+    title = f"Reliability diagram, test set, all seeds pooled: {corpus_name(corpus)}"
     return _finish(fig, axes, title, path, footer)
 
 
@@ -187,12 +188,12 @@ def plot_risk_coverage(
                 sub = mean[(mean["model"] == model) & (mean["target"] == target) & (mean["stratum"] == stratum)]
                 if len(sub):
                     ax.plot(sub["coverage"], sub["risk"], lw=1.2, label=target, color=colours[target])
-            ax.set_title(f"{MODEL_NAMES.get(model, model)} · {stratum}", fontsize=9)
+            ax.set_title(f"{model_name(model)} · {stratum}", fontsize=9)
             ax.set_xlim(0, 1)
             ax.grid(alpha=0.3)
             if j == 0:
                 ax.set_ylabel("risk (error vs human majority)")
             if i == len(models) - 1:
                 ax.set_xlabel("coverage (most confident first)")
-    title = f"Risk-coverage, test set, mean over seeds: {CORPUS_NAMES.get(corpus, corpus)}"
+    title = f"Risk-coverage, test set, mean over seeds: {corpus_name(corpus)}"
     return _finish(fig, axes, title, path, footer)

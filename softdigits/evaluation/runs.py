@@ -2,8 +2,9 @@
 human-agreement stratum, and the post-hoc views (temperature scaling, selective prediction,
 disagreement detection). The metric functions themselves are in `metrics`.
 
-Evaluation sets: `orig` (the original label and distribution), `human` (the human majority),
-`human_soft` (the human soft label, ten digits renormalised). Strata: all, HLV, NoHLV.
+Evaluation sets (`EVAL_SETS`): `orig` (the original label and distribution), `human` (the
+human majority), `human_soft` (the human soft label, ten digits renormalised). Strata: all,
+HLV, NoHLV. Each metric of `metrics.METRICS` is scored on the evaluation sets its entry names.
 """
 
 from __future__ import annotations
@@ -18,19 +19,13 @@ from scipy.stats import spearmanr
 from softdigits import study_table
 from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, NOT_A_DIGIT_MODES
 from softdigits.evaluation import selective, temperature
-from softdigits.evaluation.metrics import (
-    brier,
-    correct,
-    entropy,
-    expected_calibration_error,
-    kl_divergence,
-    one_hot,
-    reliability_bins,
-)
+from softdigits.evaluation.metrics import METRICS, Reference, correct, entropy, one_hot, reliability_bins
 from softdigits.io import DataContractError
 from softdigits.training import run_outputs, targets
 
 # ------------------------------------------------------------ references and a run
+
+EVAL_SETS = ("orig", "human", "human_soft")
 
 
 class References:
@@ -68,6 +63,18 @@ class References:
 
     def __len__(self) -> int:
         return len(self.image_id)
+
+    def eval_sets(self, at: np.ndarray) -> dict[str, tuple[np.ndarray, Reference]]:
+        """Per evaluation set (EVAL_SETS), for the references at positions `at`: which of
+        those images it scores (`human_soft` only those with digit mass) and its Reference."""
+        human = self.human_class[at]
+        soft = self.has_soft[at]
+        every = np.ones(len(at), bool)
+        return {
+            "orig": (every, Reference(self.orig_class[at], self.orig_dist[at])),
+            "human": (every, Reference(human, one_hot(human, N_HUMAN_CLASSES))),
+            "human_soft": (soft, Reference(None, self.human_soft[at][soft])),
+        }
 
     def strata(self) -> dict[str, np.ndarray]:
         return {"all": np.ones(len(self), bool), "HLV": self.hlv, "NoHLV": ~self.hlv}
@@ -113,24 +120,13 @@ def evaluate_predictions(
     are dropped here.
     """
     rows, bins = [], []
+    settings = {"eps": eps, "n_bins": n_bins}
     for stratum, at, q in aligned_strata(refs, image_id, probs, where):
-
-        def add(eval_set, metric, values, stratum=stratum):
-            rows.append((eval_set, stratum, metric, float(np.mean(values)), len(values)))
-
-        add("orig", "accuracy", correct(q, refs.orig_class[at]))
-        add("orig", "kl", kl_divergence(refs.orig_dist[at], q, eps))
-        add("orig", "brier", brier(q, refs.orig_dist[at]))
-        rows.append(("orig", stratum, "ece", expected_calibration_error(q, refs.orig_class[at], n_bins), len(q)))
-        human = refs.human_class[at]
-        add("human", "accuracy", correct(q, human))
-        add("human", "brier", brier(q, one_hot(human, N_HUMAN_CLASSES)))
-        rows.append(("human", stratum, "ece", expected_calibration_error(q, human, n_bins), len(q)))
-        soft = refs.has_soft[at]
-        if soft.any():
-            add("human_soft", "kl", kl_divergence(refs.human_soft[at][soft], q[soft], eps))
-            add("human_soft", "brier", brier(q[soft], refs.human_soft[at][soft]))
-        bins.append(reliability_bins(q, human, n_bins).assign(stratum=stratum, eval_set="human"))
+        for eval_set, (keep, reference) in refs.eval_sets(at).items():
+            for name, metric in METRICS.items():
+                if eval_set in metric.eval_sets and keep.any():
+                    rows.append((eval_set, stratum, name, metric.score(q[keep], reference, settings), int(keep.sum())))
+        bins.append(reliability_bins(q, refs.human_class[at], n_bins).assign(stratum=stratum, eval_set="human"))
     metrics = pd.DataFrame(rows, columns=["eval_set", "stratum", "metric", "value", "n_images"])
     return metrics, pd.concat(bins, ignore_index=True)
 
@@ -175,7 +171,7 @@ def posthoc_evaluation(
     *,
     human_column: str,
     not_a_digit: str,
-    shuffle_seed: int,
+    target_params: dict[str, dict],
     splits: list[str],
     n_bins: int,
     eps: float,
@@ -183,7 +179,7 @@ def posthoc_evaluation(
     """Temperature scaling, selective prediction and disagreement detection of every run.
 
     Per run: T fitted on the usable val images against the targets the run was
-    trained on (targets.build_targets, the same code as training); then, per
+    trained on (targets.build_targets with `target_params[target]`, the same code as training); then, per
     split, the metrics of the scaled predictions (the layout of `evaluate_runs`'
     metrics) and, for the raw ("none") and scaled ("temperature") predictions,
     the selective and disagreement views. Returns the frames `temperature`,
@@ -199,7 +195,9 @@ def posthoc_evaluation(
         image_id, split, probs = run_outputs.read_predictions(path)
         run_outputs.check_probs(probs, str(path))
         logits = temperature.logits_from_probs(probs)
-        fit = fit_run_temperature(study, position, target, not_a_digit, shuffle_seed, image_id, split, logits, path)
+        fit = fit_run_temperature(
+            study, position, target, not_a_digit, target_params.get(target, {}), image_id, split, logits, path
+        )
         keys = {"model": model, "target": target, "seed": int(seed)}
         frames["temperature"].append(
             pd.DataFrame(
@@ -245,14 +243,14 @@ def fit_run_temperature(
     position: pd.Index,
     target: str,
     not_a_digit: str,
-    shuffle_seed: int,
+    params: dict,
     image_id: np.ndarray,
     split: np.ndarray,
     logits: np.ndarray,
     path,
 ) -> temperature.TemperatureFit:
     """T of one run: its val predictions against the val targets it was trained on (usable images only)."""
-    built = targets.build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
+    built = targets.build_targets(study, target, not_a_digit, params)
     val = split == "val"
     at = position.get_indexer(image_id[val])
     if (at < 0).any():

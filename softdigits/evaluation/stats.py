@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from softdigits.evaluation.metrics import higher_is_better
+
 STD_DDOF = 1
 MAX_EXACT_SIGNFLIP = 16  # 2^16 sign patterns; more seeds use random sign flips
 
@@ -121,17 +123,6 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
     return out
 
 
-HIGHER_IS_BETTER = {
-    "accuracy": True,
-    "kl": False,
-    "brier": False,
-    "ece": False,
-    # selective prediction and disagreement detection (issue 15)
-    "aurc": False,
-    "eaurc": False,
-    "hlv_auroc": True,
-    "entropy_spearman": True,
-}
 FAMILY = ["corpus", "split", "metric", "eval_set"]
 
 
@@ -176,7 +167,7 @@ def _holm_columns(tests: pd.DataFrame, family: list[str], alpha: float) -> pd.Da
         return tests.assign(p_holm=[], significant=[], improved=[])
     tests["p_holm"] = tests.groupby(family)["p_t"].transform(lambda p: holm(p.to_numpy()))
     tests["significant"] = tests["p_holm"] < alpha
-    sign = tests["metric"].map(HIGHER_IS_BETTER).map({True: 1.0, False: -1.0})
+    sign = tests["metric"].map(lambda m: 1.0 if higher_is_better(m) else -1.0)
     tests["improved"] = sign * tests["mean_diff"] > 0
     return tests
 

@@ -1,7 +1,7 @@
 """Step 2 of the generator (rules generator_ensemble_member, generator_ensemble): the
 labelling ensemble.
 
-Each member is a LeNet-5 without padding (softdigits.training.models.LeNet(padding=0)), trained
+Each member is a LeNet-5 without padding (softdigits.training.models.lenet(padding=0)), trained
 on MNIST with the shared training loop, one rule job per member. The ensemble's mean
 softmax labels the pool's images (step 3); the members' disagreement (mutual
 information) filters them.
@@ -22,7 +22,7 @@ from softdigits import io
 from softdigits.evaluation import metrics
 from softdigits.generator.inputs import MnistSplits, load_checkpoint
 from softdigits.training import loop
-from softdigits.training.models import LeNet
+from softdigits.training.models import lenet
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class MemberSettings:
 
 @dataclass
 class Member:
-    model: LeNet
+    model: torch.nn.Module  # LeNet-5 without padding
     mean: float  # normalisation statistics of its training pixels
     std: float
 
@@ -61,7 +61,7 @@ def train_member(mnist: MnistSplits, member_settings: MemberSettings, seed: int)
     x_test = loop.normalise(mnist.test_pixels, mean, std)
     y_test = F.one_hot(torch.from_numpy(mnist.test_labels), 10).float()
     torch.manual_seed(seed)
-    model = LeNet(padding=0).to(memory_format=torch.channels_last)
+    model = lenet(padding=0).to(memory_format=torch.channels_last)
     # Patience = all epochs: never stops early, but ends on the best test-loss weights.
     fit_settings = loop.TrainSettings(
         lr=s.lr,
@@ -92,7 +92,7 @@ def save_member(member: Member, path: str | Path) -> None:
 
 def load_member(path: str | Path) -> Member:
     state = load_checkpoint(path, ("state_dict", "mean", "std"))
-    model = LeNet(padding=0).to(memory_format=torch.channels_last)
+    model = lenet(padding=0).to(memory_format=torch.channels_last)
     model.load_state_dict(state["state_dict"])
     return Member(model, float(state["mean"]), float(state["std"]))
 

@@ -1,24 +1,37 @@
-"""The training target of every label regime, from the study table (no torch here).
+"""The training targets: one registry entry per label regime (`TARGETS`), no torch.
 
-- `build_targets` / `target_distributions`: the 10-class training target of every
-  image for one label regime, and which images can be trained on it (the
-  not-a-digit rule). Besides the paper's four regimes, two controls (issue 15)
-  that separate the human information in a soft label from its softness:
-  - `label_smoothing`: the one-hot human majority smoothed uniformly over the ten
-    digits, epsilon chosen per corpus so that the mean entropy of the training
-    targets equals that of `human_uncertainty` on the train split
-    (`matched_epsilon`): same mode, same average softness, no image-specific shape.
-  - `human_shuffled`: every train (and val) image gets the `human_uncertainty`
-    target of another image of the same split with the same human majority class,
-    by a seeded permutation (`shuffle_within_classes`): class balance and the
-    multiset of soft labels per class kept, the image-specific pairing destroyed.
+A target turns the study table into a 10-class training distribution per image and says
+which images can be trained on it (`Targets`). Every fact about a target lives in its
+entry: the study-table column it is built from, its builder, its role in the study, and
+the training config keys only it reads (a change of one retrains that target alone).
+Training (`train_run`) and evaluation (temperature scaling fits on the val targets a run
+was trained on; the data maps' gold is the argmax of the target a run was trained toward)
+both build targets here, so the two cannot drift apart.
 
-Training (train_run.py) and evaluation (temperature scaling fits on the val targets a
-run was trained on) both build targets here, so the two cannot drift apart.
+Roles: `synthetic` (the corpus's own label distribution: the paper's `original`), `human`
+(the paper's human regimes) and `control` (beyond the paper: they separate the human
+information in a soft label from its softness):
+- `label_smoothing`: the one-hot human majority smoothed uniformly over the ten digits,
+  epsilon chosen per corpus so that the mean entropy of the training targets equals that of
+  `human_uncertainty` on the train split (`matched_epsilon`): same mode, same average
+  softness, no image-specific shape.
+- `human_shuffled`: every train (and val) image gets the `human_uncertainty` target of
+  another image of the same split with the same human majority class, by a seeded
+  permutation (`shuffle_within_classes`): class balance and the multiset of soft labels per
+  class kept, the image-specific pairing destroyed.
+
+The not-a-digit rule: a 10-output model cannot predict the human not-a-digit class, so the
+human targets drop its mass and renormalise over the ten digits; an image whose human label
+has no digit mass (for `human_majority`: a not-a-digit majority) has no target and is not
+usable. With `not_a_digit="exclude"` every image whose human majority is not a digit is
+unusable for every human target as well. `original` uses every image.
+
+To add a target: one `TARGETS` entry (and its builder here), plus its test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,26 +41,12 @@ from softdigits.evaluation.metrics import entropy
 from softdigits.io import DataContractError
 from softdigits.study_table import Study
 
-# Target name -> the study-table column it is built from.
-TARGET_COLUMNS = {
-    "original": "label_dist",
-    "human_equal": "soft_label_yes_unc_equal",
-    "human_uncertainty": "soft_label",
-    "human_majority": "soft_label_argmax",
-    "label_smoothing": "soft_label_argmax",  # smoothed; epsilon matched to soft_label's entropy
-    "human_shuffled": "soft_label",  # permuted within each majority class
-}
-HUMAN_TARGETS = ("human_equal", "human_uncertainty", "human_majority")
-PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
-CONTROL_TARGETS = ("label_smoothing", "human_shuffled")
 # The controls reshape training targets; the splits whose targets a run trains or
 # early-stops on. Test images keep their own labels (evaluation never reads targets).
 TARGET_SPLITS = ("train", "val")
 # Uniform smoothing past 0.9 would move the mode off the majority class.
 MAX_EPSILON = 1 - 1 / N_DIGITS
-
-
-# ---------------------------------------------------------------------- targets
+ROLES = ("synthetic", "human", "control")
 
 
 @dataclass(frozen=True)
@@ -56,50 +55,31 @@ class Targets:
     usable: np.ndarray  # (n,) bool
     details: dict = field(default_factory=dict)  # how a control was built, for the run manifest
 
-
-def target_distributions(
-    study: Study, target: str, not_a_digit: str, *, shuffle_seed: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(targets (n, 10) float32, usable (n,) bool) of one label regime (see `build_targets`)."""
-    built = build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
-    return built.values, built.usable
+    def gold(self) -> np.ndarray:
+        """(n,) the digit each image is trained toward (argmax, ties to the lower digit); -1 where unusable."""
+        return np.where(self.usable, self.values.argmax(axis=1), -1)
 
 
-def build_targets(study: Study, target: str, not_a_digit: str, *, shuffle_seed: int | None = None) -> Targets:
-    """The targets of one label regime, which images are usable, and how a control was built.
+@dataclass(frozen=True)
+class Target:
+    """One label regime."""
 
-    A 10-output model cannot predict the human not-a-digit class, so the human
-    targets drop its mass and renormalise over the ten digits; an image whose
-    human label has no digit mass at all (every annotator rejected every digit;
-    for `human_majority`: majority not-a-digit) has no target and is not usable.
-    With `not_a_digit="exclude"` every image whose human majority is not a digit
-    is unusable for every human target as well. `original` uses every image.
-    `human_shuffled` needs `shuffle_seed` (config training.shuffle_seed).
-    """
-    if target not in TARGET_COLUMNS:
-        raise ValueError(f"unknown target {target!r}; known: {sorted(TARGET_COLUMNS)}")
-    if not_a_digit not in NOT_A_DIGIT_MODES:
-        raise ValueError(f"not_a_digit must be one of {NOT_A_DIGIT_MODES}, got {not_a_digit!r}")
-    if target == "label_smoothing":
-        return _label_smoothing(study, not_a_digit)
-    if target == "human_shuffled":
-        if shuffle_seed is None:
-            raise ValueError("target 'human_shuffled' needs a shuffle_seed (config training.shuffle_seed)")
-        return _human_shuffled(study, not_a_digit, int(shuffle_seed))
-    return _paper_targets(study, target, not_a_digit)
+    column: str  # the study-table column it is built from
+    build: Callable[..., Targets]  # (study, not_a_digit, **params) -> Targets
+    role: str  # one of ROLES
+    soft: bool  # a distribution (True) or one-hot (False) per image
+    params: tuple[str, ...] = ()  # training config keys only this target reads
 
 
-def _paper_targets(study: Study, target: str, not_a_digit: str) -> Targets:
-    """The paper's four regimes."""
-    if target == "original":
-        dist = study.vectors["label_dist"]
-    elif target == "human_majority":
+def _distribution(study: Study, column: str, not_a_digit: str) -> Targets:
+    """A label distribution of the study table as a 10-class target (the not-a-digit rule)."""
+    if column == "soft_label_argmax":
         dist = np.eye(N_HUMAN_CLASSES)[study.soft_label_argmax][:, :N_DIGITS]
     else:
-        dist = study.vectors[TARGET_COLUMNS[target]][:, :N_DIGITS]
+        dist = study.vectors[column][:, :N_DIGITS]
     mass = dist.sum(axis=1)
     usable = mass > 0
-    if target == "original":
+    if column == "label_dist":
         if not usable.all():
             row = int(np.flatnonzero(~usable)[0])
             raise DataContractError(f"{study.path}: row {row} ({study.image_id[row]}): label_dist is all zeros")
@@ -108,6 +88,11 @@ def _paper_targets(study: Study, target: str, not_a_digit: str) -> Targets:
     targets = np.divide(dist, np.where(usable, mass, 1.0)[:, None])
     targets[~usable] = 0.0
     return Targets(targets.astype(np.float32), usable)
+
+
+def distribution(column: str) -> Callable[..., Targets]:
+    """The builder of a target that is one study-table column as it stands."""
+    return lambda study, not_a_digit: _distribution(study, column, not_a_digit)
 
 
 # --------------------------------------------------------- control: label smoothing
@@ -140,9 +125,9 @@ def matched_epsilon(mean_entropy: float) -> float:
     return float(brentq(lambda e: smoothed_entropy(e) - mean_entropy, 0.0, MAX_EPSILON, xtol=1e-14, rtol=1e-14))
 
 
-def _label_smoothing(study: Study, not_a_digit: str) -> Targets:
-    majority = _paper_targets(study, "human_majority", not_a_digit)
-    soft = _paper_targets(study, "human_uncertainty", not_a_digit)
+def label_smoothing(study: Study, not_a_digit: str) -> Targets:
+    majority = _distribution(study, "soft_label_argmax", not_a_digit)
+    soft = _distribution(study, "soft_label", not_a_digit)
     matched = study.rows("train") & soft.usable
     if not matched.any():
         raise DataContractError(f"{study.path}: no train image has a human_uncertainty target to match epsilon to")
@@ -181,8 +166,9 @@ def shuffle_within_classes(values: np.ndarray, classes: np.ndarray, rng: np.rand
     return source
 
 
-def _human_shuffled(study: Study, not_a_digit: str, shuffle_seed: int) -> Targets:
-    soft = _paper_targets(study, "human_uncertainty", not_a_digit)
+def human_shuffled(study: Study, not_a_digit: str, shuffle_seed: int) -> Targets:
+    soft = _distribution(study, "soft_label", not_a_digit)
+    shuffle_seed = int(shuffle_seed)
     rng = np.random.default_rng(shuffle_seed)
     source = np.arange(len(study.image_id))
     for split in TARGET_SPLITS:
@@ -198,3 +184,40 @@ def _human_shuffled(study: Study, not_a_digit: str, shuffle_seed: int) -> Target
         "n_images": {s: int(study.rows(s).sum()) for s in TARGET_SPLITS},
     }
     return Targets(values, usable, details)
+
+
+TARGETS = {
+    "original": Target("label_dist", distribution("label_dist"), role="synthetic", soft=True),
+    "human_equal": Target("soft_label_yes_unc_equal", distribution("soft_label_yes_unc_equal"), "human", soft=True),
+    "human_uncertainty": Target("soft_label", distribution("soft_label"), role="human", soft=True),
+    "human_majority": Target("soft_label_argmax", distribution("soft_label_argmax"), role="human", soft=False),
+    "label_smoothing": Target("soft_label_argmax", label_smoothing, role="control", soft=True),
+    "human_shuffled": Target("soft_label", human_shuffled, role="control", soft=True, params=("shuffle_seed",)),
+}
+PRIMARY_SOFT = "human_uncertainty"  # s_u, the paper's headline soft label
+HUMAN_TARGETS = tuple(name for name, t in TARGETS.items() if t.role == "human")
+CONTROL_TARGETS = tuple(name for name, t in TARGETS.items() if t.role == "control")
+SOFT_TARGETS = tuple(name for name in HUMAN_TARGETS if TARGETS[name].soft)  # the paper's soft labels
+
+
+def build_targets(study: Study, target: str, not_a_digit: str, params: dict | None = None) -> Targets:
+    """The targets of one label regime, which images are usable, and how a control was built.
+
+    `params`: the training settings; the keys a target declares (`Target.params`) are passed
+    to its builder, and a missing one is an error naming the config key.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; known: {sorted(TARGETS)}")
+    if not_a_digit not in NOT_A_DIGIT_MODES:
+        raise ValueError(f"not_a_digit must be one of {NOT_A_DIGIT_MODES}, got {not_a_digit!r}")
+    spec, params = TARGETS[target], params or {}
+    missing = [k for k in spec.params if params.get(k) is None]
+    if missing:
+        raise ValueError(f"target {target!r} needs {', '.join(missing)} (config training.{missing[0]})")
+    return spec.build(study, not_a_digit, **{k: params[k] for k in spec.params})
+
+
+def target_distributions(study: Study, target: str, not_a_digit: str, params: dict | None = None):
+    """(targets (n, 10) float32, usable (n,) bool) of one label regime (see `build_targets`)."""
+    built = build_targets(study, target, not_a_digit, params)
+    return built.values, built.usable

@@ -83,16 +83,14 @@ class Cell:
     info: dict  # counts and normalisation statistics, for the manifest
 
 
-def prepare_cell(
-    study: Study, target: str, not_a_digit: str, device: torch.device, *, shuffle_seed: int | None = None
-) -> Cell:
+def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.device, params: dict | None = None) -> Cell:
     """Targets, the usable train/val images and the normalised tensors of one target.
 
     Validation targets are of the same kind as the training targets and follow
     the same not-a-digit rule; predictions cover every val and test image.
     Images are standardised with the mean and std of the usable training images.
     """
-    built = build_targets(study, target, not_a_digit, shuffle_seed=shuffle_seed)
+    built = build_targets(study, target, not_a_digit, params)
     targets, usable = built.values, built.usable
     train = study.rows("train") & usable
     val = study.rows("val") & usable
@@ -204,10 +202,8 @@ def run(
     """
     configure_torch(threads)
     device = resolve_device(config["device"])
-    # training_settings() in rules/common.smk passes shuffle_seed to human_shuffled jobs only.
-    cell = prepare_cell(
-        read_study(study_path), target, config["not_a_digit"], device, shuffle_seed=config.get("shuffle_seed")
-    )
+    # training_settings() in rules/common.smk passes a target's own keys (Target.params) to its jobs only.
+    cell = prepare_cell(read_study(study_path), target, config["not_a_digit"], device, config)
     libraries, fingerprint = provenance.library_versions(), provenance.code_fingerprint(code_files)
     manifests = []
     for seed, paths in outputs.items():

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from softdigits import study_table
+from softdigits.cartography.maps import pooled_map
 from softdigits.evaluation import dynamics as D
 from softdigits.io import vectors_column, write_table
 from softdigits.training import run_outputs, targets
@@ -41,8 +42,8 @@ def test_successive_jsd_is_zero_for_constant_and_one_for_flip():
 def test_data_map_pools_last_epochs_over_seeds_with_population_std():
     seed_a = np.array([[0.2], [0.4]])
     seed_b = np.array([[0.6], [0.8]])
-    conf, var, n = D.data_map([seed_a, seed_b])
-    assert n == 4 and conf[0] == pytest.approx(0.5)
+    conf, var = pooled_map(np.concatenate([seed_a, seed_b]))
+    assert conf[0] == pytest.approx(0.5)
     assert var[0] == pytest.approx(np.std([0.2, 0.4, 0.6, 0.8]))  # ddof 0
     p = np.arange(60, dtype=float).reshape(6, 1, 10) / 100
     assert D.gold_probabilities(p, np.array([3]), 5)[:, 0] == pytest.approx(p[1:, 0, 3])
@@ -92,6 +93,15 @@ def study(ids, gold, hlv):
     )
 
 
+def written(tmp_path, frame) -> str:
+    """The study table of a partial frame (study_fixture.completed), written; its path."""
+    from study_fixture import completed, write_study
+
+    path = tmp_path / "gold_study.parquet"
+    write_study(path, frame=completed(frame))
+    return str(path)
+
+
 def gold_study():
     """Four images where the trained targets' argmax, the original label and the human majority differ."""
     soft = np.zeros((4, 11))
@@ -105,7 +115,7 @@ def gold_study():
         {
             "image_id": ["a", "b", "c", "d"],
             "label": [8, 2, 1, 9],
-            "label_dist": list(np.full((4, 10), 0.1)),
+            "label_dist": list(np.eye(10)[[8, 2, 1, 9]]),
             "soft_label": list(soft),
             "soft_label_yes_unc_equal": list(equal),
             "soft_label_argmax": [5, 10, 10, 6],  # the human majority as aggregation gives it (not argmax of soft)
@@ -125,32 +135,26 @@ def gold_study():
         ("human_majority", [5, -1, -1, 6]),
     ],
 )
-def test_gold_is_the_argmax_of_the_trained_target(target, expected):
-    assert D.gold_labels(gold_study(), target, "trained_target").tolist() == expected
+def test_gold_is_the_argmax_of_the_trained_target(target, expected, tmp_path):
+    study = study_table.read_study(written(tmp_path, gold_study()))
+    assert D.gold_labels(study, target, "trained_target", "renormalise", {}).tolist() == expected
 
 
-def test_gold_human_majority_option_uses_the_majority_for_every_target():
+def test_gold_human_majority_option_uses_the_majority_for_every_target(tmp_path):
+    study = study_table.read_study(written(tmp_path, gold_study()))
     for target in ("original", "human_uncertainty", "human_equal", "human_majority"):
-        assert D.gold_labels(gold_study(), target, "human_majority").tolist() == [5, -1, -1, 6]
+        assert D.gold_labels(study, target, "human_majority", "renormalise", {}).tolist() == [5, -1, -1, 6]
     with pytest.raises(ValueError, match="data_map_gold"):
-        D.gold_labels(gold_study(), "original", "majority")
+        D.gold_labels(study, "original", "majority", "renormalise", {})
 
 
-def test_gold_agrees_with_the_training_targets():
-    """The soft targets' gold is the argmax of what targets.target_distributions trains on."""
-    frame = gold_study()
-    study = study_table.Study(
-        path="s",
-        image_id=frame["image_id"].to_numpy(),
-        split=np.array(["train"] * 4),
-        pixels=np.zeros((4, 784), np.uint8),
-        vectors={c: np.stack(frame[c]) for c in ("label_dist", "soft_label", "soft_label_yes_unc_equal")},
-        soft_label_argmax=frame["soft_label_argmax"].to_numpy(),
-        labels_origin="simulated",
-    )
-    for target in ("human_uncertainty", "human_equal", "human_majority"):
-        dist, usable = targets.target_distributions(study, target, "renormalise")
-        gold = D.gold_labels(frame, target, "trained_target")
+def test_gold_agrees_with_the_training_targets(tmp_path):
+    """Every target's gold is the argmax of what targets.target_distributions trains on."""
+    study = study_table.read_study(written(tmp_path, gold_study()))
+    for target in targets.TARGETS:
+        params = {"shuffle_seed": 0}
+        dist, usable = targets.target_distributions(study, target, "renormalise", params)
+        gold = D.gold_labels(study, target, "trained_target", "renormalise", params)
         assert ((gold != D.NO_GOLD) == usable).all()
         assert (gold[usable] == dist[usable].argmax(axis=1)).all()
 
@@ -159,21 +163,19 @@ def test_gold_of_the_controls_is_what_they_trained_toward(tmp_path):
     """label_smoothing keeps the majority's mode; human_shuffled's gold follows the shuffle."""
     from study_fixture import write_study
 
-    from softdigits.training import targets
-
-    assert D.gold_labels(gold_study(), "label_smoothing", "trained_target").tolist() == [5, -1, -1, 6]
-    with pytest.raises(ValueError, match="shuffled_gold"):
-        D.gold_labels(gold_study(), "human_shuffled", "trained_target")
+    study = study_table.read_study(written(tmp_path, gold_study()))
+    assert D.gold_labels(study, "label_smoothing", "trained_target", "renormalise", {}).tolist() == [5, -1, -1, 6]
+    with pytest.raises(ValueError, match="shuffle_seed"):
+        D.gold_labels(study, "human_shuffled", "trained_target", "renormalise", {})
     path = tmp_path / "study.parquet"
     write_study(path)
-    gold = D.shuffled_gold(path, "renormalise", shuffle_seed=3)
     study = study_table.read_study(path)
-    dist, usable = targets.target_distributions(study, "human_shuffled", "renormalise", shuffle_seed=3)
-    assert (gold.index == study.image_id).all()
-    assert ((gold.to_numpy() != D.NO_GOLD) == usable).all()
-    assert (gold.to_numpy()[usable] == dist[usable].argmax(axis=1)).all()
+    gold = D.gold_labels(study, "human_shuffled", "trained_target", "renormalise", {"shuffle_seed": 3})
+    dist, usable = targets.target_distributions(study, "human_shuffled", "renormalise", {"shuffle_seed": 3})
+    assert ((gold != D.NO_GOLD) == usable).all()
+    assert (gold[usable] == dist[usable].argmax(axis=1)).all()
     own = np.where(usable, targets.target_distributions(study, "human_uncertainty", "renormalise")[0].argmax(1), -1)
-    assert (gold.to_numpy() != own).any()  # the shuffle moved some images' gold
+    assert (gold != own).any()  # the shuffle moved some images' gold
 
 
 def test_data_map_of_the_synthetic_target_uses_the_original_label(tmp_path):
@@ -184,10 +186,12 @@ def test_data_map_of_the_synthetic_target_uses_the_original_label(tmp_path):
     path = tmp_path / "o.parquet"
     write_dynamics(path, np.arange(1, 4), frame["image_id"].to_numpy(), probs)
     runs = {("original", 0): path}
-    _, maps, _ = D.evaluate_dynamics(frame, runs, last_epochs=2, n_permutations=99, seed=0, gold="trained_target")
+    study_path = written(tmp_path, frame)
+    common = dict(last_epochs=2, n_permutations=99, seed=0, not_a_digit="renormalise", target_params={})
+    _, maps, _ = D.evaluate_dynamics(study_path, runs, gold="trained_target", **common)
     a = maps.set_index("image_id").loc["a"]
     assert a["gold"] == 8 and a["confidence"] == pytest.approx(0.9)
-    _, maps, _ = D.evaluate_dynamics(frame, runs, last_epochs=2, n_permutations=99, seed=0, gold="human_majority")
+    _, maps, _ = D.evaluate_dynamics(study_path, runs, gold="human_majority", **common)
     assert set(maps["image_id"]) == {"a", "d"}  # no digit majority for b, c
     assert maps.set_index("image_id").loc["a", "confidence"] == pytest.approx(0.0)  # p(5) = 0
 
@@ -204,7 +208,14 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
             write_dynamics(path, np.arange(1, 8), ids, probs)
             runs[(target, seed)] = path
     jsd, maps, rho = D.evaluate_dynamics(
-        study(ids, gold, np.arange(8) % 2 == 0), runs, last_epochs=5, n_permutations=99, seed=0, gold="trained_target"
+        written(tmp_path, study(ids, gold, np.arange(8) % 2 == 0)),
+        runs,
+        last_epochs=5,
+        n_permutations=99,
+        seed=0,
+        gold="trained_target",
+        not_a_digit="renormalise",
+        target_params={},
     )
     assert set(jsd["epoch"]) == set(range(2, 8))
     assert jsd["jsd"].between(0, 1).all()

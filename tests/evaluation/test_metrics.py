@@ -162,7 +162,7 @@ def posthoc_case(tmp_path, target, sharpen=2.0, shuffle_seed=0, label_seed=None)
     study_path = write_study(tmp_path / "mnist.parquet", sizes={"train": 60, "val": 80, "test": 80})
     study = study_table.read_study(study_path)
     seed = shuffle_seed if label_seed is None else label_seed
-    values, _ = targets.target_distributions(study, target, "renormalise", shuffle_seed=seed)
+    values, _ = targets.target_distributions(study, target, "renormalise", {"shuffle_seed": seed})
     scored = ~study.rows("train")
     # Images without a target (no digit mass, NoHLV in the fixture) get a confident one-hot.
     base = np.where(values[scored].sum(axis=1, keepdims=True) > 0, values[scored], np.eye(10)[0])
@@ -176,7 +176,7 @@ def posthoc_case(tmp_path, target, sharpen=2.0, shuffle_seed=0, label_seed=None)
         [("simple_ffn", target, 0, path)],
         human_column="soft_label",
         not_a_digit="renormalise",
-        shuffle_seed=shuffle_seed,
+        target_params={target: {"shuffle_seed": shuffle_seed}},
         splits=["test", "val"],
         n_bins=15,
         eps=1e-8,

@@ -13,9 +13,10 @@ import pytest
 from conftest import colour_pixels, ink_share, png_rgb
 from matplotlib import colormaps
 
+from softdigits.corpora import corpus_name
 from softdigits.evaluation import metrics as M
 from softdigits.evaluation import plots as P
-from softdigits.evaluation.tables import CORPUS_NAMES, MODEL_NAMES
+from softdigits.training.models import model_name
 
 MODELS = ["simple_ffn", "lenet"]
 TARGETS = ["original", "human_majority", "human_uncertainty"]
@@ -129,7 +130,7 @@ def assert_jsd_panels(fig, jsd):
     for i, model in enumerate(MODELS):
         for j, stratum in enumerate(P.SHOWN_STRATA):
             ax = axes[i, j]
-            assert ax.get_title() == f"{MODEL_NAMES[model]} · {stratum}"
+            assert ax.get_title() == f"{model_name(model)} · {stratum}"
             lines = curves(ax)
             assert list(lines) == TARGETS
             for target, band in zip(TARGETS, ax.collections):
@@ -176,7 +177,7 @@ def assert_reliability_panels(fig, bins):
     """One panel per model: the diagonal, and per target the pooled (confidence, accuracy) bins."""
     pooled = P.pooled_bins(bins)
     for ax, model in zip(fig.axes, MODELS):
-        assert ax.get_title() == MODEL_NAMES[model]
+        assert ax.get_title() == model_name(model)
         diagonal = ax.get_lines()[0]
         np.testing.assert_allclose(diagonal.get_xydata(), [[0, 0], [1, 1]])
         lines = curves(ax)
@@ -275,8 +276,8 @@ def test_risk_coverage_figure_plots_the_seed_mean_of_each_target(tmp_path, saved
                 np.testing.assert_allclose(x, np.arange(1, 21) / 20)
                 np.testing.assert_allclose(y, np.mean(by_hand[(m, t, st)], axis=0))
                 assert lines[t].get_color() == colormaps["tab10"](k)  # one colour per target, in every panel
-            assert axes[i, j].get_title() == f"{P.MODEL_NAMES[m]} · {st}"
-    assert fig.get_suptitle().endswith(f": {CORPUS_NAMES['mnist']}")
+            assert axes[i, j].get_title() == f"{model_name(m)} · {st}"
+    assert fig.get_suptitle().endswith(f": {corpus_name('mnist')}")
     assert "SIMULATED" in "".join(text.get_text() for text in fig.texts)
     assert_png_shows(out, TAB10[: len(targets)])
     # a curve that differs is drawn differently: the check can fail

@@ -1,4 +1,4 @@
-"""The three classifiers: output shapes, parameter counts, seeded initialisation."""
+"""The model registry: output shapes, parameter counts, seeded initialisation, a torch-free registry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from softdigits.training.models import MODELS, LeNet, build_model, n_parameters
+from softdigits.training.models import MODELS, build_model, lenet, model_name, n_parameters
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ def test_output_shape_and_parameter_count(name, expected):
 
 
 def test_lenet_without_padding_is_the_ddu_variant():
-    model = LeNet(padding=0)
+    model = lenet(padding=0)
     assert model.classifier[0].in_features == 16 * 4 * 4
     assert n_parameters(model) == 156 + 2_416 + (256 * 120 + 120) + 10_164 + 850
     assert model(torch.randn(3, 784)).shape == (3, 10)
@@ -54,3 +54,15 @@ def test_seed_fixes_initial_weights():
 def test_unknown_model_is_named():
     with pytest.raises(KeyError, match="resnet"):
         build_model("resnet", 0)
+
+
+def test_the_registry_is_read_without_torch():
+    """The workflow and the evaluation jobs read names and priorities; none of them imports torch."""
+    import subprocess
+    import sys
+
+    code = "import sys; from softdigits.training import models; assert 'torch' not in sys.modules, 'torch'; print(models.MODELS['lenet'].display)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "LeNet"
+    assert model_name("lenet") == "LeNet" and model_name("no_such_model") == "no_such_model"

@@ -114,7 +114,7 @@ def shuffled(seed=0, rows=SHUFFLE_ROWS, mode="renormalise"):
     return (
         s,
         targets.build_targets(s, "human_uncertainty", mode),
-        targets.build_targets(s, "human_shuffled", mode, shuffle_seed=seed),
+        targets.build_targets(s, "human_shuffled", mode, {"shuffle_seed": seed}),
     )
 
 
