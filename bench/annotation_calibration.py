@@ -38,9 +38,9 @@ from softdigits import io  # noqa: E402
 from softdigits.annotation.aggregation import aggregate  # noqa: E402
 from softdigits.annotation.campaign import read_campaign  # noqa: E402
 from softdigits.annotation.dataset_stats import table1_row  # noqa: E402
+from softdigits.annotation.panel_check import pixel_vs_record_predictability  # noqa: E402
 from softdigits.annotation.simulation import (  # noqa: E402
     PanelParams,
-    pixel_vs_record_predictability,
     reference_digits,
     signal_parts,
     simulate_panel,

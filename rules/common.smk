@@ -8,11 +8,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, workflow.basedir)
-from softdigits.config import validate_config
+from softdigits.config import DOWNLOADS, validate_config
 from softdigits.corpora.download import content_check, download_plan
 from softdigits.training import run_outputs
 from softdigits.training.models import MODELS
 from softdigits.training.targets import TARGETS
+from softdigits.evaluation.stats import POSTHOC_VIEWS
 from softdigits.evaluation.tables import SECTIONS as TABLE_SECTIONS, TABLES as TABLE_SPECS, fill as fill_caption
 from softdigits.provenance import script_code
 
@@ -42,8 +43,8 @@ EVALUATION_DIR = f"{RESULTS}/evaluation"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
 
-# Downloads live outside the results: raw data is shared by every config and never deleted.
-DOWNLOADS = "resources/downloads"
+# Downloads live outside the results (softdigits.config.DOWNLOADS): raw data is shared by every
+# config and never deleted.
 # Trust-on-first-use sums for files the config gives no checksum (see softdigits/corpora/download.py).
 CHECKSUM_LOCKS = "resources/checksums"
 # Every verified download is also kept here, keyed by its checksum: outside every rule's
@@ -97,10 +98,6 @@ RUN_FILES = run_outputs.cell_files(RUNS)
 TRAINING_GRID_KEYS = ("models", "targets", "seeds")
 # Training keys that only one target's runs use (key -> target; training.targets.Target.params).
 TARGET_ONLY_KEYS = {key: name for name, target in TARGETS.items() for key in target.params}
-
-# per-corpus outputs of evaluate_runs beyond metrics/reliability that evaluate_summary merges
-# (risk_coverage stays per corpus: only its figure reads it)
-POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreement"]
 
 
 def code(script):

@@ -4,9 +4,9 @@ from softdigits.jobs import start
 
 log = start(snakemake)
 
-from softdigits.evaluation.stats import POSTHOC_INPUTS, summarise_evaluation  # noqa: E402
+from softdigits.evaluation.stats import POSTHOC_VIEWS, summarise_evaluation  # noqa: E402
 
-names = ("metrics", "reliability", "jsd", "data_map", "spearman") + POSTHOC_INPUTS
+names = ("metrics", "reliability", "jsd", "data_map", "spearman") + POSTHOC_VIEWS
 summarise_evaluation(
     {name: list(snakemake.input[name]) for name in names},
     dict(snakemake.output.items()),

@@ -27,8 +27,8 @@ nor from the generator's labelling ensemble (which made the synthetic labels):
 - without one (e.g. MNIST): the original label, with weight `label_weight`, blended
   with the k-NN (a human sees the digit the writer meant on most images).
 
-`pixel_vs_record_predictability` checks the result: the panel's majority labels must
-be learnable from the pixels far better than from the generation records.
+`annotation.panel_check` checks the result: the panel's majority labels must be
+learnable from the pixels far better than from the generation records.
 
 Annotators: each participant has a yes threshold, an unsure threshold (below it
 "no"), a perception noise and a speed, drawn once. On an image, the perceived
@@ -59,9 +59,9 @@ import numpy as np
 import pandas as pd
 
 from softdigits import io
-from softdigits.constants import N_DIGITS
+from softdigits.constants import N_DIGITS, RESPONSES
 
-RESPONSE_NAMES = np.array(["no", "unsure", "yes"], dtype=object)
+RESPONSE_NAMES = np.array(RESPONSES, dtype=object)  # answer codes 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -365,59 +365,6 @@ def image_signal(
     blended: the record with `record_weight`, an original label with `label_weight`)."""
     parts = signal_parts(images, pixels, image_ids, reference, reference_pixels, k=k, pool=pool, records=records)
     return parts.blend(label_weight=label_weight, record_weight=record_weight, knn_tau=knn_tau)
-
-
-# ------------------------------------------------------------------ check
-
-
-def ridge_accuracy(features: np.ndarray, target: np.ndarray, seed: int = 0, ridge: float = 1000.0) -> float:
-    """Held-out accuracy of a one-vs-rest ridge classifier predicting `target`.
-
-    Two folds (a seeded random half each way), features standardised on the
-    training half. The strong default ridge suits 784 correlated pixels and about a
-    thousand images per fold (on the default run's Ambiguous-MNIST selection any
-    ridge from 100 to 10,000 gives the same picture). The same simple learner is given pixels or records, so that the
-    two accuracies differ only in what the features carry.
-    """
-    x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(target)
-    classes = np.unique(y)
-    order = np.random.default_rng(seed).permutation(len(y))
-    halves = (order[: len(y) // 2], order[len(y) // 2 :])
-    correct = 0
-    for train, test in (halves, halves[::-1]):
-        mean, sd = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
-        xt = np.hstack([(x[train] - mean) / sd, np.ones((len(train), 1))])
-        xs = np.hstack([(x[test] - mean) / sd, np.ones((len(test), 1))])
-        onehot = (y[train][:, None] == classes[None, :]).astype(np.float64)
-        w = np.linalg.solve(xt.T @ xt + ridge * np.eye(xt.shape[1]), xt.T @ onehot)
-        correct += int((classes[(xs @ w).argmax(axis=1)] == y[test]).sum())
-    return correct / len(y)
-
-
-def pixel_vs_record_predictability(
-    pixels: np.ndarray, records: pd.DataFrame, majority: np.ndarray, seed: int = 0
-) -> dict[str, float]:
-    """How well the panel's majority labels of generated images are learnt from what.
-
-    `pixels` (n, 784), `records` (parent_labels, mix_weights) and `majority` (the
-    panel's label of each image) are row-aligned. Returns the held-out accuracy of
-    the same ridge classifier (`ridge_accuracy`) on the pixels and on the record's
-    class weights, and the accuracy of the record's dominant parent class as is.
-    """
-    record = record_class_distribution(records["parent_labels"], records["mix_weights"])
-    majority = np.asarray(majority)
-    return {
-        "n_images": int(len(majority)),
-        "pixels_acc": ridge_accuracy(pixels, majority, seed),
-        "record_acc": ridge_accuracy(record, majority, seed),
-        "record_argmax_acc": float(np.mean(record.argmax(axis=1) == majority)),
-    }
-
-
-def looks_at_the_image(scores: dict[str, float], margin: float) -> bool:
-    """True when pixels predict the panel by at least `margin` over the best record baseline."""
-    return scores["pixels_acc"] >= max(scores["record_acc"], scores["record_argmax_acc"]) + margin
 
 
 def run(

@@ -248,7 +248,9 @@ def all_paired_tests(
 SUMMARY_KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"]
 
 
-POSTHOC_INPUTS = ("temperature", "metrics_temperature", "selective", "disagreement")
+# The per-corpus outputs of evaluate_runs beyond metrics and reliability that evaluate_summary
+# merges (risk_coverage stays per corpus: only its figure reads it).
+POSTHOC_VIEWS = ("temperature", "metrics_temperature", "selective", "disagreement")
 
 
 def summarise_evaluation(
@@ -262,7 +264,7 @@ def summarise_evaluation(
     """Merge per-corpus evaluation files into one each; write the seed summaries and paired tests.
 
     `inputs`: metrics, reliability, jsd, data_map, spearman and the post-hoc views
-    (POSTHOC_INPUTS) -> file lists; `outputs`: the same names (data_map -> data_maps)
+    (POSTHOC_VIEWS) -> file lists; `outputs`: the same names (data_map -> data_maps)
     plus summary (the metrics, as before), posthoc_summary (every view with its
     calibration, see posthoc_long) and tests (all_paired_tests).
     The merged files' metadata keep every corpus's labels origin.
