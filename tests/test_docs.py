@@ -104,7 +104,7 @@ def missing_names(text: str) -> list[str]:
             resolve(name)
         except (ImportError, AttributeError):
             missing.append(name)
-    for path in sorted(set(REPO_PATH.findall(text))):
+    for path in sorted({p.split()[0].split("::")[0] for p in REPO_PATH.findall(text)}):  # a command's file
         if re.search(r"[<>{}*]|(^|/)X(\.|/|$)", path):
             continue  # a pattern (rules/X.smk, scripts/<rule_name>.py), not a path
         if not (REPO / path).exists():
@@ -148,3 +148,28 @@ def test_every_name_and_path_developing_gives_exists(developing):
     assert not missing_names(developing)
     stale = "`softdigits.grid.run`, `softdigits/grid.py`, `softdigits.evaluation.metrics.entropy`, `rules/X.smk`"
     assert missing_names(stale) == ["softdigits.grid.run", "softdigits/grid.py"]
+
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)")
+
+
+def missing_links(page: Path, text: str) -> list[str]:
+    """The local files the page's Markdown links point to that do not exist."""
+    return [link for link in LINK.findall(text) if not (page.parent / link).exists()]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_page_names_only_what_exists(page):
+    text = page.read_text()
+    assert not missing_names(text), f"{page.name}: {missing_names(text)}"
+    assert not missing_links(page, text), f"{page.name}: {missing_links(page, text)}"
+
+
+def test_a_stale_link_is_found(tmp_path):
+    page = tmp_path / "p.md"
+    assert missing_links(page, "see [speed](speed.md) and [a site](https://example.org)") == ["speed.md"]
+
+
+def test_the_readme_stays_a_front_door():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 200
