@@ -23,14 +23,21 @@ wildcard_constraints:
     target="[a-z_]+",
 
 
-include: "rules/corpora.smk"
-include: "rules/dedup.smk"
-include: "rules/generator.smk"
-include: "rules/cartography.smk"
-include: "rules/selection.smk"
-include: "rules/annotation.smk"
-include: "rules/training.smk"
-include: "rules/evaluation.smk"
+# With `replicates` set, the study runs once per replicate as a module of this same workflow.
+if REPLICATES:
+
+    include: "rules/replicates.smk"
+
+else:
+
+    include: "rules/corpora.smk"
+    include: "rules/dedup.smk"
+    include: "rules/generator.smk"
+    include: "rules/cartography.smk"
+    include: "rules/selection.smk"
+    include: "rules/annotation.smk"
+    include: "rules/training.smk"
+    include: "rules/evaluation.smk"
 
 
 rule all:

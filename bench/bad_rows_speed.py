@@ -3,7 +3,7 @@
     .venv/bin/python bench/bad_rows_speed.py [N_ROWS]
 
 Writes, in a temporary folder, a CSV of N_ROWS (default 1e6) rows in which every
-(annotator, image) pair lacks one class (the systematic case of issue 12: each row
+(annotator, image) pair lacks one class (the systematic case: each row
 is bad), one in which every response is bad, and a good file of the same size, then times `read_raw_annotations` on
 each. Prints the seconds and the first line of the error. Goal: under 30 s.
 """

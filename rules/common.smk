@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, workflow.basedir)
-from softdigits.config import DOWNLOADS, validate_config
+from softdigits.config import DOWNLOADS, replicate_config, validate_config
 from softdigits.corpora.download import content_check, download_plan
 from softdigits.training import run_outputs
 from softdigits.training.models import MODELS
@@ -28,6 +28,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.en
 # read them.
 
 RESULTS = config["results"]  # per config: overlays set their own, so configs never share outputs
+REPLICATES = config["replicates"]  # whole-study replicates (rules/replicates.smk); empty: one study
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 CORPORA_DIR = f"{RESULTS}/corpora"
@@ -123,6 +124,8 @@ def runtime(seconds, work=lambda c: 1):
 
 
 def all_targets():
+    if REPLICATES:  # the summary, which needs every replicate's whole study
+        return [f"{RESULTS}/replicates.md", f"{RESULTS}/replicates.json"]
     return (
         corpora_targets()
         + dedup_targets()
@@ -272,7 +275,7 @@ def training_targets():
     t = config["training"]
     return expand(
         list(RUN_FILES.values()), corpus=STUDY_CORPORA, model=t["models"], target=t["targets"], seed=t["seeds"]
-    )
+    ) + expand(f"{TRAINING_DIR}/{{corpus}}/targets/{{target}}.parquet", corpus=STUDY_CORPORA, target=t["targets"])
 
 
 def every_seed(path):
@@ -341,6 +344,7 @@ def evaluation_targets():
                 "reliability",
                 "jsd",
                 "data_maps",
+                "data_map_seeds",
                 "spearman",
                 "summary",
                 "posthoc_summary",
@@ -352,4 +356,5 @@ def evaluation_targets():
         + [f"{FIGURES}/data_maps/{c}/{m}.png" for c in STUDY_CORPORA for m in training_grid("models")]
         + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability", "risk_coverage") for c in STUDY_CORPORA]
         + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]
+        + [f"{RESULTS}/headline.json", f"{RESULTS}/headline.md"]
     )

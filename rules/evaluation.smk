@@ -19,7 +19,7 @@ rule evaluate_runs:
     output:
         metrics=f"{EVALUATION_DIR}/{{corpus}}/metrics.parquet",
         reliability=f"{EVALUATION_DIR}/{{corpus}}/reliability.parquet",
-        # post-hoc views (issue 15): T per run, metrics after T, AURC/E-AURC, curves, HLV AUROC + Spearman
+        # post-hoc views: T per run, metrics after T, AURC/E-AURC, curves, HLV AUROC + Spearman
         temperature=f"{EVALUATION_DIR}/{{corpus}}/temperature.parquet",
         metrics_temperature=f"{EVALUATION_DIR}/{{corpus}}/metrics_temperature.parquet",
         selective=f"{EVALUATION_DIR}/{{corpus}}/selective.parquet",
@@ -61,6 +61,8 @@ rule evaluate_dynamics:
         jsd=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/jsd.parquet",
         data_map=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/data_map.parquet",
         spearman=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/spearman.parquet",
+        # each seed's share of the maps: the findings resample seeds from it
+        data_map_seeds=f"{EVALUATION_DIR}/{{corpus}}/{{model}}/data_map_seeds.parquet",
     params:
         runs=[[t, s] for t in training_grid("targets") for s in training_grid("seeds")],
         last_epochs=config["evaluation"]["data_map_last_epochs"],
@@ -90,6 +92,7 @@ rule evaluate_summary:
         reliability=expand(f"{EVALUATION_DIR}/{{corpus}}/reliability.parquet", corpus=STUDY_CORPORA),
         jsd=per_model("jsd"),
         data_map=per_model("data_map"),
+        data_map_seeds=per_model("data_map_seeds"),
         spearman=per_model("spearman"),
         code=code("evaluate_summary"),
     output:
@@ -98,9 +101,10 @@ rule evaluate_summary:
         reliability=f"{EVALUATION_DIR}/reliability.parquet",
         jsd=f"{EVALUATION_DIR}/jsd.parquet",
         data_maps=f"{EVALUATION_DIR}/data_maps.parquet",
+        data_map_seeds=f"{EVALUATION_DIR}/data_map_seeds.parquet",
         spearman=f"{EVALUATION_DIR}/spearman.parquet",
         summary=f"{EVALUATION_DIR}/summary.parquet",
-        # issue 15: the post-hoc views merged, their seed summary (with a calibration column)
+        # the post-hoc views merged, their seed summary (with a calibration column)
         posthoc_summary=f"{EVALUATION_DIR}/posthoc_summary.parquet",
         tests=f"{EVALUATION_DIR}/paired_tests.parquet",
     params:
@@ -326,10 +330,13 @@ rule plot_corpus_size:
 rule findings:
     input:
         metrics=rules.evaluate_summary.output.metrics,
-        summary=rules.evaluate_summary.output.summary,
         tests=rules.evaluate_summary.output.tests,
         spearman=rules.evaluate_summary.output.spearman,
         data_maps=rules.evaluate_summary.output.data_maps,
+        data_map_seeds=rules.evaluate_summary.output.data_map_seeds,
+        selective=rules.evaluate_summary.output.selective,
+        paper_table9="resources/evaluation/paper_table9.csv",
+        claims="resources/evaluation/claims.yaml",
         study=expand(STUDY_TABLE, corpus=STUDY_CORPORA),
         code=code("findings"),
     output:
@@ -337,12 +344,15 @@ rule findings:
         json=f"{RESULTS}/findings.json",
     params:
         corpora=STUDY_CORPORA,
-        alpha=config["evaluation"]["alpha"],
-        modest_gain_pp=config["evaluation"]["modest_gain_pp"],
-        negligible_rho=config["evaluation"]["negligible_rho"],
-        data_map_gold=config["evaluation"]["data_map_gold"],
-        # hard-region share beside claim 3b: the regions of each corpus's cartography
-        region_thresholds={c: config["cartography"]["corpora"].get(c, {}).get("thresholds") for c in STUDY_CORPORA},
+        # thresholds: the hard-region share beside claim 3b, by each corpus's cartography regions
+        settings={
+            "alpha": config["evaluation"]["alpha"],
+            "modest_pp": config["evaluation"]["modest_gain_pp"],
+            "negligible_rho": config["evaluation"]["negligible_rho"],
+            "data_map_gold": config["evaluation"]["data_map_gold"],
+            "bootstrap_seed": config["evaluation"]["bootstrap_seed"],
+            "thresholds": {c: config["cartography"]["corpora"].get(c, {}).get("thresholds") for c in STUDY_CORPORA},
+        },
         human_labels=human_labels,
     log:
         f"{LOGS}/findings.log",
@@ -356,3 +366,32 @@ rule findings:
         "../envs/data.yaml"
     script:
         "../scripts/findings.py"
+
+
+# The run's headline numbers in one file, read from its outputs (what the README quotes and a
+# replicates summary compares).
+rule headline:
+    input:
+        duplicates=rules.dedup_report.output.vs_paper_csv,
+        table1=f"{TABLES}/table1.parquet",
+        table9=f"{TABLES}/table9.parquet",
+        findings=rules.findings.output.json,
+        study=expand(STUDY_TABLE, corpus=STUDY_CORPORA),
+        code=code("headline"),
+    output:
+        json=f"{RESULTS}/headline.json",
+        md=report(f"{RESULTS}/headline.md", caption="../report/evaluation/headline.rst", category="Findings check"),
+    params:
+        human_labels=human_labels,
+    log:
+        f"{LOGS}/headline.log",
+    benchmark:
+        f"{BENCHMARKS}/headline.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=runtime(10),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/headline.py"

@@ -36,3 +36,28 @@ rule train_run:
         "../envs/torch.yaml"
     script:
         "../scripts/train_run.py"
+
+
+# Every target's labels of every study image, for a reader to check (the controls' construction
+# in the metadata); train_run builds the same targets with the same code and settings.
+rule training_targets:
+    input:
+        study=STUDY_TABLE,
+        code=code("training_targets"),
+    output:
+        f"{TRAINING_DIR}/{{corpus}}/targets/{{target}}.parquet",
+    params:
+        not_a_digit=training_grid("not_a_digit"),
+        params=lambda wc: target_params()[wc.target],
+    log:
+        f"{LOGS}/training_targets/{{corpus}}/{{target}}.log",
+    benchmark:
+        f"{BENCHMARKS}/training_targets/{{corpus}}/{{target}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=runtime(10),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/training_targets.py"

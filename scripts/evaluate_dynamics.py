@@ -10,7 +10,7 @@ from softdigits.study_table import labels_origin  # noqa: E402
 
 params = snakemake.params
 runs = {(t, int(s)): path for (t, s), path in zip(params.runs, snakemake.input.dynamics)}
-jsd, maps, spearman = evaluate_dynamics(
+jsd, maps, spearman, moments = evaluate_dynamics(
     snakemake.input.study,
     runs,
     last_epochs=params.last_epochs,
@@ -25,4 +25,5 @@ meta = {"labels_origin": labels_origin(snakemake.input.study), "data_map_gold": 
 write_table(jsd.assign(**keys), snakemake.output.jsd, metadata=meta)
 write_table(maps.assign(**keys), snakemake.output.data_map, metadata=meta)
 write_table(spearman.assign(**keys), snakemake.output.spearman, metadata=meta)
+write_table(moments.assign(**keys), snakemake.output.data_map_seeds, metadata=meta)
 log.info("%d data-map points, %d Spearman tests", len(maps), len(spearman))

@@ -6,7 +6,7 @@ log = start(snakemake)
 
 from softdigits.evaluation.stats import POSTHOC_VIEWS, summarise_evaluation  # noqa: E402
 
-names = ("metrics", "reliability", "jsd", "data_map", "spearman") + POSTHOC_VIEWS
+names = ("metrics", "reliability", "jsd", "data_map", "data_map_seeds", "spearman") + POSTHOC_VIEWS
 summarise_evaluation(
     {name: list(snakemake.input[name]) for name in names},
     dict(snakemake.output.items()),

@@ -1,4 +1,4 @@
-"""The findings check: the paper's section 3 claims against this run."""
+"""Rule findings: each claim of the registry (softdigits.evaluation.claims) against this run."""
 
 from softdigits.jobs import start
 
@@ -6,18 +6,16 @@ log = start(snakemake)
 
 from softdigits.evaluation.findings import write_findings  # noqa: E402
 
-write_findings(
-    metrics=snakemake.input.metrics,
-    summary=snakemake.input.summary,
-    tests=snakemake.input.tests,
-    spearman=snakemake.input.spearman,
-    data_maps=snakemake.input.data_maps,
+inputs = {
+    name: snakemake.input[name]
+    for name in ("metrics", "tests", "spearman", "data_maps", "data_map_seeds", "selective", "paper_table9")
+}
+found = write_findings(
+    inputs=inputs,
     studies=dict(zip(snakemake.params.corpora, snakemake.input.study)),
-    alpha=snakemake.params.alpha,
-    modest_pp=snakemake.params.modest_gain_pp,
-    negligible_rho=snakemake.params.negligible_rho,
-    data_map_gold=snakemake.params.data_map_gold,
-    thresholds=dict(snakemake.params.region_thresholds),
+    settings=dict(snakemake.params.settings),
     md=snakemake.output.md,
     json_path=snakemake.output.json,
 )
+for f in found:
+    log.info("%s: %s (%s)", f.key, f.verdict, f.detail)

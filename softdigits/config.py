@@ -27,6 +27,38 @@ from softdigits.constants import N_DIGITS, STUDY_SPLITS
 DOWNLOADS = "resources/downloads"  # where download_file writes (rules/common.smk)
 
 
+# Every seed of the study, as (section, key): a replicate shifts each by REPLICATE_STRIDE x its
+# number, so every random step of the study draws anew (lists: every element).
+REPLICATE_SEED_KEYS = (
+    ("generator", "seed"),
+    ("cartography", "seeds"),
+    ("selection", "seed"),
+    ("corpus_size", "seed"),
+    ("annotation", "seed"),
+    ("training", "seeds"),
+    ("training", "shuffle_seed"),
+    ("evaluation", "permutation_seed"),
+    ("evaluation", "bootstrap_seed"),
+)
+REPLICATE_STRIDE = 1000
+
+
+def replicate_config(config: dict, replicate: int) -> dict:
+    """The config of one whole-study replicate: every seed shifted by REPLICATE_STRIDE x
+    `replicate` (replicate 0 is the config's own study), its results in
+    `<results>/replicate<replicate>`, and no replicates of its own."""
+    import copy
+
+    out = copy.deepcopy(config)
+    out["replicates"] = []
+    out["results"] = f"{config['results']}/replicate{replicate}"
+    for section, key in REPLICATE_SEED_KEYS:
+        value = out[section][key]
+        shift = REPLICATE_STRIDE * int(replicate)
+        out[section][key] = [v + shift for v in value] if isinstance(value, list) else value + shift
+    return out
+
+
 class ConfigError(ValueError):
     """The config is malformed or breaks a rule; `problems` holds one line per problem."""
 

@@ -1,4 +1,4 @@
-"""Issue 12: every bad input gets a one-line error (exit 2) and nothing earlier is lost.
+"""Every bad input gets a one-line error (exit 2) and nothing earlier is lost.
 
 One test per case of the issue. Each asserts the message, the exit code (for the
 command line) and that every file that existed before keeps its bytes and mtime.
@@ -277,7 +277,7 @@ def test_duplicate_seeds_are_named(tmp_path):
 
 
 def systematic_bad_rows(path: Path, n_pairs: int) -> Path:
-    """Every (annotator, image) pair lacks class 9: each row is bad (issue 12, item 6)."""
+    """Every (annotator, image) pair lacks class 9: each row is bad."""
     pair = np.repeat(np.arange(n_pairs), 9)
     pd.DataFrame(
         {

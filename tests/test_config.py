@@ -66,9 +66,10 @@ def test_every_section_forbids_unknown_keys():
             validate_config(bad, SCHEMA)
 
 
-@pytest.mark.parametrize("results", ["results/paper", "", "../elsewhere", 3])
-def test_the_results_folder_is_one_plain_folder_name(results):
-    """Each config writes under its own folder beside the others, never inside one."""
+@pytest.mark.parametrize("results", ["", "../elsewhere", "/tmp/results", "results/../x", 3])
+def test_the_results_folder_is_a_relative_path_of_plain_folder_names(results):
+    """Each config writes under its own folder (a replicate's: results/replicate<N>), never
+    outside the project."""
     bad = {**merged(), "results": results}
     with pytest.raises(ConfigError, match="results"):
         validate_config(bad, SCHEMA)
@@ -94,7 +95,7 @@ def test_snakemake_stops_on_a_config_typo_naming_the_key(workflow_copy):
 
 @pytest.mark.workflow
 def test_snakemake_stops_on_a_cross_field_error_before_touching_outputs(workflow_copy):
-    """Issue 12: inverted thresholds used to fail inside the job, after Snakemake had
+    """Inverted thresholds used to fail inside the job, after Snakemake had
     deleted that job's earlier outputs; now the config is rejected when it is loaded."""
     from conftest import snakemake
 

@@ -168,16 +168,17 @@ def evaluate_dynamics(
     target's builder reads (its gold is the argmax of what it was trained toward). Returns
     (jsd: target, seed, epoch, stratum, jsd, n_images),
     (data maps: target, image_id, gold, confidence, variability, n_values, hlv, u_mean, u_prop) and
-    (spearman: target, stratum, uncertainty, variable, rho, p_permutation, ...).
+    (spearman: target, stratum, uncertainty, variable, rho, p_permutation, ...) and
+    (per-seed moments of the maps: target, seed, image_id, p_mean, p_sq_mean, n_epochs).
     """
     arrays = study_table.read_study(study_path)
     info = study_table.read_study_frame(study_path).set_index("image_id")
-    jsd_frames, map_frames = [], []
+    jsd_frames, map_frames, seed_frames = [], [], []
     for target in sorted({t for t, _ in runs}):
         gold_of = pd.Series(
             gold_labels(arrays, target, gold, not_a_digit, target_params.get(target, {})), index=arrays.image_id
         )
-        p_gold, ids_of_target = [], None
+        p_gold, seeds, ids_of_target = [], [], None
         for (t, s), path in sorted(runs.items()):
             if t != target:
                 continue
@@ -195,7 +196,10 @@ def evaluate_dynamics(
             gold_ids = gold_of.loc[image_id].to_numpy()
             has_gold = gold_ids != NO_GOLD
             p_gold.append(gold_probabilities(probs[:, has_gold], gold_ids[has_gold], last_epochs))
+            seeds.append(s)
         ids = ids_of_target[gold_of.loc[ids_of_target].to_numpy() != NO_GOLD]
+        for s, values in zip(seeds, p_gold):
+            seed_frames.append(seed_moments(target, s, ids, values))
         pooled = np.concatenate(p_gold, axis=0)
         confidence, variability = pooled_map(pooled)
         n_values = pooled.shape[0]
@@ -217,7 +221,32 @@ def evaluate_dynamics(
         )
     maps = pd.concat(map_frames, ignore_index=True)
     jsd = pd.concat(jsd_frames, ignore_index=True)[["target", "seed", "epoch", "stratum", "jsd", "n_images"]]
-    return jsd, maps, spearman_table(maps, n_permutations=n_permutations, seed=seed)
+    moments = pd.concat(seed_frames, ignore_index=True)
+    return jsd, maps, spearman_table(maps, n_permutations=n_permutations, seed=seed), moments
+
+
+def seed_moments(target: str, seed: int, ids: np.ndarray, p_gold: np.ndarray) -> pd.DataFrame:
+    """One seed's share of a data map: per image, the mean and the mean square of p(gold) over
+    its last epochs. Any resample of the seeds gives back its pooled map exactly
+    (`pooled_from_moments`): the findings' stability resamples seeds this way."""
+    p_gold = np.asarray(p_gold, dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "target": target,
+            "seed": int(seed),
+            "image_id": ids,
+            "p_mean": p_gold.mean(axis=0),
+            "p_sq_mean": (p_gold**2).mean(axis=0),
+            "n_epochs": p_gold.shape[0],
+        }
+    )
+
+
+def pooled_from_moments(p_mean: np.ndarray, p_sq_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, variability) of the map pooled over the seeds along axis 0 (equal epochs per
+    seed): the mean, and the population std from the mean square."""
+    confidence = p_mean.mean(axis=0)
+    return confidence, np.sqrt(np.maximum(p_sq_mean.mean(axis=0) - confidence**2, 0.0))
 
 
 def spearman_table(maps: pd.DataFrame, *, n_permutations: int, seed: int) -> pd.DataFrame:

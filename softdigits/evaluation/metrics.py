@@ -57,6 +57,21 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = DEFAULT_EPS) -> np.
     return np.sum(np.where(p > 0, p * (np.log(safe_p) - np.log(q)), 0.0), axis=1)
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties given their average rank (as scipy.stats.rankdata's default)."""
+    _, inverse, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2)[inverse.reshape(-1)]
+
+
+def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (Pearson correlation of average ranks); NaN when either is constant.
+    numpy only: the training jobs that report it never import scipy."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = np.sqrt((ra @ ra) * (rb @ rb))
+    return float(ra @ rb / denominator) if denominator > 0 else float("nan")
+
+
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Per-row Jensen-Shannon divergence in bits (base 2): a divergence in [0, 1].
 

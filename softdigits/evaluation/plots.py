@@ -1,5 +1,5 @@
 """Figures of the evaluation: model data maps, JSD curves, reliability diagram, Table-5 curve,
-and the risk-coverage curves of selective prediction (issue 15).
+and the risk-coverage curves of selective prediction.
 
 Each figure carries the human-labels sentence in its footer, so a figure
 copied out of the report still says whether the labels were simulated. Every

@@ -296,8 +296,8 @@ def disagreement_views(refs: References, image_id: np.ndarray, probs: np.ndarray
     if hlv.any() and not hlv.all():
         rows.append(("hlv_auroc", selective.auroc(predictive, hlv), len(pos)))
     soft = refs.has_soft[pos]
-    human = refs.human_soft[pos[soft]]
-    human = entropy(human / human.sum(axis=1, keepdims=True), axis=1)
+    # human_soft is renormalised once already (References): again would split equal entropies by rounding
+    human = entropy(refs.human_soft[pos[soft]], axis=1)
     if soft.sum() > 2 and np.ptp(human) > 0 and np.ptp(predictive[soft]) > 0:
         rows.append(("entropy_spearman", float(spearmanr(predictive[soft], human).statistic), int(soft.sum())))
     return pd.DataFrame(rows, columns=["metric", "value", "n_images"])

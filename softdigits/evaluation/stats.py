@@ -13,7 +13,7 @@ Choices (stated in the README and the table captions):
 - Holm's step-down correction controls the family-wise error within each
   family (one family per corpus x metric x evaluation set: a block of a paper
   table, across models, strata and comparisons). The comparisons beyond the
-  paper (issue 15: the controls, before vs after temperature scaling, and every
+  paper (the controls, before vs after temperature scaling, and every
   comparison after T) are families of their own (all_paired_tests), so adding
   them never changes a p-value of the paper's comparisons.
 - Effect sizes: the mean paired difference with its 95% t interval, and
@@ -172,7 +172,7 @@ def _holm_columns(tests: pd.DataFrame, family: list[str], alpha: float) -> pd.Da
     return tests
 
 
-# ------------------------------------------- post-hoc views: controls and temperature (issue 15)
+# ------------------------------------------- post-hoc views: controls and temperature
 
 AFTER_T = "after T − before"  # the calibration label of a before/after temperature-scaling test
 POSTHOC_KEYS = ["corpus", "model", "target", "seed", "split", "calibration", "eval_set", "stratum", "metric", "value"]

@@ -1,5 +1,5 @@
 """The paper's result tables (2, 3, 4, 9, 10, an ECE table and the paired tests) in its layout,
-Tables 9 and 4 beside the paper's published values, and the tables of issue 15 beyond the
+Tables 9 and 4 beside the paper's published values, and the tables beyond the
 paper (the controls, temperature scaling, selective prediction).
 
 Every table is built from a long-form frame (seed summaries, Spearman rows or
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from softdigits.corpora import corpus_name
+from softdigits.evaluation.conditions import correlation_outcome, spearman_interval
 from softdigits.evaluation.stats import AFTER_T
 from softdigits.io import markdown_table, write_csv, write_table, write_text
 from softdigits.training.models import model_name
@@ -189,7 +190,7 @@ def tests_table(tests: pd.DataFrame, order: dict[str, list], split: str = "test"
     return wide, long.reset_index(drop=True)
 
 
-# ------------------------------------------------ beyond the paper: controls, T, selective (issue 15)
+# ------------------------------------------------ beyond the paper: controls, T, selective
 
 # Table 3's rows for the controls: the human soft label, the two controls, the hard majority as the floor
 CONTROL_ROWS = (PRIMARY_SOFT, *CONTROL_TARGETS, "human_majority")
@@ -377,14 +378,15 @@ def table9_vs_paper(summary: pd.DataFrame, paper: pd.DataFrame, order: dict[str,
     return wide, long.reset_index(drop=True)
 
 
-def agrees_with_expectation(rho: float, p: float, expected: str, *, alpha: float, negligible_rho: float) -> bool:
-    """negative / positive: that sign with permutation p < alpha; negligible: |rho| < negligible_rho."""
-    if not np.isfinite(rho):
-        return False
-    if expected == "negligible":
-        return abs(rho) < negligible_rho
-    sign = 1.0 if expected == "positive" else -1.0
-    return bool(sign * rho > 0 and np.isfinite(p) and p < alpha)
+AGREEMENT = {"holds": "agrees", "fails": "differs", "inconclusive": "inconclusive"}
+
+
+def agreement(rho: float, n: int, expected: str, *, negligible_rho: float) -> str:
+    """agrees / differs / inconclusive with the paper's statement, by the 95% interval of rho
+    (evaluation.conditions: negative / positive exclude 0 on that side; negligible lies
+    inside (-negligible_rho, negligible_rho), an equivalence test)."""
+    low, high = spearman_interval(rho, int(n)) if np.isfinite(rho) else (np.nan, np.nan)
+    return AGREEMENT[correlation_outcome(low, high, expected, negligible_rho)]
 
 
 def table4_vs_paper(
@@ -399,9 +401,8 @@ def table4_vs_paper(
     """This run's Table 4 correlations against what the paper's §3.4 states for each cell."""
     ours = spearman[spearman["stratum"] == stratum]
     long = ours.merge(paper[PAPER_TABLE4_COLUMNS], on=["corpus", "target", "variable"], how="inner")
-    long["agrees"] = [
-        agrees_with_expectation(r, p, e, alpha=alpha, negligible_rho=negligible_rho)
-        for r, p, e in zip(long["rho"], long["p_permutation"], long["expected"])
+    long["agreement"] = [
+        agreement(r, n, e, negligible_rho=negligible_rho) for r, n, e in zip(long["rho"], long["n"], long["expected"])
     ]
     long = long[
         [
@@ -412,16 +413,14 @@ def table4_vs_paper(
             "variable",
             "rho",
             "p_permutation",
+            "n",
             "expected",
-            "agrees",
+            "agreement",
             "statement",
         ]
     ].reset_index(drop=True)
     cells = pd.Series(
-        [
-            f"{r:+.3f} ({'agrees' if a else 'differs'})" if np.isfinite(r) else "not computed"
-            for r, a in zip(long["rho"], long["agrees"])
-        ],
+        [f"{r:+.3f} ({a})" if np.isfinite(r) else "not computed" for r, a in zip(long["rho"], long["agreement"])],
         dtype=object,
     )
     order = order | {
@@ -609,7 +608,8 @@ whole distribution that human label variation is about.""",
         "Paired-by-seed tests of the paper's target comparisons, the controls and temperature scaling",
         lambda data: tests_table(data.tests, data.order),
         note="Paired by seed: treatment − control per seed. Primary test: two-sided paired t-test; "
-        "Holm correction within each family × corpus × metric × evaluation set × calibration "
+        "Holm correction within each family × corpus × split × metric × evaluation set × calibration, "
+        "so across the models, strata and comparisons of that cell "
         "(families: paper = evaluation.comparisons; controls = evaluation.control_comparisons; "
         "temperature = every target after − before temperature scaling); sign-flip: exact "
         "permutation test as a distribution-free check (its minimum with 6 seeds is 1/32). "
@@ -623,8 +623,9 @@ weighted); *controls*, ``human_uncertainty`` vs ``label_smoothing`` and vs ``hum
 Shown per corpus, model and stratum: accuracy (human majority), KL and Brier (human soft
 label) and AURC before T, KL and Brier after T, and the after − before differences (with
 ECE and AURC). Difference = treatment − control per seed (accuracy in points). Primary
-test: two-sided paired t-test, Holm-corrected within each family × corpus × metric ×
-evaluation set × calibration (alpha {alpha});
+test: two-sided paired t-test, Holm-corrected within each family × corpus × split × metric ×
+evaluation set × calibration, so across the models, strata and comparisons of that cell (alpha
+{alpha});
 the exact sign-flip permutation test is a distribution-free check (its smallest p with
 6 seeds is 1/32). Effect sizes: mean difference with 95% CI and Cohen's d_z.""",
         section="tests",
@@ -657,15 +658,19 @@ paper's, not whether the paper's numbers are right.""",
             negligible_rho=data.negligible_rho,
         ),
         note="The paper's Table 4 numbers are lost from its text, so each cell is compared with what "
-        "§3.4 states (resources/evaluation/paper_table4.csv): negative / positive = rho of that "
-        "sign with permutation p < {alpha}; negligible = |rho| < {negligible_rho}. Correlations "
-        "over all training images of the model data maps ({gold}).",
+        "§3.4 states (resources/evaluation/paper_table4.csv), by the 95% Fisher z interval of rho "
+        "(variance 1.06 / (n − 3)): negative / positive agrees when the interval excludes 0 on that "
+        "side and differs when it excludes 0 on the other; negligible agrees when the interval lies "
+        "inside (−{negligible_rho}, {negligible_rho}) and differs when it lies outside; anything "
+        "else is inconclusive. Correlations over all training images of the model data maps ({gold}).",
         caption="""**Table 4 against the paper**: this run's Spearman rho of human uncertainty with model
 confidence and variability (all training images of the model data maps; {gold}), beside
 what the paper's §3.4 states for that cell. The paper's Table 4 numbers are missing from its
-text, so the comparison is with its stated directions (``resources/evaluation/paper_table4.csv``):
-negative / positive = a rho of that sign with permutation p < {alpha}; negligible = absolute
-rho < {negligible_rho}. The paper's are real human annotations.""",
+text, so the comparison is with its stated directions (``resources/evaluation/paper_table4.csv``),
+by the 95% interval of rho: negative / positive agrees when it excludes 0 on that side, differs
+when it excludes 0 on the other; negligible agrees when it lies inside (−{negligible_rho},
+{negligible_rho}) and differs when it lies outside; anything else is inconclusive. The paper's are
+real human annotations.""",
         section="paper",
     ),
     "table_controls": TableSpec(

@@ -13,12 +13,13 @@ Roles: `synthetic` (the corpus's own label distribution: the paper's `original`)
 information in a soft label from its softness):
 - `label_smoothing`: the one-hot human majority smoothed uniformly over the ten digits,
   epsilon chosen per corpus so that the mean entropy of the training targets equals that of
-  `human_uncertainty` on the train split (`matched_epsilon`): same mode, same average
-  softness, no image-specific shape.
-- `human_shuffled`: every train (and val) image gets the `human_uncertainty` target of
-  another image of the same split with the same human majority class, by a seeded
-  permutation (`shuffle_within_classes`): class balance and the multiset of soft labels per
-  class kept, the image-specific pairing destroyed.
+  `human_uncertainty` over the train images the run trains on (`matched_epsilon`): same
+  mode, same average softness, no image-specific shape.
+- `human_shuffled`: every train (and val) image gets the `human_uncertainty` target of a
+  random image of the same split with the same human majority class, by a seeded uniform
+  permutation (`permute_within_classes`): class balance and the multiset of soft labels per
+  class kept, the image-specific pairing removed (its run manifest reports how many labels
+  moved and `entropy_pairing`, which is near 0 for a neutral shuffle).
 
 The not-a-digit rule: a 10-output model cannot predict the human not-a-digit class, so the
 human targets drop its mass and renormalise over the ten digits; an image whose human label
@@ -35,9 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, NOT_A_DIGIT_MODES
-from softdigits.evaluation.metrics import entropy
+from softdigits.evaluation.metrics import entropy, spearman_rho
 from softdigits.io import DataContractError
 from softdigits.study_table import Study
 
@@ -128,7 +130,8 @@ def matched_epsilon(mean_entropy: float) -> float:
 def label_smoothing(study: Study, not_a_digit: str) -> Targets:
     majority = _distribution(study, "soft_label_argmax", not_a_digit)
     soft = _distribution(study, "soft_label", not_a_digit)
-    matched = study.rows("train") & soft.usable
+    # the images this run trains on (a not-a-digit majority has no smoothed target)
+    matched = study.rows("train") & soft.usable & majority.usable
     if not matched.any():
         raise DataContractError(f"{study.path}: no train image has a human_uncertainty target to match epsilon to")
     mean_entropy = float(entropy(soft.values[matched].astype(np.float64), axis=1).mean())
@@ -141,28 +144,17 @@ def label_smoothing(study: Study, not_a_digit: str) -> Targets:
 # --------------------------------------------------------- control: shuffled labels
 
 
-def shuffle_within_classes(values: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Source row of every row: a permutation within each class that changes as many
-    rows' values as possible.
+def permute_within_classes(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Source row of every row: a uniformly random permutation within each class.
 
-    Within a class of n rows whose most frequent value occurs m times, the rows
-    are put in a random order with equal values next to each other (random order
-    of the values, random order inside each), and row k takes the value of row
-    k + m (cyclically). Then no row keeps its value when m <= n/2, and otherwise
-    2(n - m) rows change, the most any permutation can (every changed row of the
-    frequent value needs one of the n - m other values). A class of one row, or
-    of one value, keeps its values.
-    """
-    values = np.asarray(values)
-    source = np.arange(len(values))
+    Uniform, so the pairing of label and image is removed rather than reversed: a permutation
+    that changes as many labels as possible would give the common one-hot labels to the
+    soft-labelled images and the reverse (an image's own label entropy and the entropy of the
+    label it receives would then correlate negatively). A row may keep its own label."""
+    source = np.arange(len(classes))
     for c in np.unique(classes):
         rows = np.flatnonzero(classes == c)
-        rows = rows[rng.permutation(len(rows))]
-        _, kind, counts = np.unique(values[rows], axis=0, return_inverse=True, return_counts=True)
-        kind = kind.reshape(-1)
-        value_rank = rng.permutation(len(counts))
-        rows = rows[np.argsort(value_rank[kind], kind="stable")]
-        source[rows] = rows[(np.arange(len(rows)) + counts.max()) % len(rows)]
+        source[rows] = rows[rng.permutation(len(rows))]
     return source
 
 
@@ -173,17 +165,27 @@ def human_shuffled(study: Study, not_a_digit: str, shuffle_seed: int) -> Targets
     source = np.arange(len(study.image_id))
     for split in TARGET_SPLITS:
         rows = np.flatnonzero(study.rows(split))
-        # The usable flag travels with the label it belongs to (a no-digit-mass label stays unusable).
-        keyed = np.column_stack([soft.values[rows], soft.usable[rows]])
-        source[rows] = rows[shuffle_within_classes(keyed, study.soft_label_argmax[rows], rng)]
+        source[rows] = rows[permute_within_classes(study.soft_label_argmax[rows], rng)]
+    # The usable flag travels with the label it belongs to (a no-digit-mass label stays unusable).
     values, usable = soft.values[source], soft.usable[source]
     changed = (values != soft.values).any(axis=1)
+    train = study.rows("train") & soft.usable & usable
     details = {
         "shuffle_seed": shuffle_seed,
         "n_changed": {s: int(changed[study.rows(s)].sum()) for s in TARGET_SPLITS},
         "n_images": {s: int(study.rows(s).sum()) for s in TARGET_SPLITS},
+        # near 0 for a neutral shuffle: the image's own label entropy vs the received one's
+        "entropy_spearman_train": entropy_pairing(soft.values[train], values[train]),
     }
     return Targets(values, usable, details)
+
+
+def entropy_pairing(own: np.ndarray, received: np.ndarray) -> float:
+    """Spearman rho between each image's own label entropy and the entropy of the label it
+    trains on (NaN when either is constant): how a control pairs softness with images."""
+    if len(own) < 3:
+        return float("nan")
+    return spearman_rho(entropy(own.astype(np.float64), axis=1), entropy(received.astype(np.float64), axis=1))
 
 
 TARGETS = {
@@ -215,6 +217,39 @@ def build_targets(study: Study, target: str, not_a_digit: str, params: dict | No
     if missing:
         raise ValueError(f"target {target!r} needs {', '.join(missing)} (config training.{missing[0]})")
     return spec.build(study, not_a_digit, **{k: params[k] for k in spec.params})
+
+
+# results/training/{corpus}/targets/{target}.parquet: what every image of a target trains toward
+TARGETS_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("split", pa.string()),
+        ("usable", pa.bool_()),  # trained (train) or early-stopped (val) on; False: left out
+        ("target", pa.list_(pa.float32(), N_DIGITS)),  # the 10-class training target (zeros where unusable)
+    ]
+)
+
+
+def write_targets(study_path, target: str, not_a_digit: str, params: dict, path) -> Targets:
+    """Rule training_targets: one target's labels of every study image, written where a reader
+    can check them (a control's construction in the file's metadata); the runs build the same."""
+    from softdigits import io
+    from softdigits.study_table import read_study
+
+    study = read_study(study_path)
+    built = build_targets(study, target, not_a_digit, params)
+    table = pa.table(
+        {
+            "image_id": pa.array(study.image_id, pa.string()),
+            "split": pa.array(study.split, pa.string()),
+            "usable": pa.array(built.usable, pa.bool_()),
+            "target": io.vectors_column(built.values),
+        },
+        schema=TARGETS_SCHEMA,
+    )
+    meta = {"target": target, "not_a_digit": not_a_digit, "params": params, "details": built.details}
+    io.write_table(table, path, metadata=meta | {"labels_origin": study.labels_origin})
+    return built
 
 
 def target_distributions(study: Study, target: str, not_a_digit: str, params: dict | None = None):

@@ -122,9 +122,9 @@ def test_a_config_change_reruns_only_what_it_touches(run, changes, expected):
 @pytest.mark.parametrize(
     "module, expected",
     [
-        ("dedup", {"dedup": 2, "dedup_report": 1}),
+        ("dedup/duplicates", {"dedup": 2, "dedup_report": 1}),
         # Downloads are fixed by URL and checksum: a code edit never fetches them again.
-        ("download", {"corpus_mnist": 1, "corpus_weiss": 1, "dedup": 2, "dedup_report": 1}),
+        ("corpora/download", {"corpus_mnist": 1, "corpus_weiss": 1, "dedup": 2, "dedup_report": 1}),
     ],
 )
 def test_a_code_change_reruns_only_the_rules_that_run_it(run, module, expected):
@@ -211,7 +211,7 @@ def test_every_download_origin_through_the_cli(tmp_path):
 
 
 def test_a_failed_redownload_keeps_the_verified_file(tmp_path):
-    """Issue 12: the config's URL changes, Snakemake deletes the output, the new file is
+    """The config's URL changes, Snakemake deletes the output, the new file is
     corrupt; the verified file survives in the store and a revert restores it offline."""
     workdir = copy_workflow(tmp_path / "workflow")
     mirror = tmp_path / "mirror"

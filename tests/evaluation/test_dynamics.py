@@ -188,10 +188,10 @@ def test_data_map_of_the_synthetic_target_uses_the_original_label(tmp_path):
     runs = {("original", 0): path}
     study_path = written(tmp_path, frame)
     common = dict(last_epochs=2, n_permutations=99, seed=0, not_a_digit="renormalise", target_params={})
-    _, maps, _ = D.evaluate_dynamics(study_path, runs, gold="trained_target", **common)
+    _, maps, _, _ = D.evaluate_dynamics(study_path, runs, gold="trained_target", **common)
     a = maps.set_index("image_id").loc["a"]
     assert a["gold"] == 8 and a["confidence"] == pytest.approx(0.9)
-    _, maps, _ = D.evaluate_dynamics(study_path, runs, gold="human_majority", **common)
+    _, maps, _, _ = D.evaluate_dynamics(study_path, runs, gold="human_majority", **common)
     assert set(maps["image_id"]) == {"a", "d"}  # no digit majority for b, c
     assert maps.set_index("image_id").loc["a", "confidence"] == pytest.approx(0.0)  # p(5) = 0
 
@@ -207,7 +207,7 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
             path = tmp_path / f"{target}{seed}.parquet"
             write_dynamics(path, np.arange(1, 8), ids, probs)
             runs[(target, seed)] = path
-    jsd, maps, rho = D.evaluate_dynamics(
+    jsd, maps, rho, moments = D.evaluate_dynamics(
         written(tmp_path, study(ids, gold, np.arange(8) % 2 == 0)),
         runs,
         last_epochs=5,
@@ -228,6 +228,13 @@ def test_evaluate_dynamics_end_to_end(tmp_path):
     hand = np.concatenate([p0[-5:, 2, 2], p1[-5:, 2, 2]]).mean()
     got = maps.query("target == 'human_majority' and image_id == 'm:train:2'")["confidence"].item()
     assert got == pytest.approx(hand, rel=1e-6)
+    # the per-seed moments give back the pooled map, for every target
+    for target, m in moments.groupby("target"):
+        wide = {c: m.pivot(index="seed", columns="image_id", values=c) for c in ("p_mean", "p_sq_mean")}
+        conf, var = D.pooled_from_moments(wide["p_mean"].to_numpy(), wide["p_sq_mean"].to_numpy())
+        pooled = maps[maps["target"] == target].set_index("image_id").loc[wide["p_mean"].columns]
+        np.testing.assert_allclose(conf, pooled["confidence"], rtol=1e-12)
+        np.testing.assert_allclose(var, pooled["variability"], rtol=1e-6, atol=1e-9)
 
 
 def test_read_dynamics_rejects_ragged_epochs(tmp_path):

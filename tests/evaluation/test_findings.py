@@ -1,150 +1,103 @@
-"""The findings check gives each claim a verdict that follows the data.
+"""The findings check gives each claim a verdict that follows the evidence.
 
-For every claim there is a constructed run where it holds ("supported") and one
-where it does not ("not reproduced"): no rule passes whatever the data say.
+For every claim there is a constructed run where it is supported, one where it is not
+reproduced and, where the evidence can be undecided, one where it is inconclusive: no rule
+passes whatever the data say, and noise near a bound is neither a pass nor a fail.
 """
 
-import itertools
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from findings_fixture import evidence, maps, run_metrics
 
+from softdigits.evaluation import claims as CL
+from softdigits.evaluation import conditions as C
 from softdigits.evaluation import findings as F
-from softdigits.evaluation import stats as S
-
-MODELS = ["simple_ffn", "lenet"]
-TARGETS = ["original", "human_majority", "human_equal", "human_uncertainty"]
-KEYS = ["corpus", "model", "target", "split", "eval_set", "stratum", "metric"]
 
 
-def run_metrics(
-    *,
-    kl_gain=0.4,
-    gain=None,
-    synth_lead=0.2,
-    synth_trail=0.06,
-    seeds=range(6),
-    controls=F.CONTROL_TARGETS,
-    control_kl=0.3,
-    aurc_gap=None,
-):
-    """Per-seed test metrics. kl_gain: soft targets' KL drop; gain: corpus -> soft targets'
-    accuracy gain on the human majority; synth_lead / synth_trail: how far Mukhoti's
-    original-trained models lead on the original labels / trail on the human majority;
-    controls: the control targets trained; control_kl: how much higher their KL is than
-    human_uncertainty's; aurc_gap: target -> how much higher its AURC is (default 0.03 for
-    every target but human_uncertainty)."""
-    gain = {"mnist": 0.01, "mukhoti": 0.06} if gain is None else gain
-    aurc_gap = {} if aurc_gap is None else aurc_gap
-    rng = np.random.default_rng(0)
-    rows = []
-    targets = TARGETS + list(controls)
-    for corpus, model, target, seed in itertools.product(("mnist", "mukhoti"), MODELS, targets, seeds):
-        soft = target in F.SOFT_TARGETS
-        synthetic = corpus == "mukhoti" and target == "original"
-        control = target in F.CONTROL_TARGETS
-        kl = 0.9 - (kl_gain if soft else 0.0) - (kl_gain - control_kl if control else 0.0) + rng.normal(0, 0.01)
-        aurc = 0.1 + aurc_gap.get(target, 0.0 if target == F.PRIMARY_SOFT else 0.03) + rng.normal(0, 0.002)
-        acc_h = 0.7 + (gain[corpus] if soft else 0.0) - (synth_trail if synthetic else 0.0) + rng.normal(0, 0.002)
-        if corpus == "mukhoti":
-            acc_o = 0.6 + (synth_lead if synthetic else 0.0) + rng.normal(0, 0.002)
-        else:
-            acc_o = acc_h
-        for eval_set, metric, value in (
-            ("human_soft", "kl", kl),
-            ("human", "accuracy", acc_h),
-            ("orig", "accuracy", acc_o),
-            ("human", "aurc", aurc),
-        ):
-            for stratum in ("all", "HLV", "NoHLV"):
-                rows.append(
-                    dict(
-                        corpus=corpus,
-                        model=model,
-                        target=target,
-                        seed=seed,
-                        split="test",
-                        eval_set=eval_set,
-                        stratum=stratum,
-                        metric=metric,
-                        value=value,
-                    )
-                )
-    return pd.DataFrame(rows)
+@pytest.fixture(autouse=True)
+def fewer_resamples(monkeypatch):
+    """Stability from 100 seed resamples instead of 1000: the tests only compare it to 0.8."""
+    monkeypatch.setattr(C, "N_RESAMPLES", 100)
 
 
-def spearman(*, soft_best=True, original_rho=-0.02, p=0.001):
-    rows = []
-    for corpus, model, target, u in itertools.product(("mnist", "mukhoti"), MODELS, TARGETS, ("u_mean", "u_prop")):
-        if target == "original":
-            rho = original_rho
-        else:
-            strong = (target in F.SOFT_TARGETS) == soft_best
-            rho = -0.5 if strong else -0.2
-        for variable, sign in (("confidence", 1.0), ("variability", -1.0)):
-            rows.append(
-                dict(
-                    corpus=corpus,
-                    model=model,
-                    target=target,
-                    stratum="all",
-                    uncertainty=u,
-                    variable=variable,
-                    rho=sign * rho,
-                    p_permutation=p,
-                )
-            )
-    return pd.DataFrame(rows)
+@pytest.fixture(scope="module")
+def default_maps():
+    return maps()
 
 
-def studies():
-    mnist = pd.DataFrame({"label": [1, 2], "soft_label_argmax": [1, 2], "label_dist": list(np.eye(10)[[1, 2]])})
-    synth = np.full((2, 10), 0.1)
-    muk = pd.DataFrame({"label": [0, 0], "soft_label_argmax": [0, 3], "label_dist": list(synth)})
-    return {"mnist": mnist, "mukhoti": muk}
+@pytest.fixture(scope="module")
+def default_found(default_maps):
+    """Every claim on the run where the data support them all (checked once for the module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(C, "N_RESAMPLES", 100)
+        return check(data_maps=default_maps)
 
 
-def check(metrics=None, rho=None, *, modest_pp=2.0):
-    metrics = run_metrics() if metrics is None else metrics
-    rho = spearman() if rho is None else rho
-    summary = S.seed_summary(metrics, KEYS)
-    comparisons = [(s, h) for s in F.SOFT_TARGETS for h in F.HARD_TARGETS]
-    controls = [(F.PRIMARY_SOFT, c) for c in F.CONTROL_TARGETS]
-    tests = S.all_paired_tests(metrics.assign(calibration="none"), paper=comparisons, controls=controls, alpha=0.05)
-    return F.check_findings(
-        metrics,
-        summary,
-        tests,
-        rho,
-        studies(),
-        modest_pp=modest_pp,
-        alpha=0.05,
-        negligible_rho=0.2,
-        data_map_gold="trained_target",
-    )
+def check(metrics=None, data_maps=None, **settings):
+    return F.check_findings(evidence(metrics, data_maps, settings))
 
 
-def verdicts(found):
-    return [f.verdict for f in found]
+def claim(key, metrics=None, data_maps=None, **settings):
+    """One claim checked (the others are not computed), as check_findings makes it."""
+    return F.check_findings(evidence(metrics, data_maps, settings), keys=[key])[0]
 
 
-def test_verdict_counts_conditions():
-    assert F.verdict(4, 4) == "supported"
-    assert F.verdict(3, 4) == "partly"
-    assert F.verdict(2, 4) == "not reproduced"
-    assert F.verdict(0, 0) == "not reproduced"  # nothing testable is never support
+def outcomes(finding):
+    return [c.outcome for c in finding.conditions]
 
 
-def test_every_claim_supported_when_the_data_say_so():
-    found = check()
-    assert verdicts(found) == ["supported"] * 6
-    assert all(f.met == f.total > 0 for f in found)
+# ------------------------------------------------------------------ the verdict rules
 
 
-def test_claim1_not_reproduced_when_soft_labels_do_not_lower_kl():
-    assert check(run_metrics(kl_gain=0.0))[0].verdict == "not reproduced"
-    assert check(run_metrics(kl_gain=-0.2))[0].verdict == "not reproduced"
+@pytest.mark.parametrize(
+    "outcomes, expected",
+    [
+        (["holds"] * 4, "supported"),
+        (["holds"] * 3 + ["inconclusive"], "partly"),
+        (["holds"] * 11 + ["fails"], "partly"),  # all but one: never "supported"
+        (["holds", "inconclusive", "inconclusive", "inconclusive"], "inconclusive"),
+        (["holds", "holds", "inconclusive", "inconclusive"], "inconclusive"),
+        (["fails"] * 3 + ["holds"], "not reproduced"),
+        (["holds", "holds", "fails", "fails"], "not reproduced"),
+        (["fails", "inconclusive", "fails", "holds"], "not reproduced"),
+        ([], "not reproduced"),  # nothing testable is never support
+    ],
+)
+def test_each_verdict_comes_out_of_its_rule(outcomes, expected):
+    assert F.verdict(outcomes) == expected
+
+
+def test_a_claim_the_run_cannot_test_is_not_reproduced_whatever_its_conditions():
+    assert F.verdict(["holds"] * 4, not_run=["label_smoothing"]) == "not reproduced"
+
+
+def test_every_claim_has_its_words_and_every_word_entry_a_claim():
+    assert set(CL.words()) == set(CL.CLAIMS)
+    for key, text in CL.words().items():
+        assert {"claim", "paper", "rule"} <= set(text), key
+
+
+# ------------------------------------------------------------------ the claims
+
+
+def test_every_claim_supported_when_the_data_say_so(default_found):
+    found = default_found
+    assert [f.verdict for f in found] == ["supported"] * 6
+    for f in found:
+        assert f.conditions and all(c.outcome == "holds" for c in f.conditions), f.key
+        assert all(np.isfinite(c.stability) and c.stability >= 0.8 for c in f.conditions), f.key
+        assert all(np.isfinite(c.ci_low) and c.ci_low <= c.estimate <= c.ci_high for c in f.conditions), f.key
+
+
+def test_claim1_not_reproduced_when_soft_labels_raise_kl_and_inconclusive_when_they_do_nothing(default_maps):
+    worse = claim("soft_labels_lower_hlv_kl", run_metrics(kl_gain=-0.2), default_maps)
+    assert worse.verdict == "not reproduced" and set(outcomes(worse)) == {"fails"}
+    same = claim("soft_labels_lower_hlv_kl", run_metrics(kl_gain=0.0), default_maps)
+    assert same.verdict == "inconclusive" and outcomes(same).count("inconclusive") >= len(same.conditions) / 2
+    assert all(c.ci_low < 0 < c.ci_high for c in same.conditions if c.outcome == "inconclusive")
 
 
 @pytest.mark.parametrize(
@@ -152,74 +105,142 @@ def test_claim1_not_reproduced_when_soft_labels_do_not_lower_kl():
     [
         {"mnist": -0.01, "mukhoti": 0.06},  # a loss on MNIST is not a modest gain
         {"mnist": 0.05, "mukhoti": 0.08},  # 5 points on MNIST is not modest
-        {"mnist": 0.01, "mukhoti": 0.005},  # Mukhoti gains less than MNIST
+        {"mnist": 0.01, "mukhoti": 0.003},  # Mukhoti gains less than MNIST
     ],
 )
-def test_claim2_not_reproduced(gain):
-    found = check(run_metrics(gain=gain, synth_trail=0.0, synth_lead=0.2))
-    assert found[1].verdict == "not reproduced", found[1].detail
+def test_claim2_not_reproduced(gain, default_maps):
+    # no synthetic trail: the original-trained Mukhoti runs would otherwise inflate its gain
+    found = claim("gains_modest_on_mnist_larger_on_ambiguous", run_metrics(gain=gain, synth_trail=0.0), default_maps)
+    assert found.verdict == "not reproduced", found.detail
+    assert "fails" in outcomes(found)
 
 
-def test_claim3_not_reproduced_without_the_crossover():
-    # synthetic-trained models lead on the original labels but match or beat the
-    # human-trained ones on the human majority: a label disagreement, not a crossover
-    found = check(run_metrics(synth_trail=-0.08))
-    claim = found[2]
-    assert claim.verdict == "not reproduced"
-    assert "(a) the crossover holds for 0 of 6" in claim.detail
-    cross = claim.tables[0][1]
-    assert (cross["leads on orig"] == "yes").all() and (cross["trails on human"] == "no").all()
-    assert (cross["human set: diff pp"] > 0).all()  # numbers reported whichever way it comes out
-    # and without the lead on the original labels
-    assert check(run_metrics(synth_lead=-0.05))[2].verdict == "not reproduced"
+def test_claim2_a_gain_on_the_bound_is_inconclusive_not_a_pass_or_a_fail(default_maps):
+    # the MNIST gain sits on the 2-point bound with seed noise: its interval straddles it
+    found = claim(
+        "gains_modest_on_mnist_larger_on_ambiguous",
+        run_metrics(gain={"mnist": 0.02, "mukhoti": 0.06}, gain_sd=0.01),
+        default_maps,
+    )
+    modest = [c for c in found.conditions if c.statement.startswith("MNIST gain")]
+    assert {c.outcome for c in modest} == {"inconclusive"}
+    assert all(c.ci_low < 2.0 < c.ci_high for c in modest)
+    assert found.verdict == "inconclusive"
+    # the paper's gain (its Table 9) and the ratio are reported beside ours
+    assert all(np.isfinite(c.paper) and c.ratio == pytest.approx(c.estimate / c.paper) for c in modest)
 
 
-def test_claim3_part_b_and_untestable_seed():
-    # a synthetic target that correlates with human uncertainty: (b) fails, (a) holds -> partly
-    found = check(rho=spearman(original_rho=-0.4))
-    assert found[2].verdict == "partly" and "(b) negligible for 0 of 2" in found[2].detail
-    # one seed: no paired test, so (b) alone can never carry the claim
-    one_seed = check(run_metrics(seeds=[0]))
-    assert one_seed[2].verdict == "not reproduced" and one_seed[2].met == 2 and one_seed[2].total == 8
-    assert one_seed[0].verdict == "not reproduced" and one_seed[0].total == 0
-    # no human-trained runs at all: (b) holds everywhere but cannot carry the claim
-    synthetic_only = check(run_metrics().query("target == 'original'"))
-    assert synthetic_only[2].verdict == "not reproduced" and synthetic_only[2].total == 8
+def test_claim3_not_reproduced_without_the_crossover(default_maps):
+    # synthetic-trained models lead on the original labels but beat the human-trained ones
+    # on the human majority too: a label disagreement, not a crossover
+    found = claim("synthetic_labels_misaligned", run_metrics(synth_trail=-0.08), default_maps)
+    cross = [c for c in found.conditions if "trail" in c.extra]
+    assert {c.extra["lead"] for c in cross} == {"holds"} and {c.extra["trail"] for c in cross} == {"fails"}
+    assert {c.outcome for c in cross} == {"fails"}
+    assert all(c.estimate > 0 for c in cross)  # numbers reported whichever way it comes out
+    # the negligible part (b) holds, but cannot carry the claim without its crossover
+    assert found.verdict == "not reproduced"
 
 
-def test_claim4_not_reproduced_when_soft_is_not_strongest_or_not_significant():
-    assert check(rho=spearman(soft_best=False))[3].verdict == "not reproduced"
-    assert check(rho=spearman(p=0.5))[3].verdict == "not reproduced"
-    positive = spearman()
-    positive.loc[positive["variable"] == "confidence", "rho"] *= -1  # every rho > 0: no negative correlation
-    assert check(rho=positive)[3].verdict == "not reproduced"
+def test_claim3_a_trail_at_a_fraction_of_the_paper_is_told_apart_from_absent(default_maps):
+    found = claim(
+        "synthetic_labels_misaligned",
+        run_metrics(synth_trail=0.004, trail_sd=0.01, gain={"mnist": 0.01, "mukhoti": 0.0}),
+        default_maps,
+    )
+    cross = [c for c in found.conditions if "trail" in c.extra]
+    assert {c.extra["lead"] for c in cross} == {"holds"} and "inconclusive" in {c.extra["trail"] for c in cross}
+    assert "inconclusive" in {c.outcome for c in cross} and "fails" not in {c.outcome for c in cross}
+    # beside each: the paper's margin from its Table 9 and how much of it this run shows
+    assert all(c.paper < 0 and abs(c.ratio) < 0.5 for c in cross)
 
 
-def test_not_reproduced_without_both_corpora_and_render_says_simulated():
-    metrics = run_metrics().query("corpus == 'mnist'")
-    summary = S.seed_summary(metrics, KEYS)
-    finding = F.accuracy_gains(summary, 2.0)
-    assert finding.verdict == "not reproduced" and "Not testable" in finding.detail
-    text = F.render(check(), {"mnist": "simulated", "mukhoti": "simulated"}, alpha=0.05)
+def test_claim3b_a_synthetic_target_that_tracks_human_uncertainty_is_not_negligible():
+    found = claim("synthetic_labels_misaligned", data_maps=maps(synthetic_rho=(-0.45, 0.0)))
+    confidence = [c for c in found.conditions if "confidence), synthetic" in c.cell["comparison"]]
+    assert {c.outcome for c in confidence} == {"fails"}
+    assert all(c.ci_high < -0.2 for c in confidence)
+    # few images: a small rho is not shown negligible, only not refuted
+    small = claim("synthetic_labels_misaligned", data_maps=maps(n=60))
+    assert "inconclusive" in outcomes(small)
+
+
+def test_claim4_not_reproduced_when_another_target_is_stronger_and_inconclusive_when_tied():
+    stronger = claim(
+        "soft_labels_align_with_human_uncertainty",
+        data_maps=maps(rho={"human_uncertainty": -0.2, "human_equal": -0.2, "human_majority": -0.5}),
+    )
+    assert stronger.verdict == "not reproduced" and set(outcomes(stronger)) == {"fails"}
+    tied = claim(
+        "soft_labels_align_with_human_uncertainty",
+        data_maps=maps(rho={t: -0.35 for t in ("human_uncertainty", "human_equal", "human_majority")}, n=300),
+    )
+    assert tied.verdict == "inconclusive", outcomes(tied)
+
+
+def test_claims_5_and_6_not_reproduced_when_the_controls_were_not_run(default_maps):
+    found = check(run_metrics(controls=()), default_maps)
+    for key in ("human_information_not_softness", "soft_labels_help_selective_prediction"):
+        f = next(f for f in found if f.key == key)
+        assert f.verdict == "not reproduced" and "Not run" in f.detail and "label_smoothing" in f.detail
+    # the paper's claims do not move with the controls
+    assert [f.verdict for f in found[:4]] == ["supported"] * 4
+
+
+def test_claim5_softness_alone_and_better_controls(default_maps):
+    same = claim("human_information_not_softness", run_metrics(control_kl=0.0), default_maps)
+    assert same.verdict == "inconclusive"
+    better = claim("human_information_not_softness", run_metrics(control_kl=-0.1), default_maps)
+    assert better.verdict == "not reproduced" and set(outcomes(better)) == {"fails"}
+
+
+def test_claim6_selective_prediction_verdicts(default_maps):
+    worse = claim(
+        "soft_labels_help_selective_prediction",
+        run_metrics(aurc_gap={t: -0.03 for t in CL.SELECTIVE_CONTROLS}),
+        default_maps,
+    )
+    assert worse.verdict == "not reproduced"
+    # label smoothing ranks as well as the human soft label: 2 of 3 controls beaten -> partly
+    one_even = claim(
+        "soft_labels_help_selective_prediction", run_metrics(aurc_gap={"label_smoothing": 0.0}), default_maps
+    )
+    assert one_even.verdict == "partly"
+
+
+def test_one_seed_leaves_the_paired_claims_without_a_test(default_maps):
+    kl = claim("soft_labels_lower_hlv_kl", run_metrics(seeds=[0]), default_maps)
+    assert kl.verdict == "inconclusive" and all("no paired test" in c.note for c in kl.conditions)
+
+
+# ------------------------------------------------------------------ the page
+
+
+def test_the_page_says_simulated_and_writes_every_condition_with_its_numbers(default_found, default_maps):
+    found = default_found
+    text = F.render(found, {"mnist": "simulated", "mukhoti": "simulated"}, alpha=0.05)
     assert "SIMULATED" in text.splitlines()[2]
-    assert text.count("**supported**") == 7  # six headings and the legend
-    failing = F.render(check(run_metrics(kl_gain=0.0)), {"mnist": "simulated"}, alpha=0.05)
+    assert "**inconclusive**" in text and "stability" in text and "95% CI" in text
+    import re
+
+    assert len(re.findall(r"^## \d\. .*: \*\*supported\*\*$", text, flags=re.M)) == 6
+    worse = claim("soft_labels_lower_hlv_kl", run_metrics(kl_gain=-0.2), default_maps)
+    failing = F.render([worse], {"mnist": "simulated"}, alpha=0.05)
     assert "## 1. Soft labels lower KL(human || model) on the HLV stratum: **not reproduced**" in failing
     real = F.preface({"mnist": "campaign"})
     assert "real human annotations" in real and "SIMULATED" not in real
+    data = json.dumps([f.as_dict() for f in found], allow_nan=False, default=float)
+    assert '"verdict": "supported"' in data and '"stability"' in data
 
 
-def test_findings_dict_is_json_ready():
-    import json
-
-    found = check()
-    text = json.dumps([f.as_dict() for f in found], allow_nan=False, default=float)
-    assert '"verdict": "supported"' in text
+def test_most_conditions_fragile_is_said_on_the_page(default_maps):
+    noisy = claim("soft_labels_lower_hlv_kl", run_metrics(kl_gain=0.005), default_maps)
+    assert "Most conditions are fragile" in noisy.detail and "training.seeds" in noisy.detail
 
 
 def test_hard_region_share_is_reported_beside_claim_3b():
     thresholds = {"confidence_high": 0.7, "confidence_low": 0.3, "variability_low": 0.1, "variability_high": 0.2}
-    maps = pd.DataFrame(
+    maps_frame = pd.DataFrame(
         {
             "corpus": "mukhoti",
             "model": "lenet",
@@ -229,68 +250,6 @@ def test_hard_region_share_is_reported_beside_claim_3b():
             "variability": [0.05, 0.05, 0.05, 0.05, 0.05],
         }
     )
-    share = F.hard_share(maps, thresholds)
+    share = CL.hard_share(maps_frame, thresholds)
     assert share["lenet", "original"] == pytest.approx(50.0)  # the NoHLV image does not count
     assert share["lenet", "human_uncertainty"] == pytest.approx(50.0)
-    metrics, rho = run_metrics(), spearman()
-    summary = S.seed_summary(metrics, KEYS)
-    found = F.check_findings(
-        metrics,
-        summary,
-        S.paired_comparisons(metrics, [], alpha=0.05),
-        rho,
-        studies(),
-        modest_pp=2.0,
-        alpha=0.05,
-        negligible_rho=0.2,
-        data_map_gold="trained_target",
-        data_maps=maps,
-        thresholds={"mukhoti": thresholds},
-    )
-    negl = found[2].tables[1][1].set_index("model")
-    assert negl.loc["lenet", "hard % of HLV (synthetic)"] == pytest.approx(50.0)
-    assert np.isnan(negl.loc["simple_ffn", "hard % of HLV (synthetic)"])
-    assert found[2].verdict == "supported"  # reported, not a condition
-
-
-# ------------------------------------------------------------------ claims 5 and 6 (issue 15)
-
-
-def test_claim5_human_information_needs_both_controls_beaten():
-    assert check()[4].verdict == "supported" and check()[4].total == 2 * 2 * 2  # corpora x models x controls
-    # the controls as good as the human soft label: softness alone explains the gain
-    same = check(run_metrics(control_kl=0.0))[4]
-    assert same.verdict == "not reproduced" and same.met == 0
-    assert check(run_metrics(control_kl=-0.1))[4].verdict == "not reproduced"
-    # one control beaten, the other not: half the conditions, not reproduced
-    half = run_metrics()
-    shuffled_hlv_kl = (half["target"] == "human_shuffled") & (half["metric"] == "kl")
-    half.loc[shuffled_hlv_kl, "value"] -= 0.3
-    assert check(half)[4].verdict == "not reproduced" and check(half)[4].met == 4
-
-
-def test_claims_5_and_6_not_reproduced_when_the_controls_were_not_run():
-    found = check(run_metrics(controls=()))
-    for claim in found[4:]:
-        assert claim.verdict == "not reproduced" and "Not run: training.targets lacks" in claim.detail
-    assert found[4].met == 0 and found[4].total == 8
-    table = found[4].tables[0][1]
-    assert (table["holds"] == "no (not run)").all()
-    # claim 6: the hard targets are beaten (8 of 12), but without label_smoothing it was not run
-    assert found[5].met == 8 and found[5].total == 12
-    only_shuffled = check(run_metrics(controls=("human_shuffled",)))[4]
-    assert only_shuffled.verdict == "not reproduced" and "label_smoothing" in only_shuffled.detail
-    # the paper's claims do not move with the controls
-    assert verdicts(found[:4]) == ["supported"] * 4
-
-
-def test_claim6_selective_prediction_verdicts():
-    assert check()[5].verdict == "supported" and check()[5].met == 12
-    worse = check(run_metrics(aurc_gap={t: -0.03 for t in ("label_smoothing", "human_majority", "original")}))[5]
-    assert worse.verdict == "not reproduced" and worse.met == 0
-    # label smoothing ranks as well as the human soft label: 2 of 3 controls beaten -> partly
-    assert check(run_metrics(aurc_gap={"label_smoothing": 0.0}))[5].verdict == "partly"
-    # no significant difference anywhere
-    assert (
-        check(run_metrics(aurc_gap={t: 0.0 for t in TARGETS + list(F.CONTROL_TARGETS)}))[5].verdict == "not reproduced"
-    )

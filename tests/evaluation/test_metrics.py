@@ -147,7 +147,7 @@ def test_read_study_and_labels_origin(tmp_path):
         study_table.read_study_frame(path)
 
 
-# ------------------------------------------------- post-hoc views (issue 15)
+# ------------------------------------------------- post-hoc views
 
 
 def posthoc_case(tmp_path, target, sharpen=2.0, shuffle_seed=0, label_seed=None):

@@ -66,7 +66,7 @@ def test_paired_comparisons_direction_and_family():
     assert row["n_pairs"] == 4
 
 
-# ------------------------------------------- post-hoc views: controls and temperature (issue 15)
+# ------------------------------------------- post-hoc views: controls and temperature
 
 
 def posthoc_frames(targets=("human_uncertainty", "label_smoothing", "human_majority"), seeds=range(4)):

@@ -144,19 +144,20 @@ def test_table9_vs_paper_puts_the_paper_beside_this_run():
 
 
 @pytest.mark.parametrize(
-    "rho, p, expected, agrees",
+    "rho, n, expected, agreement",
     [
-        (-0.4, 0.001, "negative", True),
-        (-0.4, 0.2, "negative", False),  # not significant
-        (0.4, 0.001, "negative", False),  # wrong sign
-        (0.3, 0.001, "positive", True),
-        (-0.135, 0.001, "negligible", True),
-        (-0.315, 0.001, "negligible", False),
-        (float("nan"), 0.001, "negligible", False),
+        (-0.4, 500, "negative", "agrees"),
+        (-0.1, 30, "negative", "inconclusive"),  # too few images to tell the sign
+        (0.4, 500, "negative", "differs"),  # wrong sign
+        (0.3, 500, "positive", "agrees"),
+        (-0.05, 2000, "negligible", "agrees"),
+        (-0.135, 500, "negligible", "inconclusive"),  # its interval crosses -0.2
+        (-0.35, 2000, "negligible", "differs"),
+        (float("nan"), 500, "negligible", "inconclusive"),
     ],
 )
-def test_agreement_with_the_paper_can_fail(rho, p, expected, agrees):
-    assert T.agrees_with_expectation(rho, p, expected, alpha=0.05, negligible_rho=0.2) is agrees
+def test_agreement_with_the_paper_can_fail(rho, n, expected, agreement):
+    assert T.agreement(rho, n, expected, negligible_rho=0.2) == agreement
 
 
 def test_table4_vs_paper_marks_each_cell():
@@ -172,6 +173,7 @@ def test_table4_vs_paper_marks_each_cell():
                 variable=v,
                 rho=(-0.4 if v == "confidence" else 0.3) * (0.1 if t == "original" else 1.0),
                 p_permutation=0.001,
+                n=2000,
             )
             for c, m, t, u, v in itertools.product(
                 ORDER["corpus"], MODELS, TARGETS, ["u_mean", "u_prop"], ["confidence", "variability"]
@@ -179,12 +181,12 @@ def test_table4_vs_paper_marks_each_cell():
         ]
     )
     wide, long = T.table4_vs_paper(sp, paper, ORDER, alpha=0.05, negligible_rho=0.2)
-    assert long["agrees"].all()
+    assert (long["agreement"] == "agrees").all()
     assert len(long) == len(paper) * len(MODELS) * 2  # no MNIST original row: the paper says nothing there
     assert "paper (§3.4)" in wide.columns and wide.iloc[0, 4].endswith("(agrees)")
     sp.loc[(sp["corpus"] == "mukhoti") & (sp["target"] == "original"), "rho"] = -0.5
     _, long = T.table4_vs_paper(sp, paper, ORDER, alpha=0.05, negligible_rho=0.2)
-    assert not long.query("target == 'original' and variable == 'confidence'")["agrees"].any()
+    assert (long.query("target == 'original' and variable == 'confidence'")["agreement"] == "differs").all()
 
 
 def test_paper_table_errors_name_file_and_column(tmp_path):
@@ -196,7 +198,7 @@ def test_paper_table_errors_name_file_and_column(tmp_path):
         T.read_paper_table(bad, T.PAPER_TABLE9_COLUMNS)
 
 
-# ------------------------------------------------ beyond the paper: controls, T, selective (issue 15)
+# ------------------------------------------------ beyond the paper: controls, T, selective
 
 ALL_TARGETS = TARGETS + ["label_smoothing", "human_shuffled"]
 ORDER_ALL = ORDER | {"target": ALL_TARGETS}

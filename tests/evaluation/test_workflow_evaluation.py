@@ -20,7 +20,7 @@ from conftest import dry_run_jobs, snakemake
 
 from softdigits.io import vectors_column, write_json, write_table
 
-# the controls of issue 15 are in the fabricated grid, so the whole post-hoc path runs
+# the controls are in the fabricated grid, so the whole post-hoc path runs
 GRID = {
     "models": ["simple_ffn", "lenet"],
     "targets": ["original", "human_majority", "human_equal", "human_uncertainty", "label_smoothing", "human_shuffled"],
@@ -196,7 +196,7 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     findings = json.loads((workflow_copy / "results-test/findings.json").read_text())
     assert "SIMULATED" in findings["preface"] and len(findings["findings"]) == 6
     assert "Not run" not in findings["findings"][4]["detail"]  # both controls were trained
-    # issue 15: the controls as rows, T before/after, selective views, the three test families
+    # the controls as rows, T before/after, selective views, the three test families
     controls = pd.read_csv(workflow_copy / "results-test/tables/table_controls.csv")
     assert (
         controls["target"].tolist() == ["human_uncertainty", "label_smoothing", "human_shuffled", "human_majority"] * 2

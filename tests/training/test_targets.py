@@ -1,5 +1,5 @@
-"""Training targets: the two controls of issue 15 (entropy-matched label smoothing,
-human labels shuffled within each majority class), on hand-made study tables."""
+"""Training targets: the two controls (entropy-matched label smoothing, human labels shuffled
+within each majority class), on hand-made study tables."""
 
 from __future__ import annotations
 
@@ -77,6 +77,17 @@ def test_epsilon_ignores_val_and_test_labels_and_not_a_digit_mass():
     assert a.details["epsilon"] == pytest.approx(b.details["epsilon"], abs=1e-12)
 
 
+def test_epsilon_is_matched_over_the_images_the_run_trains_on():
+    """A train image with a not-a-digit majority has no smoothed target, so its soft label
+    (which has digit mass) must not enter the matched entropy either."""
+    base = [("train", 3, [0, 0, 0, 0.8, 0, 0.2]), ("train", 7, [0, 0.5, 0, 0, 0, 0, 0, 0.5])]
+    with_rejected = base + [("train", 10, [0, 0, 0.25, 0.25, 0, 0, 0, 0, 0, 0, 0.5])]
+    a = targets.build_targets(study(base), "label_smoothing", "renormalise")
+    b = targets.build_targets(study(with_rejected), "label_smoothing", "renormalise")
+    assert b.details["n_matched_train_images"] == 2
+    assert a.details["epsilon"] == pytest.approx(b.details["epsilon"], abs=1e-12)
+
+
 def test_a_not_a_digit_majority_has_no_smoothed_target():
     s = study(
         [("train", 3, [0, 0, 0, 0.9, 0.1]), ("train", 10, [0, 0, 0.3, 0, 0, 0, 0, 0, 0, 0, 0.7]), ("val", 1, [0, 1.0])]
@@ -131,19 +142,71 @@ def test_shuffle_keeps_each_class_label_multiset_and_its_entropies():
     np.testing.assert_array_equal(control.values[s.rows("test")], human.values[s.rows("test")])
 
 
-def test_shuffle_changes_every_label_where_possible():
-    s, human, control = shuffled()
-    changed = (control.values != human.values).any(axis=1)
-    cls = s.soft_label_argmax
+def test_shuffle_is_a_uniform_permutation_within_each_class():
+    """Over many seeds, each train image of class 3 receives each of its class's six labels
+    about equally often (a uniform permutation), and one of the others never."""
+    s = study(SHUFFLE_ROWS)
+    train3 = np.flatnonzero(s.rows("train") & (s.soft_label_argmax == 3))
+    counts = np.zeros((len(train3), len(train3)))
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        source = targets.permute_within_classes(s.soft_label_argmax[s.rows("train")], rng)
+        for i, row in enumerate(train3):
+            counts[i, np.flatnonzero(train3 == source[row])[0]] += 1
+    assert counts.sum(axis=1).tolist() == [3000] * len(train3)
+    assert np.abs(counts / 3000 - 1 / 6).max() < 0.035  # 1/6 each, within sampling noise
+    _, _, control = shuffled()
+    assert control.details["n_images"] == {"train": 14, "val": 2}
+    assert 0 <= control.details["n_changed"]["train"] <= 14
+
+
+def mixed_classes(n=400, seed=0):
+    """Classes where most labels are one-hot and a few soft, as in the study tables."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        digit = i % 4
+        label = [0.0] * 10
+        if rng.random() < 0.3:
+            other = (digit + 1 + rng.integers(9)) % 10
+            w = rng.uniform(0.5, 0.9)
+            label[digit], label[other] = w, 1 - w
+        else:
+            label[digit] = 1.0
+        rows.append(("train", digit, label))
+    return study(rows + [("val", 0, [1.0])])
+
+
+def most_changed(classes, rng):
+    """The construction a neutral control must not be: within each class, rows sorted by
+    label and shifted by the most frequent label's count (as many labels change as possible)."""
+    source = np.arange(len(classes))
+    labels = mixed_classes().vectors["soft_label"][: len(classes)]
+    for c in np.unique(classes):
+        rows = np.flatnonzero(classes == c)
+        rows = rows[rng.permutation(len(rows))]
+        _, kind, counts = np.unique(labels[rows], axis=0, return_inverse=True, return_counts=True)
+        rows = rows[np.argsort(rng.permutation(len(counts))[kind.reshape(-1)], kind="stable")]
+        source[rows] = rows[(np.arange(len(rows)) + counts.max()) % len(rows)]
+    return source
+
+
+def test_the_shuffle_leaves_softness_unpaired_and_the_check_flags_one_that_reverses_it():
+    s = mixed_classes()
     train = s.rows("train")
-    assert changed[train & (cls == 3)].all()  # 6 images, no value more than 3 times
-    assert changed[train & (cls == 8)].all()
-    # Class 5: 4 identical labels + 1 other: at most 2 * (5 - 4) = 2 images can change.
-    assert changed[train & (cls == 5)].sum() == 2
-    assert not changed[train & (cls == 1)].any()  # alone in its class
-    assert changed[s.rows("val")].all()  # val is shuffled within val: A <-> B
-    assert control.details["n_changed"] == {"train": 10, "val": 2}
-    assert control.details["shuffle_seed"] == 0
+    human = targets.build_targets(s, "human_uncertainty", "renormalise")
+    rhos = [
+        targets.build_targets(s, "human_shuffled", "renormalise", {"shuffle_seed": seed}).details[
+            "entropy_spearman_train"
+        ]
+        for seed in range(20)
+    ]
+    assert abs(np.mean(rhos)) < 0.05 and np.std(rhos) < 0.1
+    # a permutation that changes as many labels as possible gives one-hot labels to the soft
+    # images and the reverse: strongly negative, which the same statistic shows
+    source = most_changed(s.soft_label_argmax[train], np.random.default_rng(0))
+    own = human.values[train]
+    assert targets.entropy_pairing(own, own[source]) < -0.3
 
 
 def test_shuffle_is_seeded():
@@ -156,16 +219,20 @@ def test_shuffle_is_seeded():
 
 
 def test_shuffle_carries_unusable_labels_along():
-    # Majority not-a-digit: one label has digit mass, one none; under renormalise they swap.
+    # Majority not-a-digit: one label has digit mass, one none; the usable flag moves with its label.
     rows = [
         ("train", 10, [0, 0, 0.2, 0, 0, 0, 0, 0, 0, 0, 0.8]),
         ("train", 10, [0] * 10 + [1.0]),
         ("train", 2, [0, 0, 1.0]),
         ("val", 2, [0, 0, 1.0]),
     ]
-    _, human, control = shuffled(0, rows)
-    assert human.usable.tolist() == [True, False, True, True]
-    assert control.usable.tolist() == [False, True, True, True]
+    seen = set()
+    for seed in range(10):
+        _, human, control = shuffled(seed, rows)
+        assert human.usable.tolist() == [True, False, True, True]
+        assert (control.usable == control.values.any(axis=1)).all()  # no usable row without a label
+        seen.add(tuple(control.usable[:2]))
+    assert seen == {(True, False), (False, True)}  # the two rows of class 10 swap under some seeds
     _, human, control = shuffled(0, rows, mode="exclude")
     assert control.usable.tolist() == human.usable.tolist() == [False, False, True, True]
 

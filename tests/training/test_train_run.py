@@ -296,7 +296,8 @@ def test_control_targets_train_and_record_how_they_were_built(study_path, tmp_pa
     paths = run(study_path, tmp_path / "ls", target="label_smoothing")
     details = json.loads(Path(paths["manifest"]).read_text())["data"]["target_details"]
     y, usable = targets.target_distributions(study, "human_uncertainty", "renormalise")
-    train = study.rows("train") & usable
+    _, smoothed = targets.target_distributions(study, "label_smoothing", "renormalise")
+    train = study.rows("train") & usable & smoothed  # the images the run trains on
     p = y[train].astype(np.float64)
     mean_entropy = float(np.mean(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=1)))
     assert details["matched_mean_entropy"] == pytest.approx(mean_entropy, abs=1e-6)

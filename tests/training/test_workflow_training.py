@@ -205,7 +205,7 @@ CONTROLS = ["label_smoothing", "human_shuffled"]
 
 
 def test_adding_the_controls_trains_only_them_and_reevaluates(training_workflow):
-    """Issue 15: adding label_smoothing and human_shuffled to training.targets schedules
+    """Adding label_smoothing and human_shuffled to training.targets schedules
     their train_run jobs and the per-corpus evaluation after them, and no other
     target's training; their runs record epsilon and the shuffle, and evaluation
     writes the post-hoc views for every target."""
