@@ -20,6 +20,7 @@ Request bodies are limited to MAX_BODY_BYTES (413); malformed JSON is a 400; ids
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -202,7 +203,13 @@ def create_app(store: Store, build: Path, admin_token: str) -> Starlette:
         Route("/admin/api/status", admin_status),
         Mount("/static", StaticFiles(directory=build), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={Refused: refused})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        store.close()  # uvicorn re-raises SIGTERM/SIGINT after shutdown: code after uvicorn.run may never run
+
+    return Starlette(routes=routes, exception_handlers={Refused: refused}, lifespan=lifespan)
 
 
 def _ok(body: dict) -> Response:
@@ -257,7 +264,4 @@ def serve(campaign_dir, db, *, host: str = "127.0.0.1", port: int = 8000, admin_
     if host not in ("127.0.0.1", "localhost", "::1"):
         lines.append(f"  WARNING: listening on {host}, not only this machine: put it behind TLS (docs/campaign.md)")
     print("\n".join(lines), file=sys.stderr, flush=True)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, proxy_headers=True)
-    finally:
-        store.close()
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, proxy_headers=True)

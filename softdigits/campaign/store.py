@@ -131,7 +131,11 @@ class Store:
             raise CampaignError(f"{self.path}: not a usable campaign database ({err})") from None
 
     def close(self) -> None:
-        self._conn.close()
+        """Checkpoint the WAL into the database file (after a clean stop the .sqlite file alone
+        holds every answer), then close."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
 
     # ------------------------------------------------------------------ set-up
 
