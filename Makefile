@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?=
 
-.PHONY: setup lint check-config run test test-fast dag report bench bench-grid clean
+.PHONY: setup lint check-config run test test-fast dag report bench bench-grid clean campaign-task campaign-demo
 
 # The config files Snakemake reads, in its merge order (CONFIG overlays the default).
 CONFIG_FILES := workflow_config.yaml $(CONFIG)
@@ -75,3 +75,23 @@ bench-grid: setup
 
 clean:
 	rm -rf $(RESULTS_DIR) .snakemake dag
+
+# The campaign's browser task (jsPsych, pinned in its package-lock.json), built from
+# node_modules into softdigits/campaign/task/dist; `softdigits campaign serve` needs it.
+TASK := softdigits/campaign/task
+TASK_SOURCES := $(TASK)/package.json $(TASK)/package-lock.json $(TASK)/build.mjs $(wildcard $(TASK)/src/*)
+
+$(TASK)/dist/build.json: $(TASK_SOURCES)
+	cd $(TASK) && npm ci --no-audit --no-fund && npm run build
+
+campaign-task: $(TASK)/dist/build.json
+
+# The default run's mnist campaign, served on 127.0.0.1 (docs/campaign.md). Its database
+# lives in campaign-data/ (outside results/: `make clean` never touches it).
+DEMO_CAMPAIGN = $(RESULTS_DIR)/annotation/mnist/campaign
+DEMO_PORT ?= 8000
+
+campaign-demo: setup campaign-task
+	test -d $(DEMO_CAMPAIGN) || $(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG)) -- $(DEMO_CAMPAIGN)
+	mkdir -p campaign-data
+	$(BIN)/softdigits campaign serve --campaign $(DEMO_CAMPAIGN) --db campaign-data/demo-mnist.sqlite --port $(DEMO_PORT)

@@ -3,6 +3,9 @@
     softdigits aggregate --annotations RAW.(csv|parquet) --out LABELS.parquet [--qc QC.json]
                          [--on-bad-rows error|drop]
     softdigits check-config [--results] FILE [OVERLAY ...]
+    softdigits campaign serve --campaign DIR --db FILE [--host 127.0.0.1] [--port N]
+                              [--admin-token-file FILE]
+    softdigits campaign answers --db FILE --out RAW.parquet [--overwrite] [--finished-only]
 
 `aggregate` validates a raw answers file, excludes annotators who failed an
 attention check, and writes one row of aggregated labels per image
@@ -10,7 +13,10 @@ attention check, and writes one row of aggregated labels per image
 `aggregate_file`. It never writes over its input. `check-config` merges the files
 as Snakemake merges --configfile overlays and checks them (YAML syntax with file
 and line, the schema, the cross-field rules); the Makefile runs it before Snakemake,
-and asks it (`--results`) for the merged config's results folder.
+and asks it (`--results`) for the merged config's results folder. `campaign serve` runs
+the browser task of an exported campaign for real participants over an append-only
+SQLite database, and `campaign answers` writes that database's answers as a raw answers
+file the workflow imports (softdigits.campaign; docs/campaign.md).
 
 Every bad input ends with exit code 2 and a message naming the file (and row,
 line or key), never a traceback.
@@ -26,6 +32,7 @@ from pathlib import Path
 from softdigits import io
 from softdigits.annotation.aggregation import AggregationError, aggregate, labels_table
 from softdigits.annotation.answers import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
+from softdigits.campaign.settings import CampaignError
 from softdigits.config import ConfigError, check_files
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,25 @@ def _check_config(args) -> int:
     return 0
 
 
+def _campaign_serve(args) -> int:
+    from softdigits.campaign.server import serve  # Starlette and uvicorn only for this command
+
+    serve(args.campaign, args.db, host=args.host, port=args.port, admin_token_file=args.admin_token_file)
+    return 0
+
+
+def _campaign_answers(args) -> int:
+    from softdigits.campaign.export import export_answers
+
+    s = export_answers(args.db, args.out, overwrite=args.overwrite, finished_only=args.finished_only)
+    print(
+        f"wrote {s['out']}: {s['rows']} rows from {s['participants']} participants ({s['finished']} finished, "
+        f"{s['returned']} returned, {s['doubled']} in doubled lists, {s['failed_attention_check']} failed an "
+        f"attention check); per participant: {s['participants_file']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="softdigits", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +134,26 @@ def main(argv: list[str] | None = None) -> int:
     chk.add_argument("--results", action="store_true", help="print only the results folder of the merged config")
     chk.add_argument("--schema", type=Path, default=SCHEMA, help=argparse.SUPPRESS)
     chk.set_defaults(run=_check_config)
+    camp = commands.add_parser("campaign", help="serve an exported campaign to people; export their answers")
+    camp_commands = camp.add_subparsers(dest="campaign_command", required=True)
+    srv = camp_commands.add_parser("serve", help="the browser task and its API over an append-only database")
+    srv.add_argument("--campaign", required=True, type=Path, help="exported campaign folder (rule annotation_export)")
+    srv.add_argument("--db", required=True, type=Path, help="SQLite database (created if missing, never rewritten)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument(
+        "--admin-token-file",
+        type=Path,
+        default=None,
+        help="file holding the admin token (else $SOFTDIGITS_ADMIN_TOKEN)",
+    )
+    srv.set_defaults(run=_campaign_serve)
+    ans = camp_commands.add_parser("answers", help="the database's answers as a raw answers Parquet")
+    ans.add_argument("--db", required=True, type=Path, help="the campaign database (read only)")
+    ans.add_argument("--out", required=True, type=Path, help="raw answers Parquet to write (+ .participants.parquet)")
+    ans.add_argument("--overwrite", action="store_true", help="replace existing output files (never the database)")
+    ans.add_argument("--finished-only", action="store_true", help="only participants who finished their list")
+    ans.set_defaults(run=_campaign_answers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -116,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"softdigits {args.command}: error: {problem}", file=sys.stderr)
         return 2
-    except (RawAnnotationError, OSError) as err:
-        message = str(err) if isinstance(err, RawAnnotationError) else f"{err.filename}: {err.strerror}"
-        print(f"softdigits {args.command}: error: {message}", file=sys.stderr)
+    except (RawAnnotationError, CampaignError, OSError) as err:
+        message = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) else str(err)
+        command = " ".join(filter(None, [args.command, getattr(args, "campaign_command", None)]))
+        print(f"softdigits {command}: error: {message}", file=sys.stderr)
         return 2
 
 

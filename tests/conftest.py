@@ -33,7 +33,7 @@ WORKFLOW_PARTS = [
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow (not its results) into `dest` and return it."""
     dest.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "downloads", "verified", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "downloads", "verified", "*.pyc", "node_modules")
     for part in WORKFLOW_PARTS:
         src = REPO / part
         if src.is_dir():

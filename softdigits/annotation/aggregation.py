@@ -83,32 +83,39 @@ def response_codes(responses: pd.Series) -> np.ndarray:
     return pd.Categorical(responses, categories=RESPONSES).codes.astype(np.int8)
 
 
+def attention_checks(raw: pd.DataFrame) -> pd.DataFrame:
+    """One row per (annotator, attention-check image) answered: columns annotator_id,
+    image_id, passed (a "yes" to the gold digit and a "yes" to no other digit)."""
+    checks = raw[raw["is_attention_check"]]
+    if not len(checks):
+        return pd.DataFrame({"annotator_id": [], "image_id": [], "passed": pd.Series([], dtype=bool)})
+    codes = response_codes(checks["response"])
+    is_gold = checks["class"].to_numpy() == checks["gold_label"].to_numpy()
+    yes = codes == 2
+    per_item = (
+        pd.DataFrame(
+            {
+                "annotator_id": checks["annotator_id"].to_numpy(),
+                "image_id": checks["image_id"].to_numpy(),
+                "gold_yes": yes & is_gold,
+                "other_yes": yes & ~is_gold,
+            }
+        )
+        .groupby(["annotator_id", "image_id"], sort=False)
+        .agg(gold_yes=("gold_yes", "any"), other_yes=("other_yes", "any"))
+    )
+    per_item["passed"] = per_item["gold_yes"] & ~per_item["other_yes"]
+    return per_item.reset_index()[["annotator_id", "image_id", "passed"]]
+
+
 def attention_failures(raw: pd.DataFrame) -> QCReport:
     """The annotators who failed at least one attention check."""
-    checks = raw[raw["is_attention_check"]]
-    failed: set[str] = set()
-    if len(checks):
-        codes = response_codes(checks["response"])
-        is_gold = checks["class"].to_numpy() == checks["gold_label"].to_numpy()
-        yes = codes == 2
-        per_item = (
-            pd.DataFrame(
-                {
-                    "annotator_id": checks["annotator_id"].to_numpy(),
-                    "image_id": checks["image_id"].to_numpy(),
-                    "gold_yes": yes & is_gold,
-                    "other_yes": yes & ~is_gold,
-                }
-            )
-            .groupby(["annotator_id", "image_id"], sort=False)
-            .agg(gold_yes=("gold_yes", "any"), other_yes=("other_yes", "any"))
-        )
-        bad = per_item[~per_item["gold_yes"] | per_item["other_yes"]]
-        failed = set(bad.index.get_level_values("annotator_id"))
+    checks = attention_checks(raw)
+    failed = set(checks.loc[~checks["passed"], "annotator_id"])
     return QCReport(
         n_annotators=int(raw["annotator_id"].nunique()),
         failed_annotators=tuple(sorted(failed)),
-        n_attention_rows=int(len(checks)),
+        n_attention_rows=int(raw["is_attention_check"].sum()),
     )
 
 

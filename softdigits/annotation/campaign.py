@@ -102,11 +102,12 @@ def export_campaign(
 ) -> None:
     """Write the campaign folder atomically.
 
-    Layout: images/<file>.png (every study and gold image), tasks/<task_id>.csv (one
+    Layout: images/<file>.png (every study image and every image of the gold pool, also
+    those no task list uses), tasks/<task_id>.csv (one
     spreadsheet per annotator: trial, image_id, image_file, is_attention_check),
     tasks.csv (all tasks, with gold_label for checks), gold.csv and manifest.json.
     """
-    shown = set(tasks["image_id"])
+    shown = set(tasks["image_id"]) | set(gold["image_id"])  # the whole gold pool: the task's practice uses one
     ids = images.column("image_id").to_pylist()
     pixels = io.pixels_array(images)
     missing = shown - set(ids)
