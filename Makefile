@@ -94,4 +94,4 @@ DEMO_PORT ?= 8000
 campaign-demo: setup campaign-task
 	test -d $(DEMO_CAMPAIGN) || $(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG)) -- $(DEMO_CAMPAIGN)
 	mkdir -p campaign-data
-	$(BIN)/softdigits campaign serve --campaign $(DEMO_CAMPAIGN) --db campaign-data/demo-mnist.sqlite --port $(DEMO_PORT)
+	$(BIN)/softdigits campaign serve --campaign $(DEMO_CAMPAIGN) --db campaign-data/demo-mnist.sqlite --port $(DEMO_PORT) --config $(CONFIG_FILES)

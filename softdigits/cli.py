@@ -3,7 +3,7 @@
     softdigits aggregate --annotations RAW.(csv|parquet) --out LABELS.parquet [--qc QC.json]
                          [--on-bad-rows error|drop]
     softdigits check-config [--results] FILE [OVERLAY ...]
-    softdigits campaign serve --campaign DIR --db FILE [--host 127.0.0.1] [--port N]
+    softdigits campaign serve --campaign DIR --db FILE [--config FILE ...] [--host 127.0.0.1] [--port N]
                               [--admin-token-file FILE]
     softdigits campaign answers --db FILE --out RAW.parquet [--overwrite] [--finished-only]
 
@@ -38,6 +38,7 @@ from softdigits.config import ConfigError, check_files
 log = logging.getLogger(__name__)
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "workflow_config.yaml"
 
 
 def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") -> dict:
@@ -99,8 +100,11 @@ def _check_config(args) -> int:
 
 def _campaign_serve(args) -> int:
     from softdigits.campaign.server import serve  # Starlette and uvicorn only for this command
+    from softdigits.campaign.settings import serve_settings
 
-    serve(args.campaign, args.db, host=args.host, port=args.port, admin_token_file=args.admin_token_file)
+    config = check_files(args.config, SCHEMA)
+    settings = serve_settings(config, where=" + ".join(map(str, args.config)))
+    serve(args.campaign, args.db, settings, host=args.host, port=args.port, admin_token_file=args.admin_token_file)
     return 0
 
 
@@ -139,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     srv = camp_commands.add_parser("serve", help="the browser task and its API over an append-only database")
     srv.add_argument("--campaign", required=True, type=Path, help="exported campaign folder (rule annotation_export)")
     srv.add_argument("--db", required=True, type=Path, help="SQLite database (created if missing, never rewritten)")
+    srv.add_argument(
+        "--config",
+        nargs="+",
+        type=Path,
+        default=[DEFAULT_CONFIG],
+        help="config files whose `campaign` section holds the serving settings (default: workflow_config.yaml)",
+    )
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     srv.add_argument(

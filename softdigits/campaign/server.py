@@ -37,7 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from softdigits.campaign import records
-from softdigits.campaign.settings import Campaign, CampaignError, read_campaign_folder, require_build
+from softdigits.campaign.settings import Campaign, CampaignError, ServeSettings, read_campaign_folder, require_build
 from softdigits.campaign.store import Refused, Store
 
 MAX_BODY_BYTES = 8 * 1024
@@ -233,12 +233,14 @@ def admin_token_from(token_file: Path | None) -> tuple[str, str]:
     return token, where
 
 
-def serve(campaign_dir, db, *, host: str = "127.0.0.1", port: int = 8000, admin_token_file=None) -> None:
+def serve(
+    campaign_dir, db, settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000, admin_token_file=None
+) -> None:
     """Check everything, print the URLs, then run uvicorn until interrupted."""
     import uvicorn
 
     build = require_build()
-    campaign: Campaign = read_campaign_folder(campaign_dir)
+    campaign: Campaign = read_campaign_folder(campaign_dir, settings)
     db = Path(db)
     folder = campaign.folder.resolve()
     if folder == db.resolve().parent or folder in db.resolve().parents:

@@ -1,8 +1,9 @@
 """The campaign folder as the server reads it, and the built task page.
 
 An exported campaign (softdigits.annotation.campaign) holds tasks.csv, gold.csv,
-images/ and manifest.json; the serving settings are the `annotation.campaign` config keys
-that the export rule copies into the manifest (`campaign` entry):
+images/ and manifest.json. The serving settings are the config's `campaign` section, which
+no rule reads (so changing one reruns nothing); `softdigits campaign serve` reads them from
+the config files it is given (`serve_settings`):
 
 - `list_timeout_minutes`: a task list taken but not finished within this time goes back
   to the pool (its participant may still finish it);
@@ -48,6 +49,25 @@ class CampaignError(ValueError):
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    list_timeout_minutes: float
+    completion_code: str | None
+    completion_url: str | None
+
+
+def serve_settings(config: dict, where: str = "config") -> ServeSettings:
+    """The `campaign` section of a merged, checked config (softdigits.config.check_files)."""
+    section = config.get("campaign") or {}
+    missing = [k for k in SERVE_KEYS if k not in section]
+    if missing:
+        raise CampaignError(f"{where}: config key 'campaign.{missing[0]}' is missing")
+    timeout = section["list_timeout_minutes"]
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise CampaignError(f"{where}: config key 'campaign.list_timeout_minutes': {timeout!r} is not a number > 0")
+    return ServeSettings(float(timeout), section["completion_code"], section["completion_url"])
+
+
+@dataclass(frozen=True)
 class Campaign:
     """An exported campaign: its task table, gold pool, settings and fingerprint."""
 
@@ -64,8 +84,8 @@ class Campaign:
         return self.folder / image_file
 
 
-def read_campaign_folder(folder: str | os.PathLike) -> Campaign:
-    """The campaign at `folder`, checked: the files exist and the manifest has the serving keys."""
+def read_campaign_folder(folder: str | os.PathLike, settings: ServeSettings) -> Campaign:
+    """The campaign at `folder`, checked (its files exist), served with `settings`."""
     folder = Path(folder)
     for name in ("tasks.csv", "gold.csv", "manifest.json", "images"):
         if not (folder / name).exists():
@@ -74,16 +94,6 @@ def read_campaign_folder(folder: str | os.PathLike) -> Campaign:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CampaignError(f"{folder / 'manifest.json'}: not valid JSON ({err})") from None
-    settings = manifest.get("campaign", {})
-    missing = [k for k in SERVE_KEYS if k not in settings]
-    if missing:
-        raise CampaignError(
-            f"{folder / 'manifest.json'}: campaign settings {missing} missing (exported before the campaign "
-            "server existed): export it again (snakemake ... annotation_export)"
-        )
-    timeout = settings["list_timeout_minutes"]
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise CampaignError(f"{folder / 'manifest.json'}: list_timeout_minutes {timeout!r} is not a number > 0")
     tasks, gold = read_campaign(folder)
     if "image_file" not in tasks.columns:
         raise CampaignError(f"{folder / 'tasks.csv'}: no image_file column; export the campaign again")
@@ -103,9 +113,9 @@ def read_campaign_folder(folder: str | os.PathLike) -> Campaign:
         corpus=str(manifest.get("corpus", "")),
         tasks=tasks[["task_id", "trial", "image_id", "image_file", "is_attention_check", "gold_label"]],
         gold=gold[["image_id", "gold_label"]].astype({"gold_label": "int64"}),
-        list_timeout_minutes=float(timeout),
-        completion_code=settings["completion_code"],
-        completion_url=settings["completion_url"],
+        list_timeout_minutes=settings.list_timeout_minutes,
+        completion_code=settings.completion_code,
+        completion_url=settings.completion_url,
         fingerprint=hashlib.sha256((folder / "tasks.csv").read_bytes()).hexdigest(),
     )
 

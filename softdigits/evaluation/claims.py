@@ -575,30 +575,43 @@ def best_soft_condition(ev: Evidence, corpus: str, model: str, uncertainty: str)
     if not soft or not other:
         return C.untestable(cell, statement, "no correlation for a soft or an other target")
     maps = ev.seed_maps(corpus, model)
-    n = int(rows[soft[0]]["n"])
-    rho = {t: float(r["rho"]) for t, r in rows.items()}
+    # the images every compared target's map holds (a map leaves out images without a gold
+    # digit, which differ by target): the correlations of one condition are over the same images
+    common = functools.reduce(lambda a, b: a.intersection(b), (maps.observed(t).index for t in rows))
+    n = len(common)
+    if n <= 3:
+        return C.untestable(cell, statement, "fewer than 4 images in every target's map")
+    u = average_ranks(maps.observed(soft[0]).loc[common, uncertainty].to_numpy())
+    u = u - u.mean()
+    ranks, boot = {}, {}
+    for t in rows:
+        at = maps.observed(t).index.get_indexer(common)
+        conf = maps.observed(t)["confidence"].to_numpy()[at]
+        observed = average_ranks(conf)
+        ranks[t] = observed - observed.mean()
+        r = maps.resampled(t)["confidence"][:, at].argsort(axis=1).argsort(axis=1).astype(np.float64)
+        boot[t] = r - r.mean(axis=1, keepdims=True)
+    rho = {t: float(row_correlation(ranks[t][None, :], u)[0]) for t in rows}
     s, o = min(soft, key=rho.get), min(other, key=rho.get)
-    observed = {t: average_ranks(maps.observed(t)["confidence"].to_numpy()) for t in (s, o)}
-    r12 = float(np.corrcoef(observed[s], observed[o])[0, 1])
+    r12 = float(row_correlation(ranks[s][None, :], ranks[o])[0])
     low, high = C.dependent_difference_interval(rho[s], rho[o], r12, n)
     outcome = margin_outcome(*C.spearman_interval(rho[s], n), low, high)
     # every seed resample: the best of each kind again, their rank correlation, the same rule
-    boot = {t: maps.rhos(t, uncertainty, "confidence") for t in rows}
-    soft_b = np.array([boot[t] for t in soft])
-    other_b = np.array([boot[t] for t in other])
+    soft_b = np.array([row_correlation(boot[t], u) for t in soft])
+    other_b = np.array([row_correlation(boot[t], u) for t in other])
     best_s, best_o = soft_b.argmin(axis=0), other_b.argmin(axis=0)
     r1, r2 = soft_b.min(axis=0), other_b.min(axis=0)
     r12_b = np.empty(len(r1))
-    for i, j in {(i, j) for i, j in zip(best_s, best_o)}:
+    for i, j in set(zip(best_s, best_o)):
         rows_ij = (best_s == i) & (best_o == j)
-        a_, b_ = maps.ranks(soft[i], "confidence")[rows_ij], maps.ranks(other[j], "confidence")[rows_ij]
-        r12_b[rows_ij] = row_correlation(a_, b_)
+        r12_b[rows_ij] = row_correlation(boot[soft[i]][rows_ij], boot[other[j]][rows_ij])
     low_b, high_b = C.dependent_difference_interval(r1, r2, r12_b, n)
     soft_low, soft_high = C.spearman_interval(r1, n)
     held = (soft_high < 0) & (high_b < 0)
     return Condition(
         cell, statement, outcome, estimate=rho[s] - rho[o], ci_low=low, ci_high=high, p=float(rows[s]["p_permutation"]),
-        stability=float(np.mean(held)), extra={"best soft": f"{s} {rho[s]:+.3f}", "best other": f"{o} {rho[o]:+.3f}"},
+        stability=float(np.mean(held)),
+        extra={"best soft": f"{s} {rho[s]:+.3f}", "best other": f"{o} {rho[o]:+.3f}", "images": n},
     )  # fmt: skip
 
 

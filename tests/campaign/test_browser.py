@@ -82,10 +82,10 @@ def served(tmp_path_factory):
         images=mnist_images(60),
         n_images=8,
         images_per_task=6,
-        completion_code="CODE42",
-        completion_url=COMPLETION_URL,
     )
-    server = Server(campaign, root / "campaign.sqlite", root / "serve.log").start()
+    server = Server(
+        campaign, root / "campaign.sqlite", root / "serve.log", completion_code="CODE42", completion_url=COMPLETION_URL
+    ).start()
     yield server, root
     server.stop()
 

@@ -8,7 +8,7 @@ import subprocess
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from campaign_fixture import SOFTDIGITS, make_campaign
+from campaign_fixture import SOFTDIGITS, make_campaign, settings
 
 from softdigits.annotation.answers import RAW_SCHEMA, read_raw_annotations
 from softdigits.campaign.settings import read_campaign_folder
@@ -24,7 +24,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def database(tmp_path_factory):
     """Two participants finish their lists (one fails a check), a third answers one trial."""
     root = tmp_path_factory.mktemp("export")
-    campaign = read_campaign_folder(make_campaign(root, n_images=12, images_per_task=6))
+    campaign = read_campaign_folder(make_campaign(root, n_images=12, images_per_task=6), settings())
     store = Store(root / "campaign.sqlite", campaign)
     tasks = campaign.tasks.set_index(["task_id", "trial"])
     for pid, careful, n in (("ann", True, 6), ("ben", False, 6), ("cat", True, 1)):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from campaign_fixture import make_campaign
+from campaign_fixture import make_campaign, settings
 
 from softdigits.campaign import records
-from softdigits.campaign.settings import CampaignError, read_campaign_folder, require_build
+from softdigits.campaign.settings import CampaignError, read_campaign_folder, require_build, serve_settings
 from softdigits.campaign.store import Refused, Store, read_tables
 
 NO = ["no"] * 10
@@ -25,8 +25,8 @@ class Clock:
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     # 3 lists of 6 trials (4 study images + 2 checks), a 10-minute timeout
-    folder = make_campaign(tmp_path_factory.mktemp("store"), n_images=12, images_per_task=6, list_timeout_minutes=10)
-    return read_campaign_folder(folder)
+    folder = make_campaign(tmp_path_factory.mktemp("store"), n_images=12, images_per_task=6)
+    return read_campaign_folder(folder, settings(list_timeout_minutes=10))
 
 
 def new_store(tmp_path, campaign, clock=None):
@@ -163,7 +163,9 @@ def test_failed_attention_checks_are_counted_per_participant(tmp_path, campaign)
 
 def test_a_database_serves_one_campaign_only(tmp_path, campaign, tmp_path_factory):
     new_store(tmp_path, campaign).close()
-    other = read_campaign_folder(make_campaign(tmp_path_factory.mktemp("other"), n_images=14, images_per_task=6))
+    other = read_campaign_folder(
+        make_campaign(tmp_path_factory.mktemp("other"), n_images=14, images_per_task=6), settings()
+    )
     with pytest.raises(CampaignError, match="belongs to another campaign"):
         Store(tmp_path / "campaign.sqlite", other)
     (tmp_path / "notes.sqlite").write_bytes(b"not a database at all, just text" * 4)
@@ -177,9 +179,8 @@ def test_missing_build_names_the_command(tmp_path):
     assert "run `make campaign-task`" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_campaign_exported_without_the_serving_settings_is_refused(tmp_path):
-    folder = make_campaign(tmp_path, n_images=12, images_per_task=6)
-    manifest = (folder / "manifest.json").read_text().replace('"list_timeout_minutes"', '"old_key"')
-    (folder / "manifest.json").write_text(manifest)
-    with pytest.raises(CampaignError, match=r"\['list_timeout_minutes'\] missing .*export it again"):
-        read_campaign_folder(folder)
+def test_serving_settings_without_a_key_or_with_a_bad_timeout_are_refused_naming_it():
+    with pytest.raises(CampaignError, match=r"config key 'campaign.completion_url' is missing"):
+        serve_settings({"campaign": {"list_timeout_minutes": 60, "completion_code": None}})
+    with pytest.raises(CampaignError, match=r"'campaign.list_timeout_minutes': 0 is not a number > 0"):
+        settings(list_timeout_minutes=0)

@@ -15,7 +15,7 @@ from conftest import snakemake
 from corpus_fixture import make_corpus, make_selection_and_map
 
 from softdigits import io
-from softdigits.campaign.settings import read_campaign_folder
+from softdigits.campaign.settings import read_campaign_folder, serve_settings
 from softdigits.campaign.store import Store
 
 pytestmark = pytest.mark.workflow
@@ -30,8 +30,9 @@ def test_exported_answers_go_through_the_workflow_import(workflow_copy):
     io.write_table(selection, results / "selection" / "mnist.parquet")
     io.write_table(data_map, results / "cartography" / "mnist" / "data_map.parquet")
     snakemake(workflow_copy, "--cores", "1", "--allowed-rules", "annotation_export", "--", CAMPAIGN)
-    campaign = read_campaign_folder(workflow_copy / CAMPAIGN)
-    assert campaign.list_timeout_minutes == 60 and campaign.completion_url is None  # the config's keys, via params
+    config = yaml.safe_load((workflow_copy / "workflow_config.yaml").read_text())
+    campaign = read_campaign_folder(workflow_copy / CAMPAIGN, serve_settings(config))
+    assert campaign.list_timeout_minutes == 60 and campaign.completion_url is None  # the config's `campaign` section
 
     # people answer every list through the store (the server's own code): the gold digit on checks,
     # digit (trial mod 10) elsewhere; one participant of the first list fails a check
