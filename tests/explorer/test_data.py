@@ -16,22 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from explorer_fixture import EXCLUDED, LAST_EPOCHS, MODELS, SEEDS, TARGETS, fabricate
+from explorer_fixture import EXCLUDED, LAST_EPOCHS, MODELS, SEEDS, TARGETS, Inputs
 
 from softdigits import io, study_table
 from softdigits.annotation.aggregation import WEIGHTINGS, annotator_soft_labels
 from softdigits.explorer.data import build_explorer, cell_column
 from softdigits.io import DataContractError, vectors_array
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    return fabricate(tmp_path_factory.mktemp("explorer") / "results-test")
-
-
-@pytest.fixture(scope="module")
-def explorer(inputs):
-    return build_explorer(inputs.corpus, **inputs.kwargs())
 
 
 def read_vectors(path, column="probs") -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +179,7 @@ def test_regions_follow_the_thresholds(explorer):
 def copy_inputs(inputs, tmp_path):
     results = tmp_path / "results-test"
     shutil.copytree(inputs.results, results)
-    moved = fabricate.__globals__["Inputs"](
+    moved = Inputs(
         inputs.corpus,
         results,
         results / inputs.study.relative_to(inputs.results),
