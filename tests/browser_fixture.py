@@ -86,3 +86,49 @@ def screenshot(page, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# ------------------------------------------------------------------ the explorer page
+
+
+def explorer_ready(page) -> None:
+    """Wait until the explorer page has decoded its data; fail on a load error it reports."""
+    page.wait_for_function("window.SDX && SDX.state().ready", timeout=60_000)
+    assert page.evaluate("SDX.state().errors") == []
+
+
+def explorer_click(page, image_id: str) -> None:
+    """A real mouse click on the image's point of the data map, then wait until it is shown."""
+    x, y = page.evaluate("id => SDX.pointXY(id)", image_id)
+    page.mouse.click(x, y)
+    page.wait_for_function("id => SDX.state().image_id === id", arg=image_id, timeout=10_000)
+
+
+def explorer_points(page) -> list[str]:
+    return page.evaluate("Bokeh.documents[0].get_model_by_name('points').data.image_id")
+
+
+def isolated(page, ids: list[str], min_px: float = 15) -> list[str]:
+    """The ids whose points lie at least `min_px` from every other point on screen."""
+    import numpy as np
+
+    shown = explorer_points(page)
+    xy = np.array([page.evaluate("id => SDX.pointXY(id)", i) for i in shown])
+    gaps = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(shown)) * 1e9
+    far = {i for k, i in enumerate(shown) if gaps[k].min() >= min_px}
+    return [i for i in ids if i in far]
+
+
+def shown_numbers(page, series: str) -> list[float]:
+    """The values of one label row of the shown image (NaN where the page shows none)."""
+    cells = page.locator(f'.sdx-label-table tr[data-series="{series}"] td').all_inner_texts()
+    return [float(c) if c != "–" else float("nan") for c in cells]
+
+
+def shown_answers(page) -> dict[str, tuple[str, bool]]:
+    """annotator -> (the ten letters shown, whether the row is marked excluded)."""
+    rows = {}
+    for row in page.locator(".sdx-answers tr[data-annotator]").all():
+        letters = "".join(row.locator("td").nth(k).inner_text() for k in range(1, 11))
+        rows[row.get_attribute("data-annotator")] = (letters, "sdx-excluded" in (row.get_attribute("class") or ""))
+    return rows

@@ -1,5 +1,9 @@
 """Everything an explorer page is built from, made small and coherent, in the workflow's layout.
 
+The fixtures `inputs`, `explorer` and `page_path` (one set for the whole session; a test that
+changes an input works on a copy): a test module imports `FIXTURES`' functions (named
+*_fixture, so that the tests' arguments do not shadow an import).
+
 The raw answers are made up (SIMULATED, marked so), the labels aggregated from them by
 the project's own `aggregate`, the study table written by `study_table.to_arrow`; the runs'
 predictions are random distributions in the run-output contracts, and the model data maps
@@ -16,11 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from softdigits import io, study_table
 from softdigits.annotation.aggregation import aggregate
 from softdigits.annotation.answers import raw_table
 from softdigits.evaluation.dynamics import evaluate_dynamics
+from softdigits.explorer.data import build_explorer
+from softdigits.explorer.page import write_page
 from softdigits.training import run_outputs
 
 MODELS = ("simple_ffn", "lenet")
@@ -208,3 +215,26 @@ def fabricate(
         io.write_table(maps.assign(corpus=corpus, model=model), path, metadata={"labels_origin": "simulated"})
         inputs.data_maps[model] = path
     return inputs
+
+
+# ------------------------------------------------------------------ session fixtures
+
+
+@pytest.fixture(scope="session", name="inputs")
+def inputs_fixture(tmp_path_factory) -> Inputs:
+    return fabricate(tmp_path_factory.mktemp("explorer") / "results-test")
+
+
+@pytest.fixture(scope="session", name="explorer")
+def explorer_fixture(inputs):
+    return build_explorer(inputs.corpus, **inputs.kwargs())
+
+
+@pytest.fixture(scope="session", name="page_path")
+def page_path_fixture(inputs, explorer) -> Path:
+    path = inputs.results / "explorer" / f"{inputs.corpus}.html"
+    write_page(explorer, path)
+    return path
+
+
+FIXTURES = (inputs_fixture, explorer_fixture, page_path_fixture)

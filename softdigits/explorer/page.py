@@ -377,8 +377,8 @@ def _document(meta: dict):
 
     image_source = ColumnDataSource({"image": [np.zeros((28, 28), np.float32)]}, name="image")
     image = figure(
-        width=260,
-        height=260,
+        frame_width=224,  # 8 screen pixels per image pixel, square
+        frame_height=224,
         x_range=(0, 28),
         y_range=(0, 28),
         tools="",
@@ -475,9 +475,8 @@ def _document(meta: dict):
         epochs.x_range.start, epochs.x_range.end = meta["epochs"][0] - 0.5, meta["epochs"][-1] + 0.5
     epochs.multi_line("xs", "ys", source=epochs_source, line_color="colour", line_width="width", legend_field="target")
     epochs.legend.label_text_font_size = "9px"
-    epochs.legend.location = "bottom_right"
-    epochs.legend.background_fill_alpha = 0.6
     epochs.legend[0].name = "epochs_legend"
+    epochs.add_layout(epochs.legend[0], "right")
 
     def div(name, width, text=""):
         return Div(text=text, name=name, width=width, stylesheets=[_css()])

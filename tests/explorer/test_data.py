@@ -16,7 +16,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from explorer_fixture import EXCLUDED, LAST_EPOCHS, MODELS, SEEDS, TARGETS, Inputs
+from explorer_fixture import (  # noqa: F401 (fixtures)
+    EXCLUDED,
+    LAST_EPOCHS,
+    MODELS,
+    SEEDS,
+    TARGETS,
+    Inputs,
+    explorer_fixture,
+    inputs_fixture,
+    page_path_fixture,
+)
 
 from softdigits import io, study_table
 from softdigits.annotation.aggregation import WEIGHTINGS, annotator_soft_labels

@@ -9,7 +9,13 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from explorer_fixture import MODELS, TARGETS
+from explorer_fixture import (  # noqa: F401 (fixtures)
+    MODELS,
+    TARGETS,
+    explorer_fixture,
+    inputs_fixture,
+    page_path_fixture,
+)
 
 from softdigits import study_table
 from softdigits.explorer.data import build_explorer

@@ -12,8 +12,22 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from browser_fixture import chromium, screenshot
-from explorer_fixture import EXCLUDED, MODELS, TARGETS
+from browser_fixture import (
+    chromium,
+    explorer_ready,
+    isolated,
+    screenshot,
+    shown_answers,
+    shown_numbers,
+)
+from explorer_fixture import (  # noqa: F401 (fixtures)
+    EXCLUDED,
+    MODELS,
+    TARGETS,
+    explorer_fixture,
+    inputs_fixture,
+    page_path_fixture,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,32 +49,11 @@ def tab(browser):
     assert browser.requests == [], f"the page tried to reach {browser.requests}"
 
 
-def wait_ready(page) -> None:
-    page.wait_for_function("window.SDX && SDX.state().ready", timeout=60_000)
-    assert page.evaluate("SDX.state().errors") == []
-
-
-def shown_numbers(page, series: str) -> list[float]:
-    cells = page.locator(f'.sdx-label-table tr[data-series="{series}"] td').all_inner_texts()
-    return [float(c) if c != "–" else float("nan") for c in cells]
-
-
-def shown_answers(page) -> dict[str, tuple[str, bool]]:
-    rows = {}
-    for row in page.locator(".sdx-answers tr[data-annotator]").all():
-        letters = "".join(row.locator("td").nth(k).inner_text() for k in range(1, 11))
-        rows[row.get_attribute("data-annotator")] = (letters, "sdx-excluded" in (row.get_attribute("class") or ""))
-    return rows
-
-
-def isolated_point(page, inputs, model, target) -> str:
-    """A point at least 15 px from every other on screen, among images the excluded annotator saw."""
-    ids = page.evaluate("Bokeh.documents[0].get_model_by_name('points').data.image_id")
-    xy = np.array([page.evaluate("id => SDX.pointXY(id)", i) for i in ids])
-    gaps = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) + np.eye(len(ids)) * 1e9
+def isolated_point(page, inputs) -> str:
+    """A point far from the others on screen, among the images the excluded annotator answered."""
     raw = pq.read_table(inputs.raw_answers).to_pandas()
-    seen = set(raw.loc[raw["annotator_id"] == EXCLUDED, "image_id"])
-    candidates = [i for k, i in enumerate(ids) if gaps[k].min() > 15 and i in seen]
+    seen = sorted(set(raw.loc[raw["annotator_id"] == EXCLUDED, "image_id"]))
+    candidates = isolated(page, seen)
     assert candidates, "no isolated point the excluded annotator answered"
     return candidates[0]
 
@@ -70,10 +63,11 @@ def test_a_click_shows_that_points_image_labels_and_answers(inputs, page_path, t
     study = pq.read_table(inputs.study).to_pandas().set_index("image_id")
     raw = pq.read_table(inputs.raw_answers).to_pandas()
     qc = json.loads(inputs.qc.read_text())
-    maps = pd.read_parquet(inputs.data_maps[model]).query("target == @target").set_index("image_id")
+    maps = pd.read_parquet(inputs.data_maps[model])
+    maps = maps[maps["target"] == target].set_index("image_id")
     page = tab(page_path)
-    wait_ready(page)
-    image_id = isolated_point(page, inputs, model, target)
+    explorer_ready(page)
+    image_id = isolated_point(page, inputs)
     x, y = page.evaluate("id => SDX.pointXY(id)", image_id)
     page.mouse.move(x, y)
     page.wait_for_timeout(300)
@@ -103,7 +97,7 @@ def test_val_images_are_found_by_id_and_top_k_keeps_the_largest_kl(explorer, pag
     t = explorer.table
     val_id = t.loc[t["split"] == "val", "image_id"].iloc[0]
     page = tab(page_path)
-    wait_ready(page)
+    explorer_ready(page)
     page.locator("input[type=text]").first.press_sequentially(val_id)
     page.wait_for_function("id => SDX.state().image_id === id", arg=val_id, timeout=10_000)
     assert page.locator(".sdx-split").inner_text() == "val"
