@@ -31,6 +31,7 @@ include: "rules/selection.smk"
 include: "rules/annotation.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
+include: "rules/explorer.smk"
 
 
 rule all:

@@ -11,6 +11,7 @@ sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
 from softdigits.corpora.download import content_check, download_plan
 from softdigits.training import run_outputs
+from softdigits.explorer import asset_paths
 from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -38,6 +39,7 @@ TRAINING_DIR = f"{RESULTS}/training"
 EVALUATION_DIR = f"{RESULTS}/evaluation"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
+EXPLORER_DIR = f"{RESULTS}/explorer"
 
 # Downloads live outside the results: raw data is shared by every config and never deleted.
 DOWNLOADS = "resources/downloads"
@@ -149,6 +151,7 @@ def all_targets():
         + annotation_targets()
         + training_targets()
         + evaluation_targets()
+        + explorer_targets()
     )
 
 
@@ -372,3 +375,20 @@ def evaluation_targets():
         + [f"{FIGURES}/{kind}_{c}.png" for kind in ("jsd", "reliability", "risk_coverage") for c in STUDY_CORPORA]
         + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]
     )
+
+
+# ---------------------------------------------------------------- explorer
+
+EXPLORER_PAGE = f"{EXPLORER_DIR}/{{corpus}}.html"
+EXPLORER_ASSETS = asset_paths()  # the page's script and style (softdigits/explorer/)
+
+
+def explorer_targets():
+    return expand(EXPLORER_PAGE, corpus=STUDY_CORPORA)
+
+
+def explorer_answers(wildcards):
+    """The raw answers and their QC report, unless the labels are the released aggregates."""
+    if LABELS_ORIGIN == "released":
+        return {}
+    return {"raw_answers": raw_annotations(wildcards.corpus), "qc": f"{ANNOTATION_DIR}/{wildcards.corpus}/qc.json"}
