@@ -52,8 +52,8 @@ rule explorer:
         f"{BENCHMARKS}/explorer/{{corpus}}.tsv"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=runtime(120),
+        mem_mb=2000,  # about 0.4 GB at the default run's size (bench/explorer_size.py)
+        runtime=runtime(120),  # about 45 s at the default run's size on a busy 2-core machine (bench)
     conda:
         "../envs/plots.yaml"
     script:

@@ -3,31 +3,34 @@ no network.
 
 Library: Bokeh (pinned in requirements.txt and envs/plots.yaml) with `bokeh.resources.INLINE`,
 so its JavaScript is part of the file, never fetched from a CDN. Chosen over the other two
-candidates by what the page needs and what it weighs: Bokeh's inlined bundle (core + widgets +
-tables) is about 1.9 MB, Plotly's plotly.min.js alone about 4.6 MB; Vega-Lite's is small, but
-linking a click on a point to an image, an answer matrix, bars and per-epoch curves means one
-selection driving a dozen views, which Vega-Lite's declarative selections do not do without
-hand-written JavaScript anyway, and inlining its bundles needs vl-convert besides. Bokeh's
+candidates by what the page needs and what it weighs: Bokeh's inlined JavaScript (core +
+widgets + tables) is 1.95 MB, Plotly's plotly.min.js alone 4.8 MB (plotly 6.5.0). Vega-Lite's
+is smaller, but here one click drives a dozen views (the image, bars, a heat map, curves, the
+answer matrix), which Vega-Lite's declarative selections do not do without hand-written
+JavaScript anyway, and inlining its bundles needs vl-convert besides. Bokeh's
 ColumnDataSources and CustomJS callbacks do exactly that, and its image glyph draws a 28 x 28
 digit pixelated (no smoothing).
 
+Size, measured (docs/explorer.md; bench/explorer_size.py): 2.1-2.2 MB for the tiny config's
+100-image pages, 6.9 MB for a synthetic corpus of the default run's size (3,045 images, 108
+runs, 40 epochs), interactive in headless Chromium after about 3 s.
+
 The data ride in the page as one gzip-compressed binary payload (base64 in a
 `<script type="application/octet-stream">`; the browser inflates it with DecompressionStream)
-plus a JSON header that describes each block (`payload`, `decode_payload`):
+plus a JSON header that describes each block (`payload`; `decode_payload` reads it back):
 
 - pixels (uint8), the original and the three human soft labels, u_mean and u_prop
-  (float32, exact to the study table's float32);
+  (float32: exact to the study table's float32);
 - per (model, target): data-map confidence, variability and KL(human || model) as float32
-  (NaN: none); mean predicted distributions as uint16
-  p * 10,000 rounded (error <= 0.00005; 65535 = none); per-epoch mean p(gold) as uint8 codes
-  (p * 250 rounded: error <= 0.002, below what a curve shows), stored as differences from
-  epoch to epoch (gzip packs the smooth curves tighter; 0 where the image has no point); the
-  map region as a code;
-- the answers: a (rows, 10) code matrix (no / unsure / yes) with the annotator of each row and
+  (NaN: none); the mean predicted distributions as uint16 codes, p * 10,000 rounded (error
+  <= 0.00005; PROBS_NONE: no prediction); per-epoch mean p(gold) as uint8 codes, p * 250
+  rounded (error <= 0.002, below what a curve shows), stored as differences from epoch to
+  epoch, which gzip packs about a quarter tighter (0 where the image has no point); the map
+  region as a code (REGION_NONE: no point);
+- the answers: a (rows, 10) code matrix (no / unsure / yes), the annotator of each row, and
   each image's first row.
 
-docs/explorer.md gives the measured sizes. The page's behaviour is in page.js beside this
-file, its style in page.css (both inlined).
+The page's behaviour is in page.js beside this file, its style in page.css (both inlined).
 """
 
 from __future__ import annotations
