@@ -158,6 +158,9 @@ window.SDX = (() => {
       kl: offMap.map((i) => (Number.isFinite(at("kl", c, i)) ? at("kl", c, i) : null)),
     };
     others.selected.indices = [];
+    // Bokeh's DataTable redraws when its view's row set changes: new values in as many rows
+    // (another model or target) would stay unseen without this
+    model("others_table").change.emit();
     S.ignoreSelection = false;
     const name = M.models.find((m) => m.id === model("model").value)?.name ?? model("model").value;
     model("data_map").title.text = `Model data map: ${M.corpus_name}, ${name}, target ${model("target").value}`;

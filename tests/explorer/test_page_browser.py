@@ -126,3 +126,31 @@ def test_a_page_that_reaches_out_is_caught(tmp_path, browser):
     page.close()
     assert browser.requests == ["https://example.invalid/x.png"]
     browser.requests.clear()
+
+
+def test_colour_views_and_a_table_row(explorer, page_path, tab):
+    page = tab(page_path)
+    explorer_ready(page)
+    page.locator("select[name=colour]").select_option(label="HLV / NoHLV")
+    page.locator(".sdx-legend", has_text="human label variation").wait_for()
+    data = page.evaluate(
+        "() => { const d = Bokeh.documents[0].get_model_by_name('points').data;"
+        " return {ids: [...d.image_id], colours: [...d.colour]}; }"
+    )
+    hlv = explorer.table.set_index("image_id")["hlv"]
+    expected = ["#d62728" if hlv[i] else "#1f77b4" for i in data["ids"]]
+    assert data["colours"] == expected and len(set(expected)) == 2
+    first = page.locator(".slick-row").first
+    image_id = first.locator(".slick-cell").first.inner_text()
+    first.locator(".slick-cell").first.click()
+    page.wait_for_function("id => SDX.state().image_id === id", arg=image_id, timeout=10_000)
+    assert page.locator(".sdx-image-id").inner_text() == image_id
+    assert explorer.table.set_index("image_id").loc[image_id, "split"] in ("val", "test")
+    page.locator("select[name=model]").select_option(index=1)  # the shown image stays, its predictions follow
+    page.wait_for_function(  # the heat map's title is drawn on the canvas: read it from the model
+        "() => Bokeh.documents[0].get_model_by_name('heat_figure').title.text.startsWith('LeNet:')"
+    )
+    assert page.locator(".sdx-image-id").inner_text() == image_id
+    lenet_kl = explorer.cell(MODELS[1], TARGETS[0], "kl")[explorer.table["image_id"] == image_id].iloc[0]
+    assert page.locator(".slick-row").first.locator(".slick-cell").last.inner_text() == f"{lenet_kl:.3f}"
+    screenshot(page, "explorer/hlv_table_row.png")
