@@ -415,7 +415,8 @@ window.SDX = (() => {
       return;
     }
     S.searchNote = null;
-    show(i);
+    S.row = i;
+    refresh(); // redraws the counts (a note of an earlier search goes) and shows row i
   }
 
   /** Page coordinates of an image's point on the map (null when it has none): for tests and links. */

@@ -557,7 +557,12 @@ def page_html(explorer: Explorer) -> str:
         f"data map of the chosen model and target: confidence and variability of p(gold) over the last "
         f"{explorer.last_epochs} epochs of {len(explorer.seeds)} seed(s); {meta['gold_note']}. Validation and test "
         "images have no point (dynamics are recorded on training images): they are in the table under the map, "
-        "with their final predictions. Dashed lines: the corpus's cartography region thresholds."
+        "with their final predictions. "
+        + (
+            "Dashed lines: the corpus's cartography region thresholds."
+            if explorer.thresholds
+            else "No cartography region thresholds were given for this corpus: no regions on the map."
+        )
     )
     return file_html(
         _document(meta),

@@ -96,3 +96,15 @@ def test_real_labels_are_not_called_simulated(inputs, tmp_path):
     explorer = build_explorer(inputs.corpus, **(inputs.kwargs() | {"study": study}))
     header = header_of(page_html(explorer))
     assert "SIMULATED" not in header and "real human annotations (imported annotation campaign)" in header
+
+
+def test_released_labels_make_a_page_without_answers(inputs, tmp_path):
+    frame = pq.read_table(inputs.study).to_pandas().assign(simulated=False, n_annotators=None)
+    study = tmp_path / "study.parquet"
+    study_table.write_study(study_table.to_arrow(frame), study, origin="released", info={})
+    explorer = build_explorer(inputs.corpus, **(inputs.kwargs() | {"study": study, "raw_answers": None, "qc": None}))
+    html = page_html(explorer)
+    meta, blocks = decode_payload(html)
+    assert not meta["has_answers"] and meta["annotators"] == [] and not blocks["answer_start"].any()
+    assert all(n is None for n in meta["n_annotators"])
+    assert "the released soft-digits labels" in header_of(html)
