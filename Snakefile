@@ -38,6 +38,7 @@ else:
     include: "rules/annotation.smk"
     include: "rules/training.smk"
     include: "rules/evaluation.smk"
+    include: "rules/explorer.smk"
 
 
 rule all:

@@ -15,6 +15,7 @@ from softdigits.training.models import MODELS
 from softdigits.training.targets import TARGETS
 from softdigits.evaluation.stats import POSTHOC_VIEWS
 from softdigits.evaluation.tables import SECTIONS as TABLE_SECTIONS, TABLES as TABLE_SPECS, fill as fill_caption
+from softdigits.explorer import asset_paths
 from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
@@ -43,6 +44,7 @@ TRAINING_DIR = f"{RESULTS}/training"
 EVALUATION_DIR = f"{RESULTS}/evaluation"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
+EXPLORER_DIR = f"{RESULTS}/explorer"
 
 # Downloads live outside the results (softdigits.config.DOWNLOADS): raw data is shared by every
 # config and never deleted.
@@ -135,6 +137,7 @@ def all_targets():
         + annotation_targets()
         + training_targets()
         + evaluation_targets()
+        + explorer_targets()
     )
 
 
@@ -358,3 +361,20 @@ def evaluation_targets():
         + [f"{FIGURES}/table5_curve.png", f"{RESULTS}/findings.md", f"{RESULTS}/findings.json"]
         + [f"{RESULTS}/headline.json", f"{RESULTS}/headline.md"]
     )
+
+
+# ---------------------------------------------------------------- explorer
+
+EXPLORER_PAGE = f"{EXPLORER_DIR}/{{corpus}}.html"
+EXPLORER_ASSETS = asset_paths()  # the page's script and style (softdigits/explorer/)
+
+
+def explorer_targets():
+    return expand(EXPLORER_PAGE, corpus=STUDY_CORPORA)
+
+
+def explorer_answers(wildcards):
+    """The raw answers and their QC report, unless the labels are the released aggregates."""
+    if LABELS_ORIGIN == "released":
+        return {}
+    return {"raw_answers": raw_annotations(wildcards.corpus), "qc": f"{ANNOTATION_DIR}/{wildcards.corpus}/qc.json"}
