@@ -1,6 +1,7 @@
 """A real browser for page tests: Debian's chromium (/usr/bin/chromium), headless, driven by
 Playwright for Python (pinned in requirements.txt; its own browser download is never used),
-with every request that is not file:// aborted and recorded, and the page's errors collected.
+with every request outside the allowed URLs (file:// by default) aborted and recorded, and the
+page's errors collected.
 Screenshots go to test-artifacts/ (gitignored): look at them.
 
 Skips with the reason where playwright or chromium is not installed (.ci/run installs both).
@@ -44,10 +45,10 @@ class Browser:
         return page
 
 
-def _route(browser: Browser):
+def _route(browser: Browser, allow: tuple[str, ...]):
     def handle(route):
         url = route.request.url
-        if url.startswith("file://"):
+        if url.startswith(allow):
             route.continue_()
         else:
             browser.requests.append(url)
@@ -57,8 +58,9 @@ def _route(browser: Browser):
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1400, height: int = 1300) -> Iterator[Browser]:
-    """A fresh headless chromium (its own profile folder) that reaches nothing but file://."""
+def chromium(width: int = 1400, height: int = 1300, allow: tuple[str, ...] = ("file://",)) -> Iterator[Browser]:
+    """A fresh headless chromium (its own profile folder) that reaches nothing but the URLs
+    starting with one of `allow` (file:// for a page that must open from disk)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -74,7 +76,7 @@ def chromium(width: int = 1400, height: int = 1300) -> Iterator[Browser]:
             viewport={"width": width, "height": height},
         )
         browser = Browser(context)
-        context.route("**/*", _route(browser))
+        context.route("**/*", _route(browser, allow))
         try:
             yield browser
         finally:

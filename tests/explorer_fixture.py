@@ -201,15 +201,15 @@ def fabricate(
         inputs.dynamics[(model, target, s)] = Path(files["dynamics_predictions"])
     for model in models:
         runs = {(t, s): inputs.dynamics[(model, t, s)] for t in targets for s in seeds}
-        _, maps, _ = evaluate_dynamics(
-            study_table.read_study_frame(study),
+        _, maps, _, _ = evaluate_dynamics(
+            study,
             runs,
             last_epochs=LAST_EPOCHS,
             n_permutations=19,
             seed=0,
             gold="trained_target",
-            # the shuffle control's gold is its shuffled label: here simply the original one
-            trained_gold={"human_shuffled": pd.Series(frame["label"].to_numpy(), index=frame["image_id"])},
+            not_a_digit="renormalise",
+            target_params={"human_shuffled": {"shuffle_seed": 0}},  # its gold: the argmax of its shuffled label
         )
         path = results / "evaluation" / corpus / model / "data_map.parquet"
         io.write_table(maps.assign(corpus=corpus, model=model), path, metadata={"labels_origin": "simulated"})

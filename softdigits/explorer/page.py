@@ -47,10 +47,11 @@ from bokeh.palettes import Category10, Viridis256
 
 from softdigits import io
 from softdigits.constants import N_DIGITS, NOT_A_DIGIT, REGIONS, STUDY_SPLITS
+from softdigits.corpora import corpus_name
 from softdigits.evaluation.dynamics import GOLD_NOTES, NO_GOLD
-from softdigits.evaluation.tables import CORPUS_NAMES, MODEL_NAMES
 from softdigits.explorer import ASSETS
 from softdigits.explorer.data import Explorer
+from softdigits.training.models import model_name
 
 PROBS_SCALE = 10_000  # uint16 code of a probability (0.0001 steps); PROBS_NONE: no prediction
 PROBS_NONE = 65535
@@ -157,11 +158,11 @@ def payload(explorer: Explorer) -> tuple[dict, bytes]:
         "blocks": layout,
         "n_bytes": len(raw),
         "corpus": explorer.corpus,
-        "corpus_name": CORPUS_NAMES.get(explorer.corpus, explorer.corpus),
+        "corpus_name": corpus_name(explorer.corpus),
         "labels_origin": explorer.labels_origin,
         "labels_sentence": explorer.labels_sentence,
         "simulated": explorer.labels_origin == "simulated",
-        "models": [{"id": m, "name": MODEL_NAMES.get(m, m)} for m in explorer.models],
+        "models": [{"id": m, "name": model_name(m)} for m in explorer.models],
         "targets": list(explorer.targets),
         "cells": [list(c) for c in cells],
         "seeds": list(explorer.seeds),

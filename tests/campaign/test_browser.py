@@ -9,12 +9,11 @@ Skips (with the reason) when chromium, Playwright or the task's build is missing
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import browser_fixture
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -24,25 +23,14 @@ from softdigits.annotation.answers import RAW_SCHEMA
 from softdigits.campaign.settings import TASK_BUILD
 from softdigits.campaign.store import read_tables
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "campaign"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc=CODE42"
 PID = "5f1e0c0ffee0000000000042"
 
 
 def _missing() -> str | None:
-    if not CHROMIUM.is_file():
-        return f"{CHROMIUM} not installed (apt-get install chromium)"
+    if not browser_fixture.CHROMIUM.is_file():
+        return f"{browser_fixture.CHROMIUM} not installed (apt-get install chromium)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -57,20 +45,9 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1100, "height": 800},
-        )
-        yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+    """Chromium that reaches the campaign server on 127.0.0.1 and nothing else on the network."""
+    with browser_fixture.chromium(1100, 800, allow=("file://", "http://127.0.0.1:")) as b:
+        yield b.context
 
 
 @pytest.fixture(scope="module")
