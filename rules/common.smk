@@ -9,13 +9,13 @@ import yaml
 
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import validate_config
-from softdigits.corpora import CORPORA as CORPUS_REGISTRY, reader_settings
 from softdigits.corpora.download import content_check, download_plan
+from softdigits.corpora import CORPORA as CORPUS_REGISTRY, reader_settings
 from softdigits.training import run_outputs
 from softdigits.training.models import MODELS
 from softdigits.training.targets import TARGETS
 from softdigits.evaluation.tables import SECTIONS as TABLE_SECTIONS, TABLES as TABLE_SPECS, fill as fill_caption
-from softdigits.provenance import module_files, script_code
+from softdigits.provenance import script_code
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
@@ -153,6 +153,8 @@ def corpus_inputs(wildcards):
 def corpus_code(wildcards):
     """The package modules a corpus job runs: scripts/corpus.py's and its own reader module's
     (the registry names its reader without importing it; softdigits.corpora)."""
+    from softdigits.provenance import module_files
+
     reader = f"corpora.{CORPUS_REGISTRY[wildcards.corpus].reader}"
     return sorted({*code("corpus"), *module_files(reader)})
 

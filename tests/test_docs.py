@@ -148,8 +148,3 @@ def test_every_name_and_path_developing_gives_exists(developing):
     assert not missing_names(developing)
     stale = "`softdigits.grid.run`, `softdigits/grid.py`, `softdigits.evaluation.metrics.entropy`, `rules/X.smk`"
     assert missing_names(stale) == ["softdigits.grid.run", "softdigits/grid.py"]
-
-
-def test_the_corpora_page_names_what_exists():
-    """docs/corpora.md (the registry, its fields, how to add a corpus) names only what exists."""
-    assert missing_names((REPO / "docs" / "corpora.md").read_text()) == []
