@@ -10,6 +10,7 @@ import yaml
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import DOWNLOADS, replicate_config, validate_config
 from softdigits.corpora.download import content_check, download_plan
+from softdigits.corpora import CORPORA as CORPUS_REGISTRY, reader_settings
 from softdigits.training import run_outputs
 from softdigits.training.models import MODELS
 from softdigits.training.targets import TARGETS
@@ -83,11 +84,6 @@ DOWNLOAD_SPECS = {
     if LABELS_ORIGIN == "released" and ANNOTATION["released_download"]["url"]
     else {}
 )
-MUKHOTI_INPUTS = (
-    {"generated": f"{GENERATOR_DIR}/mukhoti_corpus.parquet"}
-    if CORPORA_CONFIG["mukhoti"]["origin"] == "generate"
-    else DOWNLOAD_PATHS.get("mukhoti", {})
-)
 ENSEMBLE_MEMBERS = expand(
     f"{GENERATOR_DIR}/ensemble/member{{member}}.pt", member=range(GENERATOR["ensemble"]["members"])
 )
@@ -146,6 +142,29 @@ def all_targets():
 
 def corpora_targets():
     return [f"{CORPORA_DIR}/{corpus}.parquet" for corpus in CORPORA]
+
+
+def corpus_inputs(wildcards):
+    """A corpus job's files by the names its reader takes: the downloads (origin download),
+    the generator stage's table (origin generate) or none (origin package)."""
+    corpus = wildcards.corpus
+    if CORPORA_CONFIG[corpus]["origin"] == "generate":
+        return {"generated": f"{GENERATOR_DIR}/{corpus}_corpus.parquet"}
+    return DOWNLOAD_PATHS.get(corpus, {})
+
+
+def corpus_code(wildcards):
+    """The package modules a corpus job runs: scripts/corpus.py's and its own reader module's
+    (the registry names its reader without importing it; softdigits.corpora)."""
+    from softdigits.provenance import module_files
+
+    reader = f"corpora.{CORPUS_REGISTRY[wildcards.corpus].reader}"
+    return sorted({*code("corpus"), *module_files(reader)})
+
+
+def corpus_env(wildcards):
+    """The conda env of a corpus job (its registry entry's `env`: torch only for .pt tensors)."""
+    return f"../envs/{CORPUS_REGISTRY[wildcards.corpus].env}.yaml"
 
 
 # ---------------------------------------------------------------- dedup

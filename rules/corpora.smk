@@ -32,95 +32,31 @@ rule download_file:
         "../scripts/download_file.py"
 
 
-rule corpus_mnist:
+# One job per enabled corpus, all read through its registry entry (softdigits.corpora.CORPORA):
+# its inputs are the entry's download files, or the generator stage's table (origin generate);
+# its code input holds this corpus's reader module only, so editing one reader reruns that
+# corpus alone. Resources: the largest of the four corpora (MNIST: 3 GB).
+rule corpus:
     input:
-        **DOWNLOAD_PATHS.get("mnist", {}),
-        code=code("corpus_mnist"),
+        unpack(corpus_inputs),
+        code=corpus_code,
     output:
-        f"{CORPORA_DIR}/mnist.parquet",
+        f"{CORPORA_DIR}/{{corpus}}.parquet",
     params:
-        origin=CORPORA_CONFIG["mnist"]["origin"],
-        limit_per_split=CORPORA_CONFIG["mnist"]["limit_per_split"],
-        idx_checksums=CORPORA_CONFIG["mnist"]["idx_checksums"],
+        origin=lambda wc: CORPORA_CONFIG[wc.corpus]["origin"],
+        limit_per_split=lambda wc: CORPORA_CONFIG[wc.corpus]["limit_per_split"],
+        settings=lambda wc: reader_settings(CORPORA_CONFIG[wc.corpus]),
+    wildcard_constraints:
+        corpus="|".join(CORPORA),
     log:
-        f"{LOGS}/corpus_mnist.log",
+        f"{LOGS}/corpus/{{corpus}}.log",
     benchmark:
-        f"{BENCHMARKS}/corpus_mnist.tsv"
+        f"{BENCHMARKS}/corpus/{{corpus}}.tsv"
     threads: 1
     resources:
         mem_mb=3000,
-        runtime=runtime(7.4),
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../scripts/corpus_mnist.py"
-
-
-rule corpus_mukhoti:
-    input:
-        **MUKHOTI_INPUTS,
-        code=code("corpus_mukhoti"),
-    output:
-        f"{CORPORA_DIR}/mukhoti.parquet",
-    params:
-        origin=CORPORA_CONFIG["mukhoti"]["origin"],
-        limit_per_split=CORPORA_CONFIG["mukhoti"]["limit_per_split"],
-    log:
-        f"{LOGS}/corpus_mukhoti.log",
-    benchmark:
-        f"{BENCHMARKS}/corpus_mukhoti.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=runtime(1.2),
-    conda:
-        "../envs/torch.yaml"
-    script:
-        "../scripts/corpus_mukhoti.py"
-
-
-rule corpus_ardis:
-    input:
-        **DOWNLOAD_PATHS.get("ardis", {}),
-        code=code("corpus_ardis"),
-    output:
-        f"{CORPORA_DIR}/ardis.parquet",
-    params:
-        origin=CORPORA_CONFIG["ardis"]["origin"],
-        limit_per_split=CORPORA_CONFIG["ardis"]["limit_per_split"],
-    log:
-        f"{LOGS}/corpus_ardis.log",
-    benchmark:
-        f"{BENCHMARKS}/corpus_ardis.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
         runtime=runtime(60),
     conda:
-        "../envs/data.yaml"
+        corpus_env
     script:
-        "../scripts/corpus_ardis.py"
-
-
-rule corpus_weiss:
-    input:
-        **DOWNLOAD_PATHS.get("weiss", {}),
-        code=code("corpus_weiss"),
-    output:
-        f"{CORPORA_DIR}/weiss.parquet",
-    params:
-        origin=CORPORA_CONFIG["weiss"]["origin"],
-        limit_per_split=CORPORA_CONFIG["weiss"]["limit_per_split"],
-        keep_splits=CORPORA_CONFIG["weiss"]["keep_splits"],
-    log:
-        f"{LOGS}/corpus_weiss.log",
-    benchmark:
-        f"{BENCHMARKS}/corpus_weiss.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=runtime(60),
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../scripts/corpus_weiss.py"
+        "../scripts/corpus.py"

@@ -1,7 +1,7 @@
 # Stage 'generator': Ambiguous-MNIST regenerated offline with the DDU recipe
 # (Mukhoti et al.): VAE -> labelling ensemble -> scored candidate pool -> entropy-
 # stratified selection. Active when config corpora.mukhoti.origin is "generate";
-# corpus_mukhoti then reads results/generator/mukhoti_corpus.parquet.
+# rule corpus then reads results/generator/mukhoti_corpus.parquet.
 
 
 rule generator_vae:

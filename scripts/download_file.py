@@ -1,8 +1,8 @@
 """Rule download_file: fetch one source file, verified by its checksum (or checksum lock)."""
 
 from softdigits import jobs
+from softdigits.corpora.checks import check_download
 from softdigits.corpora.download import download
-from softdigits.corpora.sources import check_download
 
 jobs.start(snakemake)
 download(

@@ -70,25 +70,28 @@ class ConfigError(ValueError):
 REGISTRY_SCHEMA = "registry.schema.yaml"  # a schema file of no folder: made from the registries
 
 
-def registry_schema() -> dict:
+def registry_schema(folder: Path) -> dict:
     """The names each registry defines, as schema enums: schema files refer to them
-    (`registry.schema.yaml#/$defs/model`) instead of listing names by hand."""
-    from softdigits.corpora import CORPORA
+    (`registry.schema.yaml#/$defs/model`) instead of listing names by hand; and the
+    corpora section, one entry per registered corpus (`$defs/corpora`, made from the
+    schema files in `folder`, the one that asks for the registry schema)."""
+    from softdigits.corpora import CORPORA, config_schema
     from softdigits.training.models import MODELS
     from softdigits.training.targets import TARGETS
 
     names = {"corpus": CORPORA, "model": MODELS, "target": TARGETS}
-    return {"$defs": {kind: {"enum": list(registry)} for kind, registry in names.items()}}
+    defs = {kind: {"enum": list(registry)} for kind, registry in names.items()}
+    return {"$defs": defs | {"corpora": config_schema(folder)}}
 
 
 def _load_schema(path: Path) -> tuple[dict, Registry]:
     root = path.parent
 
     def retrieve(uri: str) -> Resource:
-        if uri.rsplit("/", 1)[-1] == REGISTRY_SCHEMA:
-            return Resource.from_contents(registry_schema(), DRAFT202012)
         name = uri.removeprefix("file://")
         target = Path(name) if Path(name).is_absolute() else root / name
+        if target.name == REGISTRY_SCHEMA:
+            return Resource.from_contents(registry_schema(target.parent), DRAFT202012)
         return Resource.from_contents(yaml.safe_load(target.read_text()), DRAFT202012)
 
     schema = yaml.safe_load(path.read_text())

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from answers_fixture import GOOD, answers, write_answers
-from corpus_fixture import weiss_frame
+from corpus_fixture import weiss_frame, write_ardis_archive
 from http_fixture import GOOD as PAYLOAD
 
 from softdigits import io
@@ -30,9 +30,10 @@ from softdigits.annotation.answers import RawAnnotationError, read_raw_annotatio
 from softdigits.annotation.released import ReleasedTableError, read_released
 from softdigits.cli import main
 from softdigits.config import ConfigError, check_files
-from softdigits.corpora import sources
+from softdigits.corpora import mukhoti
+from softdigits.corpora.base import SourceFormatError, write_corpus
+from softdigits.corpora.checks import check_download
 from softdigits.corpora.download import ChecksumError, DownloadError, download, store_path
-from softdigits.corpora.sources import SourceFormatError, check_download
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -354,9 +355,9 @@ def test_zero_row_images_parquet_is_rejected(tmp_path):
     empty = tmp_path / "empty.parquet"
     io.write_table(table.slice(0, 0), empty)
     with pytest.raises(SourceFormatError, match=r"empty\.parquet: the images table has no rows"):
-        sources.mukhoti_from_generator(empty)
+        mukhoti.mukhoti_from_generator(empty)
     with pytest.raises(SourceFormatError, match=r"weiss: the source has no images"):
-        sources.write_corpus(table.slice(0, 0), tmp_path / "out.parquet", "weiss", "download", None)
+        write_corpus(table.slice(0, 0), tmp_path / "out.parquet", "weiss", "download", None)
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -381,7 +382,7 @@ def test_truncated_first_download_is_not_pinned(server, tmp_path):  # noqa: F811
     url, files = server
     files["/train-idx.gz"] = truncated_gzip()  # served whole: Content-Length matches
     dest, lock = tmp_path / "dl" / "train-idx.gz", tmp_path / "locks" / "train-idx.gz.sha256"
-    check = lambda path, name: check_download(path, name, "mukhoti")  # noqa: E731
+    check = lambda path, name: check_download(path, name, "mnist")  # noqa: E731
     with pytest.raises(
         DownloadError,
         match=r"train-idx\.gz is damaged, so its checksum was not " r"pinned: train-idx\.gz: not a complete gzip file",
@@ -395,21 +396,19 @@ def test_truncated_first_download_is_not_pinned(server, tmp_path):  # noqa: F811
 
 
 def test_truncated_csv_and_rar_first_downloads_are_not_pinned(tmp_path):
-    from test_sources import write_ardis_archive
-
     csv = tmp_path / "weiss.csv"
     weiss_frame(np.random.default_rng(0)).to_csv(csv, index=False)
-    check_download(csv, "weiss.csv", "weiss")
+    check_download(csv, "weiss.csv", "weiss", "csv")
     csv.write_bytes(csv.read_bytes()[:-3000])
     with pytest.raises(SourceFormatError, match=r"weiss\.csv: line \d+"):
-        check_download(csv, "weiss.csv", "weiss")
+        check_download(csv, "weiss.csv", "weiss", "csv")
 
     rar = tmp_path / "ARDIS.rar"
     write_ardis_archive(rar, np.random.default_rng(1))
-    check_download(rar, "ARDIS.rar", "ardis")
+    check_download(rar, "ARDIS.rar", "ardis", "archive")
     rar.write_bytes(rar.read_bytes()[:-500])
     with pytest.raises(SourceFormatError, match=r"ARDIS\.rar: "):
-        check_download(rar, "ARDIS.rar", "ardis")
+        check_download(rar, "ARDIS.rar", "ardis", "archive")
 
 
 def test_pin_mismatch_names_the_lock_and_how_to_reset_it(server, tmp_path):  # noqa: F811
@@ -433,7 +432,7 @@ def test_damaged_released_table_is_not_pinned(tmp_path):
     pq.write_table(pa.table({c: pa.array(["x"], pa.string()) for c in RELEASED_COLUMNS}), path)
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(ReleasedTableError, match=r"released\.parquet: not a readable Parquet file"):
-        check_download(path, "soft-digits.parquet", "released")
+        check_download(path, "soft-digits.parquet")
 
 
 def test_import_never_writes_over_the_answers(tmp_path):

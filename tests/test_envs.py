@@ -81,6 +81,7 @@ DUMP_RULES = """
 import json, os, sys
 from pathlib import Path
 from snakemake.api import SnakemakeApi
+from snakemake.iocontainers import Wildcards
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 workdir = Path(sys.argv[1]).resolve()
@@ -96,9 +97,12 @@ with SnakemakeApi(OutputSettings(enable_file_logging=False)) as api:  # no .snak
     for rule in workflow.rules:
         info = rule.ruleinfo  # the directives as written, before Snakemake's defaults
         rule_file = Path(rule.snakefile)
-        env = None
-        if info.conda_env:
-            env = os.path.relpath((rule_file.parent / str(info.conda_env)).resolve(), workdir)
+        envs = [info.conda_env] if info.conda_env and not callable(info.conda_env) else []
+        if callable(info.conda_env):  # a function of {corpus} (rule corpus): each registered corpus's env
+            from softdigits.corpora import CORPORA
+
+            envs = sorted({info.conda_env(Wildcards(fromdict={"corpus": c})) for c in CORPORA})
+        env = [os.path.relpath((rule_file.parent / str(e)).resolve(), workdir) for e in envs] or None
         rules[rule.name] = {
             "file": str(rule_file.relative_to(workdir)),
             "norun": bool(rule.norun),
@@ -156,8 +160,9 @@ def directive_problems(rules: dict[str, dict], workdir: Path) -> list[str]:
         problems += [
             f"{where} lacks resources {r}" for r in RESOURCES if rule["resources"] and r not in rule["resources"]
         ]
-        if rule["conda"] and rule["conda"] not in env_names:
-            problems.append(f"{where} uses {rule['conda']}, which is not in envs/")
+        problems += [
+            f"{where} uses {env}, which is not in envs/" for env in rule["conda"] or [] if env not in env_names
+        ]
     return problems
 
 

@@ -267,15 +267,16 @@ def download_plan(corpora: dict, root: str) -> dict[str, dict[str, str]]:
 
 
 def content_check(plan: dict[str, dict[str, str]], path: str) -> dict:
-    """How a downloaded file's content is checked before it is pinned (see sources.check_download).
+    """Which file a download is, for its content check before it is pinned
+    (`softdigits.corpora.checks.check_download`: the corpus's registry entry's `check`).
 
-    `plan` is `download_plan`'s answer: a path in it feeds that corpus's reader; the
-    only other download is the released soft-digits table. Only what the file is
-    goes in (no reader options), so that a reader option's change does not fetch
-    the file again.
+    `plan` is `download_plan`'s answer: a path in it is that corpus's file; the only
+    other download is the released soft-digits table (no corpus). Only what the file is
+    goes in (no reader options), so that a reader option's change does not fetch the
+    file again.
     """
     for corpus, paths in plan.items():
         for name, corpus_path in paths.items():
             if corpus_path == path:
-                return {"reader": corpus, "file_key": name}
-    return {"reader": "released"}
+                return {"corpus": corpus, "file_key": name}
+    return {}

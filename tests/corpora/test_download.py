@@ -130,8 +130,8 @@ def test_url_filename_and_download_plan():
         download_plan(corpora, "dl")
 
 
-def test_content_check_names_the_reader_of_each_download():
+def test_content_check_names_the_corpus_file_of_each_download():
     plan = {"ardis": {"archive": "dl/ardis/A.rar"}, "mnist": {"train_images": "dl/mnist/t.gz"}}
-    assert content_check(plan, "dl/ardis/A.rar") == {"reader": "ardis", "file_key": "archive"}
-    assert content_check(plan, "dl/mnist/t.gz") == {"reader": "mnist", "file_key": "train_images"}
-    assert content_check(plan, "dl/soft_digits/s.parquet") == {"reader": "released"}
+    assert content_check(plan, "dl/ardis/A.rar") == {"corpus": "ardis", "file_key": "archive"}
+    assert content_check(plan, "dl/mnist/t.gz") == {"corpus": "mnist", "file_key": "train_images"}
+    assert content_check(plan, "dl/soft_digits/s.parquet") == {}  # the released table: no corpus

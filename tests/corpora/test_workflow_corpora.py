@@ -8,6 +8,7 @@ the download rule, its checksum lock and a second corpus beside MNIST are exerci
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from pathlib import Path
 
@@ -16,9 +17,10 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import copy_workflow, dry_run_jobs, snakemake
-from corpus_fixture import weiss_frame
+from corpus_fixture import ardis_text, small_mnist, weiss_frame, write_ardis_archive, write_mukhoti_release
 
 from softdigits import io
+from softdigits.corpora.mnist import parse_idx
 
 pytestmark = pytest.mark.workflow
 
@@ -84,7 +86,7 @@ def test_tiny_config_builds_the_corpora_and_dedup_outputs(run):
     assert leakage.loc["weiss", "test_in_train"] == 1 and leakage.loc["mnist", "test_in_train"] == 0
     assert leakage.loc["mnist", "n_kept"] == 1000
     assert "| weiss | 6 |" in (run / "results-test/dedup/leakage.md").read_text()
-    for job in ("corpus_mnist", "corpus_weiss", "dedup/mnist", "dedup/weiss", "dedup_report"):
+    for job in ("corpus/mnist", "corpus/weiss", "dedup/mnist", "dedup/weiss", "dedup_report"):
         assert (run / f"results-test/logs/{job}.log").exists() and (run / f"results-test/benchmarks/{job}.tsv").exists()
 
 
@@ -104,11 +106,11 @@ def test_nothing_to_do_after_the_run(run):
     "changes, expected",
     [
         # mnist is first in dedup priority: weiss's dedup reads it, mnist's never reads weiss
-        ({"corpora": {"mnist": {"limit_per_split": 400}}}, {"corpus_mnist": 1, "dedup": 2, "dedup_report": 1}),
-        ({"corpora": {"weiss": {"keep_splits": ["train"]}}}, {"corpus_weiss": 1, "dedup": 1, "dedup_report": 1}),
+        ({"corpora": {"mnist": {"limit_per_split": 400}}}, {"corpus": 1, "dedup": 2, "dedup_report": 1}),
+        ({"corpora": {"weiss": {"keep_splits": ["train"]}}}, {"corpus": 1, "dedup": 1, "dedup_report": 1}),
         (
             {"corpora": {"weiss": {"files": {"csv": {"url": "file:///elsewhere/weiss.csv", "checksum": None}}}}},
-            {"download_file": 1, "corpus_weiss": 1, "dedup": 1, "dedup_report": 1},
+            {"download_file": 1, "corpus": 1, "dedup": 1, "dedup_report": 1},
         ),
         ({"dedup": {"near_duplicates": {"enabled": True}}}, {"dedup": 2, "dedup_report": 1}),
     ],
@@ -123,8 +125,15 @@ def test_a_config_change_reruns_only_what_it_touches(run, changes, expected):
     "module, expected",
     [
         ("dedup/duplicates", {"dedup": 2, "dedup_report": 1}),
-        # Downloads are fixed by URL and checksum: a code edit never fetches them again.
-        ("corpora/download", {"corpus_mnist": 1, "corpus_weiss": 1, "dedup": 2, "dedup_report": 1}),
+        # Downloads are fixed by URL and checksum: a code edit never fetches them again;
+        # only MNIST's reader runs this module (its IDX checksums).
+        ("corpora/download", {"corpus": 1, "dedup": 2, "dedup_report": 1}),
+        # One reader's edit reruns its corpus alone (weiss's dedup reads mnist, not the reverse).
+        ("corpora/weiss", {"corpus": 1, "dedup": 1, "dedup_report": 1}),
+        ("corpora/mnist", {"corpus": 1, "dedup": 2, "dedup_report": 1}),
+        # The registry and what the readers share: every corpus.
+        ("corpora/__init__", {"corpus": 2, "dedup": 2, "dedup_report": 1}),
+        ("corpora/base", {"corpus": 2, "dedup": 2, "dedup_report": 1}),
     ],
 )
 def test_a_code_change_reruns_only_the_rules_that_run_it(run, module, expected):
@@ -146,8 +155,6 @@ def test_lint_is_clean(run):
 
 def test_every_download_origin_through_the_cli(tmp_path):
     """All four corpora from file:// mirrors of small fixture files, through download and dedup."""
-    from test_sources import small_mnist, write_ardis_archive, write_mukhoti_release
-
     workdir = copy_workflow(tmp_path / "workflow")
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -161,12 +168,6 @@ def test_every_download_origin_through_the_cli(tmp_path):
     mukhoti_files = write_mukhoti_release(mirror, n=8)
     rng = np.random.default_rng(8)
     # ARDIS's first training image is a copy of MNIST's first: a cross-corpus duplicate.
-    import gzip
-
-    from test_sources import ardis_text
-
-    from softdigits.corpora.sources import parse_idx
-
     mnist_train = parse_idx(gzip.decompress(mnist_files["train_images"].read_bytes()), "images", "fixture")
     ardis_train = np.vstack([mnist_train[:1], rng.integers(0, 256, (3, 784))])
     write_ardis_archive(mirror / "ARDIS_DATASET_IV.rar", rng, **{"ARDIS_train_2828.csv": ardis_text(ardis_train)})

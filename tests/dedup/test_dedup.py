@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from softdigits import io
-from softdigits.corpora import sources
+from softdigits.corpora.mnist import mnist_from_package
 from softdigits.dedup import duplicates as dedup
 from softdigits.dedup.duplicates import NearDuplicates
 
@@ -220,7 +220,7 @@ def test_a_corpus_kept_images_never_depend_on_the_corpora_below_it(tables, tmp_p
 
 def test_mnist_has_no_duplicates():
     checksums = yaml.safe_load((REPO / "workflow_config.yaml").read_text())["corpora"]["mnist"]["idx_checksums"]
-    mnist = sources.mnist_from_package(checksums)
+    mnist = mnist_from_package(checksums)
     result = dedup.deduplicate({"mnist": mnist}, PRIORITY)
     assert result.duplicates.empty
     leak = result.leakage.iloc[0]

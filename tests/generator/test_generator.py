@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from softdigits import io
-from softdigits.corpora import sources
+from softdigits.corpora.mnist import mnist_from_package
 from softdigits.generator import ensemble, inputs, pool, select, vae
 from softdigits.generator.ensemble import MemberSettings
 from softdigits.generator.inputs import GeneratorError, MnistSplits
@@ -28,7 +28,7 @@ DEFAULTS = yaml.safe_load((REPO / "workflow_config.yaml").read_text())
 def mnist_path(tmp_path_factory) -> Path:
     """All of MNIST in the images contract (what results/corpora/mnist.parquet holds)."""
     path = tmp_path_factory.mktemp("mnist") / "mnist.parquet"
-    io.write_table(sources.mnist_from_package(DEFAULTS["corpora"]["mnist"]["idx_checksums"]), path)
+    io.write_table(mnist_from_package(DEFAULTS["corpora"]["mnist"]["idx_checksums"]), path)
     return path
 
 

@@ -2,7 +2,7 @@
 
 The tiny config takes 500 MNIST training images from the package copy; the generator
 keeps the recipe's filter thresholds and makes 600 images. The corpora stage's
-corpus_mukhoti then reads the generated table, as in the default offline run.
+rule corpus then reads the generated table, as in the default offline run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import yaml
 from conftest import colour_pixels, copy_workflow, dry_run_jobs, ink_share, png_rgb, snakemake
 
 from softdigits import io
-from softdigits.corpora import sources
+from softdigits.corpora.mukhoti import mukhoti_from_generator
 from softdigits.evaluation.metrics import entropy
 from softdigits.generator import figures
 
@@ -61,7 +61,7 @@ def tiny_config(workdir: Path) -> dict:
 
 def test_the_tiny_config_builds_a_corpus_that_meets_the_recipe(run):
     config = tiny_config(run)
-    corpus = sources.mukhoti_from_generator(run / f"{OUT}/mukhoti_corpus.parquet")
+    corpus = mukhoti_from_generator(run / f"{OUT}/mukhoti_corpus.parquet")
     assert corpus.num_rows == config["stratify"]["n_images"] == 600
     assert io.read_metadata(run / f"{OUT}/mukhoti_corpus.parquet")["labels"].startswith("synthetic")
     # drawn with replacement (the default): the per-bin table in the CSV and the log,
@@ -175,7 +175,7 @@ def test_nothing_to_do_after_the_run(run):
     [
         (
             {"stratify": {"n_images": 500}},
-            {"generator_select": 1, "generator_figures": 1, "corpus_mukhoti": 1, "dedup": 1, "dedup_report": 1},
+            {"generator_select": 1, "generator_figures": 1, "corpus": 1, "dedup": 1, "dedup_report": 1},
         ),
         (
             {"filter": {"max_mutual_information": 0.04}},
@@ -183,7 +183,7 @@ def test_nothing_to_do_after_the_run(run):
                 "generator_pool": 1,
                 "generator_select": 1,
                 "generator_figures": 1,
-                "corpus_mukhoti": 1,
+                "corpus": 1,
                 "dedup": 1,
                 "dedup_report": 1,
             },
@@ -196,7 +196,7 @@ def test_nothing_to_do_after_the_run(run):
                 "generator_pool": 1,
                 "generator_select": 1,
                 "generator_figures": 1,
-                "corpus_mukhoti": 1,
+                "corpus": 1,
                 "dedup": 1,  # mukhoti's only: MNIST is above it in dedup priority
                 "dedup_report": 1,
             },
@@ -208,7 +208,7 @@ def test_nothing_to_do_after_the_run(run):
                 "generator_pool": 1,
                 "generator_select": 1,
                 "generator_figures": 1,
-                "corpus_mukhoti": 1,
+                "corpus": 1,
                 "dedup": 1,  # mukhoti's only: MNIST is above it in dedup priority
                 "dedup_report": 1,
             },
