@@ -12,12 +12,19 @@ from softdigits.config import validate_config
 from softdigits.corpora.download import content_check, download_plan
 from softdigits.training import run_outputs
 from softdigits.provenance import script_code
+from softdigits import jobs
 
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 # Scripts import the package from the repository (also inside per-rule conda envs).
 # (We set PYTHONPATH for the jobs; no user environment variable is required.)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
+
+
+onstart:
+    # A job that cannot read an input names the rule that writes it (softdigits.jobs).
+    os.environ[jobs.RULE_OUTPUTS_ENV] = jobs.rule_outputs(workflow.rules)
+
 
 # ------------------------------------------------------------- globals
 # Every path root and shared dict of the workflow, defined here once; stage files only

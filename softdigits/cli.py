@@ -27,6 +27,7 @@ from softdigits import io
 from softdigits.annotation.aggregation import AggregationError, aggregate, labels_table
 from softdigits.annotation.answers import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
 from softdigits.config import ConfigError, check_files
+from softdigits.errors import KnownError
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"softdigits {args.command}: error: {problem}", file=sys.stderr)
         return 2
-    except (RawAnnotationError, OSError) as err:
-        message = str(err) if isinstance(err, RawAnnotationError) else f"{err.filename}: {err.strerror}"
+    except (KnownError, OSError) as err:
+        message = str(err) if isinstance(err, KnownError) else f"{err.filename}: {err.strerror}"
         print(f"softdigits {args.command}: error: {message}", file=sys.stderr)
         return 2
 

@@ -23,11 +23,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from softdigits.constants import N_DIGITS, STUDY_SPLITS
+from softdigits.errors import KnownError
 
 DOWNLOADS = "resources/downloads"  # where download_file writes (rules/common.smk)
 
 
-class ConfigError(ValueError):
+class ConfigError(KnownError, ValueError):
     """The config is malformed or breaks a rule; `problems` holds one line per problem."""
 
     def __init__(self, problems: list[str], header: str = "invalid config"):

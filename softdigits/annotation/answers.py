@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from softdigits import io
 from softdigits.annotation.campaign import read_campaign
 from softdigits.constants import N_DIGITS, RESPONSES
+from softdigits.errors import KnownError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ ON_BAD_ROWS = ("error", "drop")
 MAX_LISTED_ERRORS = 10  # problems listed in an error; the rest are counted
 
 
-class RawAnnotationError(ValueError):
+class RawAnnotationError(KnownError, ValueError):
     """A raw annotation file has bad rows; the message names file, row and reason."""
 
 

@@ -35,6 +35,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from softdigits.errors import KnownError
 from softdigits.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ TIMEOUT_S = 60
 FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(KnownError, RuntimeError):
     """A download failed: the message names the URL and why."""
 
 
