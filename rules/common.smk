@@ -8,12 +8,14 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, workflow.basedir)
-from softdigits.config import validate_config
+from softdigits.config import check_yaml_files, validate_config
 from softdigits.corpora.download import content_check, download_plan
 from softdigits.training import run_outputs
 from softdigits.provenance import script_code
 from softdigits import jobs
 
+# Snakemake's YAML loader keeps the last of a duplicate key without a word: read the files again.
+check_yaml_files(workflow.configfiles)
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 # Scripts import the package from the repository (also inside per-rule conda envs).

@@ -228,6 +228,9 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node | None]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
         raise ConfigError([f"{where}: YAML syntax error: {what or err}"], "bad config file") from None
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise ConfigError([f"{path}:{line}: {problem}" for line, problem in duplicates], "bad config file")
     if data is None:
         return {}, None
     if not isinstance(data, dict):
@@ -235,6 +238,43 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node | None]:
             [f"{path}:1: the top level must be a mapping of keys, got {type(data).__name__}"], "bad config file"
         )
     return data, node
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[int, str]]:
+    """(line, problem) for each key set twice in one mapping: YAML loaders keep the last
+    silently (Snakemake's too), so the first setting would be ignored without a word."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`
+                continue
+            key = str(key_node.value)
+            full = f"{prefix}.{key}" if prefix else key
+            line = key_node.start_mark.line + 1
+            if key in first:
+                found.append((line, f"duplicate key '{full}' (first set on line {first[key]}; a key may be set once)"))
+            else:
+                first[key] = line
+            found.extend(_duplicate_keys(value_node, full))
+    elif isinstance(node, yaml.SequenceNode):
+        for k, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, f"{prefix}.{k}" if prefix else str(k)))
+    return found
+
+
+def check_yaml_files(paths: list[str | Path]) -> None:
+    """Raise ConfigError naming file and line when a config file is not well-formed YAML
+    (syntax, a duplicate key, a top level that is not a mapping). The workflow calls this
+    on the files Snakemake loaded, since Snakemake's own loader keeps a duplicate's last value."""
+    problems = []
+    for path in paths:
+        try:
+            _read_yaml(Path(path))
+        except ConfigError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise ConfigError(problems, "bad config file")
 
 
 def _key_line(node: yaml.Node | None, key: str) -> int | None:
