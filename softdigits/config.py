@@ -15,6 +15,7 @@ scalars replace); `softdigits check-config FILE...` runs all of it.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import jsonschema
@@ -51,7 +52,7 @@ def _load_schema(path: Path) -> tuple[dict, Registry]:
 def schema_problems(config: dict, schema_path: str | Path) -> list[tuple[str, str]]:
     """(dotted key, problem) for each place the config breaks its schema."""
     schema, registry = _load_schema(Path(schema_path))
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    validator = _strict_validator(schema, registry)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = []
     for err in errors:
@@ -64,6 +65,28 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[tuple[str, st
         else:
             problems.append((key, f"config key '{key or '<top level>'}': {err.message}"))
     return problems
+
+
+def _strict_validator(schema: dict, registry: Registry) -> jsonschema.Draft202012Validator:
+    """A validator whose `integer` is an int only: JSON Schema takes 1.0 (and 1e19 written
+    as a float) for an integer, but numpy and torch refuse a float seed or count.
+
+    The section files declare `$schema`, which would make jsonschema validate them with
+    its stock class: they are served here without it, so the strict class applies throughout.
+    """
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    strict = jsonschema.validators.extend(base, type_checker=checker)
+
+    @functools.cache  # each section file is read once, however many keys refer to it
+    def retrieve(uri: str) -> Resource:
+        contents = registry.get_or_retrieve(uri).value.contents
+        return Resource.from_contents({k: v for k, v in contents.items() if k != "$schema"}, DRAFT202012)
+
+    root = {k: v for k, v in schema.items() if k != "$schema"}
+    return strict(root, registry=Registry(retrieve=retrieve))
 
 
 def validate_config(config: dict, schema_path: str | Path) -> None:
