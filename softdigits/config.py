@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from pathlib import Path
 
 import jsonschema
@@ -23,7 +24,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from softdigits.constants import N_DIGITS, STUDY_SPLITS
+from softdigits.constants import N_DIGITS, RELEASE_SPLIT_SIZES, STUDY_SPLITS
 from softdigits.errors import KnownError
 
 DOWNLOADS = "resources/downloads"  # where download_file writes (rules/common.smk)
@@ -117,9 +118,14 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
 
     corpora = config.get("corpora", {})
     enabled = [name for name, spec in corpora.items() if spec.get("origin") != "off"]
-    # (A study corpus may be 'off' for a run that targets only the corpora or dedup
-    # outputs; the stages that need it name it when they are asked for.)
     study = config.get("study", {}).get("corpora", [])
+    for corpus in study:
+        if corpus in corpora and corpus not in enabled:
+            bad(
+                "study.corpora",
+                f"{corpus!r} is a study corpus, but corpora.{corpus}.origin is 'off': enable it, "
+                "or leave it out of study.corpora",
+            )
 
     def corpus_entries(section: str, needed: list[str], kind: str, what: str) -> dict:
         """`section`.corpora, after naming each corpus of `needed` that has no entry there."""
@@ -155,6 +161,14 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
                     f"{budget[split]}: every split needs a positive budget (training, early "
                     "stopping and the test metrics each need images)",
                 )
+        capacity = corpus_capacity(config, corpus)
+        total = sum(budget.get(split, 0) for split in STUDY_SPLITS)
+        if capacity is not None and total > capacity:
+            bad(
+                f"selection.corpora.{corpus}.budget",
+                f"{budget} asks for {total} images, but the corpus has at most {capacity} "
+                "(before de-duplication and the data-map regions)",
+            )
         min_easy = spec.get("min_easy_per_digit_train", 0)
         if budget.get("train", 0) > 0 and N_DIGITS * min_easy > budget["train"]:
             bad(
@@ -191,11 +205,15 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         if lacking:
             bad("annotation.answers", f"no answers file for the study corpus(es) {lacking}")
     results = config.get("results", "results")
+    problems.extend(results_folder_problems(results))
     for corpus, answers in annotation.get("answers", {}).items():
+        key = f"annotation.answers.{corpus}"
+        if not str(answers).strip():
+            bad(key, "the answers file path is empty")
         # Snakemake deletes the outputs it reruns: human answers must not live among them.
-        if Path(answers).parts[:1] == (results,):
+        elif _within(_real(answers), _real(results)):
             bad(
-                f"annotation.answers.{corpus}",
+                key,
                 f"{answers!r} is inside {results}/, which the "
                 "workflow writes and deletes; keep raw answers outside it (e.g. data/answers/)",
             )
@@ -216,6 +234,93 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         elif len(set(pair)) != len(pair):
             bad(f"evaluation.comparisons.{k}", f"compares {pair[0]!r} with itself")
     return problems
+
+
+def corpus_capacity(config: dict, corpus: str) -> int | None:
+    """The most images a corpus can have under this config (its release's split sizes, or
+    the generator's n_images, each split capped by limit_per_split); None when unknown."""
+    spec = config.get("corpora", {}).get(corpus, {})
+    if corpus == "mukhoti" and spec.get("origin") == "generate":
+        n_images = config.get("generator", {}).get("stratify", {}).get("n_images")
+        if n_images is None:
+            return None
+        sizes = {"train": n_images // 2, "test": n_images - n_images // 2}
+    elif corpus in RELEASE_SPLIT_SIZES:
+        sizes = RELEASE_SPLIT_SIZES[corpus]
+    else:
+        return None
+    limit = spec.get("limit_per_split")
+    return sum(size if limit is None else min(size, limit) for size in sizes.values())
+
+
+# The project's own folders: sources, and the data no rule writes (downloads, verified
+# copies, checksum locks under resources/), besides the repository itself. The results
+# folder is deleted by `make clean` and its files by Snakemake's reruns, so it must not be,
+# contain or sit inside any of them.
+REPOSITORY = Path(__file__).resolve().parents[1]
+PROJECT_FOLDERS = (
+    ".git",
+    ".snakemake",
+    ".venv",
+    "bench",
+    "config",
+    "docs",
+    "envs",
+    "profiles",
+    "report",
+    "resources",
+    "rules",
+    "schemas",
+    "scripts",
+    "softdigits",
+    "tests",
+)
+
+
+def _real(path: str | Path) -> Path:
+    """`path` resolved as the workflow resolves it (relative to the working folder), links
+    and `..` followed, whether or not it exists."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def results_folder_problems(results: str) -> list[tuple[str, str]]:
+    """The results folder must be a folder (or not exist yet), and neither be, contain nor
+    sit inside the repository's own folders; the repository root it may only sit inside."""
+    key, real = "results", _real(results)
+    if real.exists() and not real.is_dir():
+        return [(key, f"config key '{key}': {results!r} is an existing file, not a folder")]
+    root = REPOSITORY
+    if _within(root, real):
+        return [
+            (
+                key,
+                f"config key '{key}': {results!r} is (or contains) the repository {root}; `make clean` would delete it",
+            )
+        ]
+    for name in PROJECT_FOLDERS:
+        folder = _real(root / name)
+        relation = (
+            "is"
+            if real == folder
+            else "lies inside"
+            if _within(real, folder)
+            else "contains"
+            if _within(folder, real)
+            else None
+        )
+        if relation:
+            return [
+                (
+                    key,
+                    f"config key '{key}': {results!r} {relation} the project folder {name}/ ({folder}), but "
+                    "`make clean` and reruns delete what is in the results folder: choose a folder of its own",
+                )
+            ]
+    return []
 
 
 # ------------------------------------------------------------------ files
