@@ -128,8 +128,9 @@ POSTHOC_VIEWS = ["temperature", "metrics_temperature", "selective", "disagreemen
 
 def code(script):
     """The package modules behind a rule's script (scripts/<script>.py), as inputs, so that
-    editing one reruns its jobs: every package module the script imports, transitively."""
-    return script_code(Path(workflow.basedir) / "scripts" / f"{script}.py")
+    editing one reruns its jobs: every package module the script imports, transitively.
+    Relative to the working folder, as every other path: a moved checkout reruns nothing."""
+    return [os.path.relpath(f) for f in script_code(Path(workflow.basedir) / "scripts" / f"{script}.py")]
 
 
 DEFAULT_CONFIG = yaml.safe_load((Path(workflow.basedir) / "workflow_config.yaml").read_text())
