@@ -9,7 +9,7 @@ import yaml
 
 sys.path.insert(0, workflow.basedir)
 from softdigits.config import check_yaml_files, validate_config
-from softdigits.corpora.download import content_check, download_plan
+from softdigits.corpora.download import content_check, digest_file, download_plan
 from softdigits.training import run_outputs
 from softdigits.provenance import script_code
 from softdigits import jobs
@@ -260,6 +260,21 @@ def generation_records(wildcards):
 
 def raw_annotations(corpus):
     return f"{ANNOTATION_DIR}/{corpus}/raw_annotations.parquet"
+
+
+def import_report(wildcards):
+    """Origin campaign: the import's report, an input of aggregate_labels. The raw answers'
+    path is the same for every origin, and Snakemake reruns a job only for the outputs asked
+    for: asking for the report too makes a switch to campaign run the import."""
+    if LABELS_ORIGIN != "campaign":
+        return {}
+    return {"import_report": f"{ANNOTATION_DIR}/{wildcards.corpus}/import_report.json"}
+
+
+def answers_sha256(wildcards):
+    """The content of a corpus's campaign answers (a param of the import)."""
+    path = ANNOTATION["answers"][wildcards.corpus]
+    return digest_file(path, "sha256") if os.path.isfile(path) else "missing"
 
 
 def study_inputs(wildcards):
