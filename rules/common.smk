@@ -12,7 +12,7 @@ from softdigits.config import check_yaml_files, validate_config
 from softdigits.corpora.download import content_check, digest_file, download_plan
 from softdigits.training import run_outputs
 from softdigits.provenance import script_code
-from softdigits import jobs
+from softdigits import jobs, run_lock
 
 # Snakemake's YAML loader keeps the last of a duplicate key without a word: read the files again.
 check_yaml_files(workflow.configfiles)
@@ -33,6 +33,15 @@ onstart:
 # read them.
 
 RESULTS = config["results"]  # per config: overlays set their own, so configs never share outputs
+# One run per results folder at a time (softdigits/run_lock.py), checked before Snakemake
+# looks at incomplete files; the jobs Snakemake starts as processes of their own (on
+# cluster nodes, groups) load this file too, inside the run that holds it.
+if not (workflow.remote_exec or workflow.subprocess_exec):
+    try:
+        RUN_LOCK = run_lock.hold(RESULTS)
+    except run_lock.FolderInUse as err:
+        print(f"softdigits: error: {err}", file=sys.stderr)
+        sys.exit(2)
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 CORPORA_DIR = f"{RESULTS}/corpora"
