@@ -71,6 +71,8 @@ if LABELS_ORIGIN == "campaign":
             report=f"{ANNOTATION_DIR}/{{corpus}}/import_report.json",
         params:
             on_bad_rows=ANNOTATION["on_bad_rows"],
+            # new answers rerun the import even in a file older than its outputs
+            answers_sha256=answers_sha256,
         log:
             f"{LOGS}/annotation_import/{{corpus}}.log",
         benchmark:
@@ -89,11 +91,14 @@ if LABELS_ORIGIN != "released":
 
     rule aggregate_labels:
         input:
+            unpack(import_report),
             raw=raw_annotations("{corpus}"),
             code=code("aggregate_labels"),
         output:
             labels=f"{ANNOTATION_DIR}/{{corpus}}/labels.parquet",
             qc=f"{ANNOTATION_DIR}/{{corpus}}/qc.json",
+        params:
+            origin=LABELS_ORIGIN,
         log:
             f"{LOGS}/aggregate_labels/{{corpus}}.log",
         benchmark:

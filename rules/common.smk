@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, workflow.basedir)
-from softdigits.config import DOWNLOADS, replicate_config, validate_config
-from softdigits.corpora.download import content_check, download_plan
+from softdigits.config import DOWNLOADS, check_yaml_files, replicate_config, validate_config
+from softdigits.corpora.download import content_check, digest_file, download_plan
 from softdigits.corpora import CORPORA as CORPUS_REGISTRY, reader_settings
 from softdigits.training import run_outputs
 from softdigits.training.models import MODELS
@@ -18,12 +18,21 @@ from softdigits.evaluation.stats import POSTHOC_VIEWS
 from softdigits.evaluation.tables import SECTIONS as TABLE_SECTIONS, TABLES as TABLE_SPECS, fill as fill_caption
 from softdigits.explorer import asset_paths
 from softdigits.provenance import script_code
+from softdigits import jobs, run_lock
 
+# Snakemake's YAML loader keeps the last of a duplicate key without a word: read the files again.
+check_yaml_files(workflow.configfiles)
 validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 
 # Scripts import the package from the repository (also inside per-rule conda envs).
 # (We set PYTHONPATH for the jobs; no user environment variable is required.)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
+
+
+onstart:
+    # A job that cannot read an input names the rule that writes it (softdigits.jobs).
+    os.environ[jobs.RULE_OUTPUTS_ENV] = jobs.rule_outputs(workflow.rules)
+
 
 # ------------------------------------------------------------- globals
 # Every path root and shared dict of the workflow, defined here once; stage files only
@@ -31,6 +40,15 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.en
 
 RESULTS = config["results"]  # per config: overlays set their own, so configs never share outputs
 REPLICATES = config["replicates"]  # whole-study replicates (rules/replicates.smk); empty: one study
+# One run per results folder at a time (softdigits/run_lock.py), checked before Snakemake
+# looks at incomplete files; the jobs Snakemake starts as processes of their own (on
+# cluster nodes, groups) load this file too, inside the run that holds it.
+if not (workflow.remote_exec or workflow.subprocess_exec):
+    try:
+        RUN_LOCK = run_lock.hold(RESULTS)
+    except run_lock.FolderInUse as err:
+        print(f"softdigits: error: {err}", file=sys.stderr)
+        sys.exit(2)
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 CORPORA_DIR = f"{RESULTS}/corpora"
@@ -101,8 +119,9 @@ TARGET_ONLY_KEYS = {key: name for name, target in TARGETS.items() for key in tar
 
 def code(script):
     """The package modules behind a rule's script (scripts/<script>.py), as inputs, so that
-    editing one reruns its jobs: every package module the script imports, transitively."""
-    return script_code(Path(workflow.basedir) / "scripts" / f"{script}.py")
+    editing one reruns its jobs: every package module the script imports, transitively.
+    Relative to the working folder, as every other path: a moved checkout reruns nothing."""
+    return [os.path.relpath(f) for f in script_code(Path(workflow.basedir) / "scripts" / f"{script}.py")]
 
 
 DEFAULT_CONFIG = yaml.safe_load((Path(workflow.basedir) / "workflow_config.yaml").read_text())
@@ -258,6 +277,21 @@ def generation_records(wildcards):
 
 def raw_annotations(corpus):
     return f"{ANNOTATION_DIR}/{corpus}/raw_annotations.parquet"
+
+
+def import_report(wildcards):
+    """Origin campaign: the import's report, an input of aggregate_labels. The raw answers'
+    path is the same for every origin, and Snakemake reruns a job only for the outputs asked
+    for: asking for the report too makes a switch to campaign run the import."""
+    if LABELS_ORIGIN != "campaign":
+        return {}
+    return {"import_report": f"{ANNOTATION_DIR}/{wildcards.corpus}/import_report.json"}
+
+
+def answers_sha256(wildcards):
+    """The content of a corpus's campaign answers (a param of the import)."""
+    path = ANNOTATION["answers"][wildcards.corpus]
+    return digest_file(path, "sha256") if os.path.isfile(path) else "missing"
 
 
 def study_inputs(wildcards):

@@ -25,6 +25,9 @@ rule download_file:
     resources:
         mem_mb=256,
         runtime=runtime(60),
+        # how long to wait for the server: a resource, not a param, since it does not change
+        # the file (a changed param would fetch it again and rerun everything downstream)
+        download_timeout_s=config["downloads"]["timeout_s"],
     localrule: True
     conda:
         "../envs/data.yaml"

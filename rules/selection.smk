@@ -9,15 +9,20 @@ rule selection_solve:
         data_map=rules.cartography_regions.output.data_map,
         images=rules.dedup.output.images,
         code=code("selection_solve"),
+    # update(): Snakemake keeps the earlier outputs while the job runs and puts them back if
+    # it fails (the writers replace them only once complete), so a budget that the data map
+    # cannot meet (known only once it is read) fails without losing the earlier selection.
     output:
-        selection=f"{SELECTION_DIR}/{{corpus}}.parquet",
-        strata_csv=report(
-            f"{SELECTION_DIR}/{{corpus}}_strata.csv",
-            caption="../report/selection_strata.rst",
-            category="Selection",
-            labels={"corpus": "{corpus}"},
+        selection=update(f"{SELECTION_DIR}/{{corpus}}.parquet"),
+        strata_csv=update(
+            report(
+                f"{SELECTION_DIR}/{{corpus}}_strata.csv",
+                caption="../report/selection_strata.rst",
+                category="Selection",
+                labels={"corpus": "{corpus}"},
+            )
         ),
-        strata_md=f"{SELECTION_DIR}/{{corpus}}_strata.md",
+        strata_md=update(f"{SELECTION_DIR}/{{corpus}}_strata.md"),
     params:
         budget=lambda wc: SELECTION["corpora"][wc.corpus]["budget"],
         min_easy_per_digit_train=lambda wc: SELECTION["corpora"][wc.corpus]["min_easy_per_digit_train"],

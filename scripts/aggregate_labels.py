@@ -3,4 +3,4 @@
 from softdigits import cli, jobs
 
 jobs.start(snakemake)
-cli.aggregate_file(snakemake.input.raw, snakemake.output.labels, snakemake.output.qc)
+cli.aggregate_file(snakemake.input.raw, snakemake.output.labels, snakemake.output.qc, origin=snakemake.params.origin)

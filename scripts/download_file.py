@@ -11,5 +11,6 @@ download(
     checksum=snakemake.params.checksum,
     lock=snakemake.params.lock,
     store=snakemake.params.store,
+    timeout=snakemake.resources.download_timeout_s,
     check=lambda path, name: check_download(path, name, **snakemake.params.content),
 )

@@ -32,8 +32,9 @@ from pathlib import Path
 from softdigits import io
 from softdigits.annotation.aggregation import AggregationError, aggregate, labels_table
 from softdigits.annotation.answers import ON_BAD_ROWS, RawAnnotationError, read_raw_annotations, refuse_overwrite
-from softdigits.campaign.settings import CampaignError
 from softdigits.config import ConfigError, check_files
+from softdigits.errors import KnownError
+from softdigits.io import DataContractError
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,21 @@ SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "workflow_config.yaml"
 
 
-def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") -> dict:
-    """Raw answers file -> labels Parquet (+ QC JSON). Returns the QC summary."""
+def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error", origin: str | None = None) -> dict:
+    """Raw answers file -> labels Parquet (+ QC JSON). Returns the QC summary.
+
+    The labels' metadata records the origin of the answers (simulated, campaign) that the
+    raw table's metadata gives; with `origin` (the workflow's annotation.origin) the two
+    must agree, so labels are never recorded under an origin that did not make them.
+    """
     refuse_overwrite([("annotations", annotations)], [("--out", out), ("--qc", qc_out)])
+    made_by = raw_origin(annotations)
+    if None not in (origin, made_by) and made_by != origin:
+        raise DataContractError(
+            f"{annotations}: these answers come from origin {made_by!r}, but annotation.origin is {origin!r}; "
+            "rebuild them: snakemake --forcerun "
+            + ("annotation_import" if origin == "campaign" else "annotation_simulate")
+        )
     raw, import_report = read_raw_annotations(annotations, on_bad_rows=on_bad_rows)
     if raw.empty:
         raise RawAnnotationError(f"{annotations}: no answers to aggregate")
@@ -60,7 +73,11 @@ def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") ->
     io.write_table(
         labels_table(labels),
         out,
-        metadata={"source_file": str(annotations), **{k: v for k, v in summary.items() if k != "excluded_annotators"}},
+        metadata={
+            "source_file": str(annotations),
+            "origin": made_by or origin,
+            **{k: v for k, v in summary.items() if k != "excluded_annotators"},
+        },
     )
     if qc_out is not None:
         io.write_json(summary, qc_out)
@@ -73,6 +90,16 @@ def aggregate_file(annotations, out, qc_out=None, on_bad_rows: str = "error") ->
         " (SIMULATED answers)" if summary["simulated"] else "",
     )
     return summary
+
+
+def raw_origin(path) -> str | None:
+    """The origin a raw answers table's metadata records (the workflow's tables), else None."""
+    if Path(path).suffix.lower() != ".parquet":
+        return None
+    try:
+        return io.read_metadata(path).get("origin")
+    except (OSError, ValueError):  # unreadable: read_raw_annotations names the file
+        return None
 
 
 def _aggregate(args) -> int:
@@ -173,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"softdigits {args.command}: error: {problem}", file=sys.stderr)
         return 2
-    except (RawAnnotationError, CampaignError, OSError) as err:
-        message = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) else str(err)
+    except (KnownError, OSError) as err:
+        message = str(err) if isinstance(err, KnownError) else f"{err.filename}: {err.strerror}"
         command = " ".join(filter(None, [args.command, getattr(args, "campaign_command", None)]))
         print(f"softdigits {command}: error: {message}", file=sys.stderr)
         return 2

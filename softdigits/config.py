@@ -15,6 +15,8 @@ scalars replace); `softdigits check-config FILE...` runs all of it.
 from __future__ import annotations
 
 import copy
+import functools
+import os
 from pathlib import Path
 
 import jsonschema
@@ -22,7 +24,8 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from softdigits.constants import N_DIGITS, STUDY_SPLITS
+from softdigits.constants import N_DIGITS, RELEASE_SPLIT_SIZES, STUDY_SPLITS
+from softdigits.errors import KnownError
 
 DOWNLOADS = "resources/downloads"  # where download_file writes (rules/common.smk)
 
@@ -59,7 +62,7 @@ def replicate_config(config: dict, replicate: int) -> dict:
     return out
 
 
-class ConfigError(ValueError):
+class ConfigError(KnownError, ValueError):
     """The config is malformed or breaks a rule; `problems` holds one line per problem."""
 
     def __init__(self, problems: list[str], header: str = "invalid config"):
@@ -101,7 +104,7 @@ def _load_schema(path: Path) -> tuple[dict, Registry]:
 def schema_problems(config: dict, schema_path: str | Path) -> list[tuple[str, str]]:
     """(dotted key, problem) for each place the config breaks its schema."""
     schema, registry = _load_schema(Path(schema_path))
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    validator = _strict_validator(schema, registry)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = []
     for err in errors:
@@ -114,6 +117,28 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[tuple[str, st
         else:
             problems.append((key, f"config key '{key or '<top level>'}': {err.message}"))
     return problems
+
+
+def _strict_validator(schema: dict, registry: Registry) -> jsonschema.Draft202012Validator:
+    """A validator whose `integer` is an int only: JSON Schema takes 1.0 (and 1e19 written
+    as a float) for an integer, but numpy and torch refuse a float seed or count.
+
+    The section files declare `$schema`, which would make jsonschema validate them with
+    its stock class: they are served here without it, so the strict class applies throughout.
+    """
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    strict = jsonschema.validators.extend(base, type_checker=checker)
+
+    @functools.cache  # each section file is read once, however many keys refer to it
+    def retrieve(uri: str) -> Resource:
+        contents = registry.get_or_retrieve(uri).value.contents
+        return Resource.from_contents({k: v for k, v in contents.items() if k != "$schema"}, DRAFT202012)
+
+    root = {k: v for k, v in schema.items() if k != "$schema"}
+    return strict(root, registry=Registry(retrieve=retrieve))
 
 
 def validate_config(config: dict, schema_path: str | Path) -> None:
@@ -144,9 +169,14 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
 
     corpora = config.get("corpora", {})
     enabled = [name for name, spec in corpora.items() if spec.get("origin") != "off"]
-    # (A study corpus may be 'off' for a run that targets only the corpora or dedup
-    # outputs; the stages that need it name it when they are asked for.)
     study = config.get("study", {}).get("corpora", [])
+    for corpus in study:
+        if corpus in corpora and corpus not in enabled:
+            bad(
+                "study.corpora",
+                f"{corpus!r} is a study corpus, but corpora.{corpus}.origin is 'off': enable it, "
+                "or leave it out of study.corpora",
+            )
 
     def corpus_entries(section: str, needed: list[str], kind: str, what: str) -> dict:
         """`section`.corpora, after naming each corpus of `needed` that has no entry there."""
@@ -182,6 +212,14 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
                     f"{budget[split]}: every split needs a positive budget (training, early "
                     "stopping and the test metrics each need images)",
                 )
+        capacity = corpus_capacity(config, corpus)
+        total = sum(budget.get(split, 0) for split in STUDY_SPLITS)
+        if capacity is not None and total > capacity:
+            bad(
+                f"selection.corpora.{corpus}.budget",
+                f"{budget} asks for {total} images, but the corpus has at most {capacity} "
+                "(before de-duplication and the data-map regions)",
+            )
         min_easy = spec.get("min_easy_per_digit_train", 0)
         if budget.get("train", 0) > 0 and N_DIGITS * min_easy > budget["train"]:
             bad(
@@ -218,11 +256,15 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         if lacking:
             bad("annotation.answers", f"no answers file for the study corpus(es) {lacking}")
     results = config.get("results", "results")
+    problems.extend(results_folder_problems(results))
     for corpus, answers in annotation.get("answers", {}).items():
+        key = f"annotation.answers.{corpus}"
+        if not str(answers).strip():
+            bad(key, "the answers file path is empty")
         # Snakemake deletes the outputs it reruns: human answers must not live among them.
-        if Path(answers).parts[:1] == (results,):
+        elif _within(_real(answers), _real(results)):
             bad(
-                f"annotation.answers.{corpus}",
+                key,
                 f"{answers!r} is inside {results}/, which the "
                 "workflow writes and deletes; keep raw answers outside it (e.g. data/answers/)",
             )
@@ -243,6 +285,93 @@ def cross_field_problems(config: dict) -> list[tuple[str, str]]:
         elif len(set(pair)) != len(pair):
             bad(f"evaluation.comparisons.{k}", f"compares {pair[0]!r} with itself")
     return problems
+
+
+def corpus_capacity(config: dict, corpus: str) -> int | None:
+    """The most images a corpus can have under this config (its release's split sizes, or
+    the generator's n_images, each split capped by limit_per_split); None when unknown."""
+    spec = config.get("corpora", {}).get(corpus, {})
+    if corpus == "mukhoti" and spec.get("origin") == "generate":
+        n_images = config.get("generator", {}).get("stratify", {}).get("n_images")
+        if n_images is None:
+            return None
+        sizes = {"train": n_images // 2, "test": n_images - n_images // 2}
+    elif corpus in RELEASE_SPLIT_SIZES:
+        sizes = RELEASE_SPLIT_SIZES[corpus]
+    else:
+        return None
+    limit = spec.get("limit_per_split")
+    return sum(size if limit is None else min(size, limit) for size in sizes.values())
+
+
+# The project's own folders: sources, and the data no rule writes (downloads, verified
+# copies, checksum locks under resources/), besides the repository itself. The results
+# folder is deleted by `make clean` and its files by Snakemake's reruns, so it must not be,
+# contain or sit inside any of them.
+REPOSITORY = Path(__file__).resolve().parents[1]
+PROJECT_FOLDERS = (
+    ".git",
+    ".snakemake",
+    ".venv",
+    "bench",
+    "config",
+    "docs",
+    "envs",
+    "profiles",
+    "report",
+    "resources",
+    "rules",
+    "schemas",
+    "scripts",
+    "softdigits",
+    "tests",
+)
+
+
+def _real(path: str | Path) -> Path:
+    """`path` resolved as the workflow resolves it (relative to the working folder), links
+    and `..` followed, whether or not it exists."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def results_folder_problems(results: str) -> list[tuple[str, str]]:
+    """The results folder must be a folder (or not exist yet), and neither be, contain nor
+    sit inside the repository's own folders; the repository root it may only sit inside."""
+    key, real = "results", _real(results)
+    if real.exists() and not real.is_dir():
+        return [(key, f"config key '{key}': {results!r} is an existing file, not a folder")]
+    root = REPOSITORY
+    if _within(root, real):
+        return [
+            (
+                key,
+                f"config key '{key}': {results!r} is (or contains) the repository {root}; `make clean` would delete it",
+            )
+        ]
+    for name in PROJECT_FOLDERS:
+        folder = _real(root / name)
+        relation = (
+            "is"
+            if real == folder
+            else "lies inside"
+            if _within(real, folder)
+            else "contains"
+            if _within(folder, real)
+            else None
+        )
+        if relation:
+            return [
+                (
+                    key,
+                    f"config key '{key}': {results!r} {relation} the project folder {name}/ ({folder}), but "
+                    "`make clean` and reruns delete what is in the results folder: choose a folder of its own",
+                )
+            ]
+    return []
 
 
 # ------------------------------------------------------------------ files
@@ -278,6 +407,9 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node | None]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
         raise ConfigError([f"{where}: YAML syntax error: {what or err}"], "bad config file") from None
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise ConfigError([f"{path}:{line}: {problem}" for line, problem in duplicates], "bad config file")
     if data is None:
         return {}, None
     if not isinstance(data, dict):
@@ -285,6 +417,43 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node | None]:
             [f"{path}:1: the top level must be a mapping of keys, got {type(data).__name__}"], "bad config file"
         )
     return data, node
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[int, str]]:
+    """(line, problem) for each key set twice in one mapping: YAML loaders keep the last
+    silently (Snakemake's too), so the first setting would be ignored without a word."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`
+                continue
+            key = str(key_node.value)
+            full = f"{prefix}.{key}" if prefix else key
+            line = key_node.start_mark.line + 1
+            if key in first:
+                found.append((line, f"duplicate key '{full}' (first set on line {first[key]}; a key may be set once)"))
+            else:
+                first[key] = line
+            found.extend(_duplicate_keys(value_node, full))
+    elif isinstance(node, yaml.SequenceNode):
+        for k, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, f"{prefix}.{k}" if prefix else str(k)))
+    return found
+
+
+def check_yaml_files(paths: list[str | Path]) -> None:
+    """Raise ConfigError naming file and line when a config file is not well-formed YAML
+    (syntax, a duplicate key, a top level that is not a mapping). The workflow calls this
+    on the files Snakemake loaded, since Snakemake's own loader keeps a duplicate's last value."""
+    problems = []
+    for path in paths:
+        try:
+            _read_yaml(Path(path))
+        except ConfigError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise ConfigError(problems, "bad config file")
 
 
 def _key_line(node: yaml.Node | None, key: str) -> int | None:

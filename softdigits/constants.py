@@ -8,6 +8,14 @@ NOT_A_DIGIT = 10  # the eleventh answer class, "not a digit" (the paper's NaN)
 N_HUMAN_CLASSES = N_DIGITS + 1
 
 SOURCE_SPLITS = ("train", "test")  # the splits a raw corpus ships with
+# Images per source split of the published releases (Weiss's CSV: not fixed; a generated
+# Ambiguous-MNIST: generator.stratify.n_images, half per split). The config check bounds
+# a selection budget by them.
+RELEASE_SPLIT_SIZES = {
+    "mnist": {"train": 60_000, "test": 10_000},
+    "mukhoti": {"train": 6_000, "test": 6_000},
+    "ardis": {"train": 6_600, "test": 1_000},
+}
 STUDY_SPLITS = ("train", "val", "test")  # the splits of a study subset
 
 RESPONSES = ("no", "unsure", "yes")  # an annotator's answer to "is this a <digit>?"

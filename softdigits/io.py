@@ -3,7 +3,8 @@
 Every writer in the package goes through `atomic_path` (`atomic_dir` for a
 folder): the output is written under a temporary name in the same folder and
 renamed into place only when complete, so a killed job never leaves a
-half-written output behind.
+half-written output behind, and a write that fails for lack of space raises
+`DiskFullError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,13 +23,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from softdigits.constants import N_DIGITS, N_PIXELS
+from softdigits.errors import KnownError, disk_full, disk_full_error
 
 if TYPE_CHECKING:  # pandas only in type hints here: a training job never imports it (~0.4 CPU-s)
     import pandas as pd
 
 
-class DataContractError(ValueError):
+class DataContractError(KnownError, ValueError):
     """A table does not have the columns, types or shapes its contract requires."""
+
+
+@contextlib.contextmanager
+def _disk_full_named(path: Path) -> Iterator[None]:
+    """A write of `path` that fails for lack of space says "disk full" and names the file
+    (torch's own message is "basic_ios::clear: iostream error"). Checked before the
+    temporary file is removed, while the space it took is still taken."""
+    try:
+        yield
+    except KnownError:
+        raise
+    except Exception as err:
+        if disk_full(err, path):
+            raise disk_full_error(path) from err
+        raise
 
 
 @contextlib.contextmanager
@@ -38,16 +55,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary file is removed and `path` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with _disk_full_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        # mkstemp creates 0600; outputs are ordinary files others may read.
-        if tmp.exists():
-            tmp.chmod(0o644)
-        os.replace(tmp, path)
+        with _disk_full_named(path):
+            yield tmp
+            # mkstemp creates 0600; outputs are ordinary files others may read.
+            if tmp.exists():
+                tmp.chmod(0o644)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -57,14 +76,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty folder beside `path`; it replaces `path` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    with _disk_full_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        yield tmp
-        tmp.chmod(0o755)  # mkdtemp makes 0700
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with _disk_full_named(path):
+            yield tmp
+            tmp.chmod(0o755)  # mkdtemp makes 0700
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -50,7 +50,7 @@ def mnist_images(n: int) -> pa.Table:
     import gzip
     import pickle
 
-    from softdigits.corpora.sources import mnist_package_file
+    from softdigits.corpora.mnist import mnist_package_file
 
     with gzip.open(mnist_package_file(), "rb") as f:
         (train_x, train_y), _, _ = pickle.load(f, encoding="latin1")

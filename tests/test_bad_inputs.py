@@ -1,8 +1,9 @@
 """Every bad input gets a one-line error (exit 2) and nothing earlier is lost.
 
-One test per case of the issue. Each asserts the message, the exit code (for the
-command line) and that every file that existed before keeps its bytes and mtime.
-Downloads run against an HTTP server on 127.0.0.1 (tests/test_download.py's).
+One test per case of docs/troubleshooting.md (the cases that need the workflow
+itself are in tests/test_workflow_reliability.py). Each asserts the message, the
+exit code (for the command line) and that every file that existed before keeps its
+bytes and mtime. Downloads run against an HTTP server on 127.0.0.1 (conftest's).
 """
 
 from __future__ import annotations
@@ -485,3 +486,249 @@ def test_a_damaged_store_copy_is_ignored_not_trusted(server, tmp_path):  # noqa:
     store_path(store, good_sum).write_bytes(b"tampered")
     download(f"{url}/good.bin", dest, good_sum, timeout=5, store=store)
     assert dest.read_bytes() == PAYLOAD
+
+
+# ------------------------------------------------------------ answers: no-value ids, packed files, reaction times
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "NA", "null", "None", ""])
+def test_an_annotator_id_that_says_no_value_is_a_bad_row(tmp_path, value):
+    """An id 'NaN' is no participant: before, every such row was one annotator, and passed QC."""
+    rows = [dict(r) for r in GOOD]
+    rows[24]["annotator_id"] = value  # one of a2's answers
+    raw = write_answers(rows, tmp_path / "raw.csv", "csv")
+    out = tmp_path / "labels.parquet"
+    before = snapshot(raw)
+    proc = cli("aggregate", "--annotations", raw, "--out", out)
+    assert_one_line_error(proc, f"{raw}: row 25 (line 26): annotator_id {value!r} is no id", "1 empty annotator_id")
+    assert snapshot(raw) == before and not out.exists()
+
+
+@pytest.mark.parametrize("column", ["annotator_id", "image_id"])
+def test_parquet_nulls_in_the_ids_are_bad_rows(tmp_path, column):
+    """A null image id gave `TypeError: '<' not supported between 'float' and 'str'`; a null
+    annotator id was one more participant."""
+    rows = [dict(r) for r in GOOD]
+    for row in rows[20:30]:  # every answer of the pair (a2, img1)
+        row[column] = None
+    raw = write_answers(rows, tmp_path / "raw.parquet", "parquet")
+    out = tmp_path / "labels.parquet"
+    before = snapshot(raw)
+    proc = cli_process("aggregate", "--annotations", raw, "--out", out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert f"{raw}: row 21: {column} null is no id" in first and f"10 empty {column}" in first, first
+    assert snapshot(raw) == before and not out.exists()
+
+
+@pytest.mark.parametrize("packing", ["gzip", "zip"])
+def test_a_compressed_answers_file_says_so(tmp_path, packing):
+    plain = write_answers(GOOD, tmp_path / "plain.csv", "csv").read_bytes()
+    raw = tmp_path / "raw.csv"
+    if packing == "gzip":
+        raw.write_bytes(gzip.compress(plain))
+        what = "gzip-compressed"
+    else:
+        import zipfile
+
+        with zipfile.ZipFile(raw, "w") as archive:
+            archive.writestr("raw.csv", plain)
+        what = "a zip archive (or an .xlsx workbook)"
+    before = snapshot(raw)
+    proc = cli("aggregate", "--annotations", raw, "--out", tmp_path / "labels.parquet")
+    assert_one_line_error(proc, f"{raw}: the file is {what}, not a plain .csv file")
+    assert snapshot(raw) == before
+
+
+def test_a_reaction_time_not_recorded_follows_one_rule(tmp_path):
+    """The docs accept `nan`; `NaN` was refused. Every spelling of no value is 'not recorded'."""
+    for value in ["nan", "", "NaN", "NA", "null"]:
+        rows = [dict(r) for r in GOOD]
+        rows[3]["reaction_time_ms"] = value
+        raw = write_answers(rows, tmp_path / "raw.csv", "csv")
+        table, report = read_raw_annotations(raw)
+        assert report["bad_rows"] == 0 and np.isnan(table.loc[3, "reaction_time_ms"]), value
+        assert table["reaction_time_ms"].notna().sum() == len(rows) - 1
+
+
+# ------------------------------------------------------------ config: what reaches a job
+
+
+def check_config(tmp_path: Path, text: str, *, results: bool = False) -> subprocess.CompletedProcess:
+    overlay = overlay_file(tmp_path, text)
+    return cli("check-config", *(["--results"] if results else []), REPO / "workflow_config.yaml", overlay)
+
+
+@pytest.mark.parametrize(
+    "folder, relation",
+    [("resources", "is"), ("softdigits", "is"), ("config", "is"), ("docs", "is"), ("link", "is")],
+)
+def test_the_results_folder_is_no_folder_of_the_project(tmp_path, monkeypatch, folder, relation):
+    """`results: resources` passed, and `make clean` then deleted the verified downloads."""
+    monkeypatch.chdir(REPO)
+    if folder == "link":  # another spelling of resources/: a link to it
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "link").symlink_to(REPO / "resources")
+    proc = check_config(tmp_path, f"results: {folder}\n")
+    target = "resources" if folder == "link" else folder
+    assert_one_line_error(
+        proc, "overlay.yaml:1: config key 'results'", f"{folder!r} {relation} the project folder {target}/"
+    )
+    # `make clean` deletes `check-config --results`: nothing is printed, so nothing is deleted
+    refused = check_config(tmp_path, f"results: {folder}\n", results=True)
+    assert refused.returncode == 2 and refused.stdout == ""
+
+
+def test_the_results_folder_that_contains_the_checkout_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "up").symlink_to(REPO.parent)
+    proc = check_config(tmp_path, "results: up\n")
+    assert_one_line_error(proc, "config key 'results': 'up' is (or contains) the repository")
+
+
+def test_an_existing_file_as_results_folder_is_refused(tmp_path, monkeypatch):
+    """`results: README.md` passed and failed later with a traceback."""
+    monkeypatch.chdir(REPO)
+    before = snapshot(REPO / "README.md")
+    proc = check_config(tmp_path, "results: README.md\n")
+    assert_one_line_error(proc, "overlay.yaml:1: config key 'results': 'README.md' is an existing file, not a folder")
+    assert snapshot(REPO / "README.md") == before
+
+
+@pytest.mark.parametrize("spelling", ["absolute", "dotted"])
+def test_answers_inside_the_results_folder_whatever_the_spelling(tmp_path, monkeypatch, spelling):
+    monkeypatch.chdir(REPO)
+    path = REPO / "results/answers/mnist.csv" if spelling == "absolute" else "data/../results/mnist.csv"
+    proc = check_config(
+        tmp_path, f"annotation:\n  origin: campaign\n  answers:\n    mnist: {str(path)!r}\n    mukhoti: data/m.csv\n"
+    )
+    assert_one_line_error(proc, "overlay.yaml:4: config key 'annotation.answers.mnist'", "is inside results/")
+
+
+def test_an_empty_answers_path_names_its_key(tmp_path):
+    """It reached Snakemake, which said only "Empty file path encountered"."""
+    proc = check_config(tmp_path, "annotation:\n  origin: campaign\n  answers: {mnist: '', mukhoti: data/m.csv}\n")
+    assert_one_line_error(proc, "overlay.yaml:3: config key 'annotation.answers.mnist': the answers file path is empty")
+
+
+SEED_KEYS = {
+    "generator.seed": "generator:\n  seed: {v}\n",
+    "cartography.seeds": "cartography:\n  seeds: [{v}]\n",
+    "selection.seed": "selection:\n  seed: {v}\n",
+    "corpus_size.seed": "corpus_size:\n  seed: {v}\n",
+    "annotation.seed": "annotation:\n  seed: {v}\n",
+    "training.seeds": "training:\n  seeds: [{v}]\n",
+    "training.shuffle_seed": "training:\n  shuffle_seed: {v}\n",
+    "evaluation.permutation_seed": "evaluation:\n  permutation_seed: {v}\n",
+}
+
+
+@pytest.mark.parametrize("key", sorted(SEED_KEYS))
+@pytest.mark.parametrize(
+    "value, problem",
+    [("1.0", "1.0 is not of type 'integer'"), ("10000000000000000000", "is greater than the maximum of 4294967295")],
+)
+def test_every_seed_is_an_integer_numpy_and_torch_accept(tmp_path, key, value, problem):
+    """A seed of 1e19 or 1.0 passed and crashed a training job with a traceback."""
+    proc = check_config(tmp_path, SEED_KEYS[key].format(v=value))
+    shown = key + (".0" if key.endswith("seeds") else "")
+    assert_one_line_error(proc, "overlay.yaml:2:", f"config key '{shown}': ", problem)
+    assert check_config(tmp_path, SEED_KEYS[key].format(v=4294967295)).returncode == 0  # the largest is fine
+
+
+def test_a_duplicate_key_names_file_and_line(tmp_path):
+    """The second setting used to win in silence (the first was ignored)."""
+    proc = check_config(tmp_path, "training:\n  seeds: [0, 1]\n  lr: 0.01\n  seeds: [2]\n")
+    assert_one_line_error(proc, "overlay.yaml:4: duplicate key 'training.seeds' (first set on line 2")
+
+
+def test_a_study_corpus_that_is_off_is_named(tmp_path):
+    """It passed and failed in rule dedup with an InputFunctionException."""
+    proc = check_config(
+        tmp_path,
+        "study:\n  corpora: [mnist, weiss]\nselection:\n  corpora:\n    weiss: {budget: {train: 9, val: 9, test: 9}, min_easy_per_digit_train: 0, min_per_region_split: {easy: 0, ambiguous: 0, hard: 0}}\n",
+    )
+    assert_one_line_error(
+        proc, "overlay.yaml:2: config key 'study.corpora': 'weiss' is a study corpus, but corpora.weiss.origin is 'off'"
+    )
+
+
+def test_a_budget_larger_than_the_corpus_is_refused_at_load(tmp_path):
+    """train 10^9 passed; Snakemake then removed the selection's outputs and the job failed."""
+    proc = check_config(
+        tmp_path, "selection:\n  corpora:\n    mnist:\n      budget: {train: 1000000000, val: 457, test: 457}\n"
+    )
+    assert_one_line_error(
+        proc,
+        "overlay.yaml:4: config key 'selection.corpora.mnist.budget'",
+        "asks for 1000000914 images, but the corpus has at most 70000",
+    )
+
+
+# ------------------------------------------------------------ a stalled server, a full disk
+
+
+def test_a_stalled_server_fails_after_the_configured_time_limit(tmp_path):
+    """It took 66 s and said only `TimeoutError: timed out`."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/weiss.csv"
+    dest = tmp_path / "weiss.csv"
+    started = time.monotonic()
+    try:
+        with pytest.raises(DownloadError) as err:
+            download(url, dest, "sha256:" + "0" * 64, timeout=1)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 10
+    assert str(err.value) == (
+        f"download of {url} failed: the server sent nothing for 1 s, the time limit of config downloads.timeout_s"
+    )
+    assert not dest.exists() and not list(tmp_path.iterdir())
+
+
+FULL_DISK_JOB = """
+import sys, types
+from softdigits import io, jobs
+log, out, what = sys.argv[1:]
+jobs.start(types.SimpleNamespace(rule="generator_vae", log=[log], input=[], output=[out]))
+if what == "torch":
+    import torch
+    with io.atomic_path(out) as tmp:
+        torch.save({"weights": torch.zeros(1_000_000)}, tmp)
+else:
+    import numpy as np, pyarrow as pa
+    io.write_table(pa.table({"x": np.random.default_rng(0).random(1_000_000)}), out)
+"""
+
+
+@pytest.mark.parametrize("what", ["torch", "parquet"])
+def test_a_full_disk_says_disk_full(tmp_path, what):
+    """torch said `RuntimeError: basic_ios::clear: iostream error` in a traceback."""
+    import shutil
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -rm` (a mount namespace) to mount a small file system")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    earlier = disk / "earlier.txt"
+    script = tmp_path / "job.py"
+    script.write_text(FULL_DISK_JOB)
+    log, out = tmp_path / "job.log", disk / f"vae.{'pt' if what == 'torch' else 'parquet'}"
+    command = (
+        f"mount -t tmpfs -o size=256k tmpfs {disk} && echo earlier > {earlier} && "
+        f"{sys.executable} {script} {log} {out} {what}; status=$?; ls -A {disk}; exit $status"
+    )
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"rule generator_vae: {out}: disk full, the file could not be written")
+    assert proc.stdout.split() == ["earlier.txt"]  # no half-written file left on the full disk
+    assert "disk full" in log.read_text() and "Traceback" not in log.read_text()

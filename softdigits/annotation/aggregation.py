@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, NOT_A_DIGIT, RESPONSES
+from softdigits.errors import KnownError
 from softdigits.io import vectors_array, vectors_column
 
 # Weight of (no, unsure, yes) in each soft label, keyed by the released column name.
@@ -54,7 +55,7 @@ LABEL_COLUMNS = [
 ]
 
 
-class AggregationError(ValueError):
+class AggregationError(KnownError, ValueError):
     """Nothing is left to aggregate (e.g. every annotator failed an attention check)."""
 
 

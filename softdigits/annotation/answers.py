@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from softdigits import io
 from softdigits.annotation.campaign import read_campaign
 from softdigits.constants import N_DIGITS, RESPONSES
+from softdigits.errors import KnownError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ ON_BAD_ROWS = ("error", "drop")
 MAX_LISTED_ERRORS = 10  # problems listed in an error; the rest are counted
 
 
-class RawAnnotationError(ValueError):
+class RawAnnotationError(KnownError, ValueError):
     """A raw annotation file has bad rows; the message names file, row and reason."""
 
 
@@ -102,6 +103,11 @@ def _read_any(path: Path) -> pd.DataFrame:
         raise RawAnnotationError(f"{path}: is a folder, expected a {suffix} file")
     if not path.exists():
         raise RawAnnotationError(f"{path}: no such file")
+    packed = _packed_as(path)
+    if packed:
+        raise RawAnnotationError(
+            f"{path}: the file is {packed}, not a plain {suffix} file; unpack it first (e.g. gunzip, unzip)"
+        )
     try:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
@@ -114,6 +120,22 @@ def _read_any(path: Path) -> pd.DataFrame:
         kind = "CSV" if suffix == ".csv" else "Parquet"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RawAnnotationError(f"{path}: not a readable {kind} file ({first})") from None
+
+
+# The first bytes of the compressed or archive formats an answers file may arrive in.
+_MAGIC = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a zip archive (or an .xlsx workbook)",
+    b"BZh": "bzip2-compressed",
+}
+_MAGIC[b"\xfd7zXZ\x00"] = "xz-compressed"
+
+
+def _packed_as(path: Path) -> str | None:
+    """What a compressed file is ("gzip-compressed"), or None for anything else."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
 
 
 def _not_utf8(path: Path) -> str:
@@ -139,7 +161,18 @@ def _as_int(values: pd.Series) -> pd.Series:
 
 _TRUE = {"true", "1", "t"}
 _FALSE = {"false", "0", "f", ""}
-_MISSING = ["", "nan", "None", "<NA>"]
+# A cell that says "no value", in any case: one rule for ids and reaction times alike (a
+# Parquet null too). An annotator id "NaN" is no one, not one participant.
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "<na>"}
+
+
+def _cells(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The column as stripped text, and which cells hold no value (null, or _MISSING text)."""
+    null = values.isna().to_numpy()
+    text = values.astype(object).where(~null, "").astype(str).str.strip()
+    return text, null | text.str.lower().isin(_MISSING).to_numpy()
+
+
 # Kinds of bad row, root causes first: a bad row makes its (annotator, image) pair
 # incomplete too, so the per-row checks come before duplicates and completeness.
 ROW_KINDS = (
@@ -194,10 +227,10 @@ def read_raw_annotations(
     def flag(mask, name: str) -> None:
         kind[np.asarray(mask, dtype=bool) & (kind == "")] = name
 
-    annotator = df["annotator_id"].astype(str).str.strip()
-    image = df["image_id"].astype(str).str.strip()
-    flag(annotator.isin(_MISSING), "empty annotator_id")
-    flag(image.isin(_MISSING), "empty image_id")
+    annotator, no_annotator = _cells(df["annotator_id"])
+    image, no_image = _cells(df["image_id"])
+    flag(no_annotator, "empty annotator_id")
+    flag(no_image, "empty image_id")
     cls = _as_int(df["class"])
     flag(~cls.between(0, N_DIGITS - 1), "class")
     response = df["response"].astype(str).str.strip().str.lower()
@@ -209,8 +242,7 @@ def read_raw_annotations(
         raise RawAnnotationError(f"{path}: attention-check rows present but no 'gold_label' column (the gold digit)")
     gold = _as_int(df["gold_label"]) if "gold_label" in df.columns else pd.Series(np.nan, index=df.index)
     flag(is_check & ~gold.between(0, N_DIGITS - 1).to_numpy(), "attention-check")
-    rt_text = df["reaction_time_ms"].astype(str).str.strip()
-    rt_empty = rt_text.isin(_MISSING)
+    rt_text, rt_empty = _cells(df["reaction_time_ms"])
     rt = pd.to_numeric(rt_text.where(~rt_empty, np.nan), errors="coerce")
     flag(~rt_empty & ~(np.isfinite(rt) & (rt >= 0)), "reaction_time_ms")
     if known_image_ids is not None:
@@ -229,6 +261,8 @@ def read_raw_annotations(
         }
     )
     raw_text = {
+        "annotator_id": df["annotator_id"],
+        "image_id": df["image_id"],
         "class": df["class"],
         "response": df["response"],
         "is_attention_check": df["is_attention_check"],
@@ -321,7 +355,10 @@ def _row_reason(name: str, i: int, table: pd.DataFrame, raw_text: dict) -> str:
         got = set(table.loc[pair, "class"].dropna().astype(int))
         lacking = sorted(set(range(N_DIGITS)) - got)
         return f"annotator {row['annotator_id']!r} did not answer class(es) {lacking} " f"for image {row['image_id']!r}"
-    return name  # empty annotator_id / image_id
+    column = name.removeprefix("empty ")  # empty annotator_id / image_id
+    value = raw_text[column].iloc[i]
+    shown = "null" if pd.isna(value) else repr(str(value))
+    return f"{column} {shown} is no id (empty, NaN, NA and null are none; each answer needs one)"
 
 
 def _simulated_flags(df: pd.DataFrame) -> pd.Series:

@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 from softdigits import io
 from softdigits.annotation.aggregation import WEIGHTINGS, is_one_hot
 from softdigits.constants import N_DIGITS, N_HUMAN_CLASSES, N_PIXELS, STUDY_SPLITS
+from softdigits.errors import KnownError
 
 
-class ReleasedTableError(ValueError):
+class ReleasedTableError(KnownError, ValueError):
     """The released soft-digits file does not have the expected columns or values."""
 
 

@@ -72,6 +72,12 @@ def run_study(
         table = study_table.to_arrow(released)
         info = {"n_images": len(released), "n_matched_to_corpus": n_matched}
     else:
+        made_by = io.read_metadata(labels_path).get("origin")
+        if made_by is not None and made_by != origin:
+            raise io.DataContractError(
+                f"{labels_path}: these labels come from origin {made_by!r}, but the study table is for "
+                f"{origin!r}; rebuild them: snakemake --forcerun aggregate_labels"
+            )
         selection = pd.read_parquet(selection_path)
         table, info = build_study(selection, images, read_labels(labels_path))
         if info["n_unlabelled_dropped"]:

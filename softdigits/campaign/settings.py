@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from softdigits.annotation.campaign import image_file_name, read_campaign
+from softdigits.errors import KnownError
 
 TASK_DIR = Path(__file__).resolve().parent / "task"
 TASK_BUILD = TASK_DIR / "dist"
@@ -44,7 +45,7 @@ BUILD_FILES = (
 SERVE_KEYS = ("list_timeout_minutes", "completion_code", "completion_url")
 
 
-class CampaignError(ValueError):
+class CampaignError(KnownError, ValueError):
     """A campaign folder, database or request setting is unusable; the message names it."""
 
 

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from softdigits.constants import N_DIGITS, REGIONS
+from softdigits.errors import KnownError
 from softdigits.io import DataContractError, vectors_array, vectors_column
 
 # The dynamics columns the map pools: every column of cartography.train.DYNAMICS_SCHEMA, named
@@ -206,5 +207,5 @@ def check_region_shares(shares: dict[str, float], min_share: dict[str, float], w
         )
 
 
-class RegionShareError(ValueError):
+class RegionShareError(KnownError, ValueError):
     """A data map has fewer images in a region than its corpus's config requires."""

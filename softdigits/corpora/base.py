@@ -18,11 +18,12 @@ import pyarrow.compute as pc
 
 from softdigits import io
 from softdigits.constants import N_PIXELS
+from softdigits.errors import KnownError
 
 log = logging.getLogger(__name__)
 
 
-class SourceFormatError(ValueError):
+class SourceFormatError(KnownError, ValueError):
     """A source file is malformed; the message names the file and what is wrong."""
 
 

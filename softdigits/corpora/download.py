@@ -25,6 +25,7 @@ expected sum is already in the store is served from it without any traffic
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -35,6 +36,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from softdigits.errors import KnownError
 from softdigits.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ TIMEOUT_S = 60
 FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(KnownError, RuntimeError):
     """A download failed: the message names the URL and why."""
 
 
@@ -233,21 +235,35 @@ def _read_lock(lock: Path, url: str) -> str | None:
 
 def _fetch(url: str, path: Path, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "softdigits"})
+    limit = f"{timeout:g} s, the time limit of config downloads.timeout_s"
+    expected_size, size = None, 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as out:
             expected_size = response.headers.get("Content-Length")
-            size = 0
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 size += len(chunk)
     except urllib.error.HTTPError as err:
-        raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+        raise DownloadError(f"download of {url} failed: HTTP {err.code} {_one_line(err.reason)}") from None
     except urllib.error.URLError as err:
-        raise DownloadError(f"download of {url} failed: cannot connect ({err.reason})") from None
-    except (TimeoutError, ConnectionError) as err:
-        raise DownloadError(f"download of {url} failed: {type(err).__name__}: {err}") from None
+        if isinstance(err.reason, TimeoutError):
+            raise DownloadError(f"download of {url} failed: no connection within {limit}") from None
+        raise DownloadError(f"download of {url} failed: cannot connect ({_one_line(err.reason)})") from None
+    except TimeoutError:
+        raise DownloadError(f"download of {url} failed: the server sent nothing for {limit}") from None
+    except http.client.IncompleteRead as err:
+        got = size + len(err.partial)
+        announced = f", server announced {expected_size}" if expected_size else ""
+        raise DownloadError(f"download of {url} is truncated: got {got} bytes{announced}") from None
+    except (ConnectionError, http.client.HTTPException) as err:
+        raise DownloadError(f"download of {url} failed: {type(err).__name__}: {_one_line(err)}") from None
     if expected_size is not None and int(expected_size) != size:
         raise DownloadError(f"download of {url} is truncated: got {size} bytes, server announced {expected_size}")
+
+
+def _one_line(reason) -> str:
+    """A reason as one line (urllib's redirect-loop reason spans three)."""
+    return " ".join(str(reason).split())
 
 
 def download_plan(corpora: dict, root: str) -> dict[str, dict[str, str]]:

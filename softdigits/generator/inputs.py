@@ -14,9 +14,10 @@ import torch
 
 from softdigits import io
 from softdigits.constants import N_DIGITS, N_PIXELS
+from softdigits.errors import KnownError
 
 
-class GeneratorError(ValueError):
+class GeneratorError(KnownError, ValueError):
     """Bad input to the generator; the message names the file or the setting."""
 
 

@@ -43,11 +43,12 @@ import pandas as pd
 
 from softdigits.allocation import round_to_total, water_fill
 from softdigits.constants import DIGITS, REGIONS, STUDY_SPLITS
+from softdigits.errors import KnownError
 
 log = logging.getLogger(__name__)
 
 
-class SelectionInfeasible(ValueError):
+class SelectionInfeasible(KnownError, ValueError):
     """The configured selection cannot be met by the corpus; the message says why and by how much."""
 
 

@@ -73,11 +73,11 @@ def test_nearest_digits_are_sorted_with_true_distances():
     assert labels.tolist() == [[7, 6]]
 
 
-def test_pooled_view_averages_blocks():
+def test_pooled_view_sums_blocks():
     image = np.zeros((1, 784))
-    image[0, :2] = 4.0  # row 0, columns 0-1: one 2 x 2 block holds 8 / 4
+    image[0, :2] = 4.0  # row 0, columns 0-1: one 2 x 2 block holds 8
     out = sim.pooled(image, 2)
-    assert out.shape == (1, 196) and out[0, 0] == 2.0 and out[0, 1:].sum() == 0
+    assert out.shape == (1, 196) and out[0, 0] == 8.0 and out[0, 1:].sum() == 0
     with pytest.raises(ValueError, match="knn_pool"):
         sim.pooled(image, 3)
 

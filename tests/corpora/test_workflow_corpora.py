@@ -46,7 +46,12 @@ def overlay(workdir: Path, name: str = "overlay.yaml", **changes) -> str:
     }
     for corpus, values in changes.get("corpora", {}).items():
         corpora.setdefault(corpus, {}).update(values)
-    config = {"corpora": corpora, **{k: v for k, v in changes.items() if k != "corpora"}}
+    # mukhoti is off, so it is no study corpus either (the config check refuses that)
+    config = {
+        "corpora": corpora,
+        "study": {"corpora": ["mnist"]},
+        **{k: v for k, v in changes.items() if k != "corpora"},
+    }
     (workdir / name).write_text(yaml.safe_dump(config))
     return name
 
@@ -227,10 +232,11 @@ def test_a_failed_redownload_keeps_the_verified_file(tmp_path):
         (workdir / name).write_text(
             yaml.safe_dump(
                 {
+                    "study": {"corpora": ["mnist"]},
                     "corpora": {
                         "mukhoti": {"origin": "off"},
                         "weiss": {"origin": "download", "files": {"csv": {"url": url.as_uri(), "checksum": checksum}}},
-                    }
+                    },
                 }
             )
         )
