@@ -168,9 +168,14 @@ def test_check_config_prints_the_results_folder_or_refuses_a_bad_one(tmp_path):
     assert cli("check-config", "--results", REPO / "workflow_config.yaml").stdout.strip() == "results"
     paper = cli("check-config", "--results", REPO / "workflow_config.yaml", REPO / "config/paper.yaml")
     assert paper.stdout.strip() == "results-paper"
+    # A subfolder is a folder like any other (the replicates overlay writes one per replicate)...
     nested = tmp_path / "nested.yaml"
     nested.write_text("results: results/paper\n")
-    proc = cli("check-config", "--results", REPO / "workflow_config.yaml", nested)
+    assert cli("check-config", "--results", REPO / "workflow_config.yaml", nested).stdout.strip() == "results/paper"
+    # ...but never one inside the project's data (make clean would delete the downloads).
+    inside = tmp_path / "inside.yaml"
+    inside.write_text("results: resources/run\n")
+    proc = cli("check-config", "--results", REPO / "workflow_config.yaml", inside)
     assert proc.returncode == 2 and proc.stdout == "" and "results" in proc.stderr
 
 
