@@ -73,8 +73,11 @@ bench: setup
 bench-grid: setup
 	$(BIN)/python bench/grid_wall.py --cores $(if $(filter all,$(CORES)),2,$(CORES)) $(if $(CONFIG),--configfile $(CONFIG))
 
+# Deletes only what the merged config's checked results folder names: a refused config
+# (a results folder that is or holds the project's data) deletes nothing at all.
 clean:
-	rm -rf $(RESULTS_DIR) .snakemake dag
+	@results="$$($(BIN)/softdigits check-config --results $(CONFIG_FILES))" && \
+		echo "rm -rf $$results .snakemake dag" && rm -rf "$$results" .snakemake dag
 
 # The campaign's browser task (jsPsych, pinned in its package-lock.json), built from
 # node_modules into softdigits/campaign/task/dist; `softdigits campaign serve` needs it.

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io as io_
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from answers_fixture import GOOD, answers, write_answers
+from conftest import copy_workflow
 from corpus_fixture import weiss_frame, write_ardis_archive
 from http_fixture import GOOD as PAYLOAD
 
-from softdigits import io
+from softdigits import io, jobs
 from softdigits.annotation.answers import RawAnnotationError, read_raw_annotations
 from softdigits.annotation.released import ReleasedTableError, read_released
 from softdigits.cli import main
@@ -625,13 +627,18 @@ SEED_KEYS = {
     "training.seeds": "training:\n  seeds: [{v}]\n",
     "training.shuffle_seed": "training:\n  shuffle_seed: {v}\n",
     "evaluation.permutation_seed": "evaluation:\n  permutation_seed: {v}\n",
+    "evaluation.bootstrap_seed": "evaluation:\n  bootstrap_seed: {v}\n",
 }
 
 
 @pytest.mark.parametrize("key", sorted(SEED_KEYS))
 @pytest.mark.parametrize(
     "value, problem",
-    [("1.0", "1.0 is not of type 'integer'"), ("10000000000000000000", "is greater than the maximum of 4294967295")],
+    [
+        ("1.0", "1.0 is not of type 'integer'"),
+        ("10000000000000000000", "is greater than the maximum of 4294967295"),
+        ("1e19", "'1e19' is not of type 'integer'"),  # YAML 1.1 reads it as a string
+    ],
 )
 def test_every_seed_is_an_integer_numpy_and_torch_accept(tmp_path, key, value, problem):
     """A seed of 1e19 or 1.0 passed and crashed a training job with a traceback."""
@@ -737,3 +744,64 @@ def test_a_full_disk_says_disk_full(tmp_path, what):
     assert proc.stderr.startswith(f"rule generator_vae: {out}: disk full, the file could not be written")
     assert proc.stdout.split() == ["earlier.txt"]  # no half-written file left on the full disk
     assert "disk full" in log.read_text() and "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("results, deleted", [("resources", False), ("results-elsewhere", True)])
+def test_make_clean_deletes_nothing_when_the_results_folder_is_refused(tmp_path, results, deleted):
+    """`make clean` deletes the checked folder, or nothing: never the downloads or Snakemake's records."""
+    work = copy_workflow(tmp_path / "work")
+    shutil.copy2(REPO / "Makefile", work / "Makefile")
+    # The checkout's own CLI (its REPOSITORY is the copy), where the Makefile looks for it.
+    bin_dir = work / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "softdigits").write_text(
+        f'#!/bin/sh\nexec {sys.executable} -c "from softdigits.cli import main; raise SystemExit(main())" "$@"\n'
+    )
+    (bin_dir / "softdigits").chmod(0o755)
+    kept = [work / "resources" / "downloads" / "mnist.gz", work / ".snakemake" / "metadata" / "x"]
+    made = work / results / "report.html"
+    for path in [*kept, made]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"data")
+    overlay = work / "overlay.yaml"
+    overlay.write_text(f"results: {results}\n")
+    proc = subprocess.run(
+        ["make", "clean", "CONFIG=overlay.yaml"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(work)},
+    )
+    if deleted:
+        assert proc.returncode == 0, proc.stderr
+        assert not made.exists() and not kept[1].exists() and kept[0].read_bytes() == b"data"
+    else:
+        assert proc.returncode != 0 and "config key 'results'" in proc.stderr
+        assert all(path.read_bytes() == b"data" for path in [*kept, made])
+
+
+KNOWN_OR_BUG_JOB = """
+import sys, types
+from softdigits import jobs
+from softdigits.errors import KnownError
+log, what = sys.argv[1:]
+jobs.start(types.SimpleNamespace(rule="dedup", log=[log], input=[], output=[]))
+raise KnownError("answers.csv: row 3: no image id") if what == "known" else ZeroDivisionError("a bug")
+"""
+
+
+@pytest.mark.parametrize(
+    "what, flag, status, traceback",
+    [("known", None, 2, False), ("known", "1", 2, True), ("bug", None, 1, True)],
+)
+def test_a_job_shows_a_traceback_for_bugs_or_with_the_flag_only(tmp_path, what, flag, status, traceback):
+    script, log = tmp_path / "job.py", tmp_path / "job.log"
+    script.write_text(KNOWN_OR_BUG_JOB)
+    env = {k: v for k, v in os.environ.items() if k != jobs.TRACEBACK_ENV} | (
+        {jobs.TRACEBACK_ENV: flag} if flag else {}
+    )
+    proc = subprocess.run([sys.executable, script, log, what], capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == status, proc.stderr
+    assert ("Traceback" in proc.stderr) is traceback and ("Traceback" in log.read_text()) is traceback
+    if what == "known":
+        assert proc.stderr.splitlines()[0] == "rule dedup: answers.csv: row 3: no image id"
