@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from softdigits import study_table
-from softdigits.annotation.aggregation import answer_matrix
+from softdigits.annotation.aggregation import LABEL_COLUMNS, answer_matrix
 from softdigits.annotation.answers import read_raw_annotations
 from softdigits.cartography.maps import Thresholds, assign_regions
 from softdigits.constants import N_DIGITS, RESPONSES
@@ -68,14 +68,8 @@ STUDY_COLUMNS = [
     "pixels",
     "label",
     "label_dist",
-    "soft_label",
-    "soft_label_yes_unc_equal",
-    "soft_label_yes_only",
-    "soft_label_argmax",
-    "human_uncert_mean",
-    "pct_ann_unsure",
-    "n_annotators",
-    "hlv",
+    # The aggregated labels, as annotation.aggregation writes them (the origin is on the page).
+    *(column for column in LABEL_COLUMNS if column not in ("image_id", "simulated")),
 ]
 ANSWER_COLUMNS = ["annotators", "answers", "excluded"]
 CELL_QUANTITIES = ("probs", "kl", "gold", "confidence", "variability", "map_region", "p_gold")
