@@ -462,6 +462,7 @@ class TableInputs:
         self.paths, self.order = paths, order
         self.alpha, self.negligible_rho, self.data_map_gold = alpha, negligible_rho, data_map_gold
 
+    # One lazily read file per property, deliberately alike (a table names what it reads).
     @functools.cached_property
     def summary(self) -> pd.DataFrame:
         return pd.read_parquet(self.paths["summary"])
