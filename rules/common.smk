@@ -174,11 +174,12 @@ def corpus_inputs(wildcards):
 
 def corpus_code(wildcards):
     """The package modules a corpus job runs: scripts/corpus.py's and its own reader module's
-    (the registry names its reader without importing it; softdigits.corpora)."""
+    (the registry names its reader without importing it; softdigits.corpora), relative as in
+    `code`."""
     from softdigits.provenance import module_files
 
     reader = f"corpora.{CORPUS_REGISTRY[wildcards.corpus].reader}"
-    return sorted({*code("corpus"), *module_files(reader)})
+    return sorted({*code("corpus"), *(os.path.relpath(f) for f in module_files(reader))})
 
 
 def corpus_env(wildcards):

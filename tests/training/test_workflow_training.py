@@ -91,9 +91,11 @@ def test_one_cell_then_only_what_a_change_touches(training_workflow):
     wd = training_workflow
     # One job per corpus x model (3) x target (the paper's four + two controls), every seed in it.
     jobs = len(study_corpora(wd)) * 3 * 6
-    assert planned(wd) == {"train_run": jobs, "all": 1}
+    # ... and one job per (corpus, target) writing the labels the models train on.
+    labels = len(study_corpora(wd)) * 6
+    assert planned(wd) == {"train_run": jobs, "training_targets": labels, "all": 1}
     set_training(wd, seeds=[0, 1, 2, 3, 4, 5])
-    assert planned(wd) == {"train_run": jobs, "all": 1}  # 36 with the default two corpora, 216 cells
+    assert planned(wd) == {"train_run": jobs, "training_targets": labels, "all": 1}  # 36: the default 216 cells
     listing = snakemake(wd, "-s", "Snakefile.training", "-n").stdout
     assert str(cell("lenet", "original", 5) / "manifest.json") in listing  # every seed, in its cell's folder
     set_training(wd, seeds=[0])
@@ -194,6 +196,7 @@ def test_tiny_run_trains_the_whole_grid(tiny_run):
 TRAINING_AND_RUN_METRICS = """configfile: "workflow_config.yaml"
 
 include: "rules/common.smk"
+include: "rules/dedup.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
 
