@@ -420,7 +420,7 @@ def evaluation_targets():
 # ---------------------------------------------------------------- explorer
 
 EXPLORER_PAGE = f"{EXPLORER_DIR}/{{corpus}}.html"
-EXPLORER_ASSETS = asset_paths()  # the page's script and style (softdigits/explorer/)
+EXPLORER_ASSETS = [os.path.relpath(p) for p in asset_paths()]  # its script and style, relative as in `code`
 
 
 def explorer_targets():

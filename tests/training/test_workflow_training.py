@@ -221,7 +221,8 @@ def test_adding_the_controls_trains_only_them_and_reevaluates(training_workflow)
 
     set_training(wd, targets=PAPER_TARGETS + CONTROLS)
     plan = dry_run_jobs(wd, "-s", "Snakefile.controls")
-    assert plan == {"train_run": len(corpora) * len(CONTROLS), "evaluate_runs": len(corpora), "all": 1}
+    n = len(corpora) * len(CONTROLS)
+    assert plan == {"train_run": n, "training_targets": n, "evaluate_runs": len(corpora), "all": 1}
     listing = snakemake(wd, "-s", "Snakefile.controls", "-n").stdout
     assert all(f"target={t}" not in listing for t in PAPER_TARGETS)
 
@@ -243,4 +244,9 @@ def test_adding_the_controls_trains_only_them_and_reevaluates(training_workflow)
     # A new shuffle seed retrains human_shuffled only: the key is that target's param alone.
     set_training(wd, shuffle_seed=2)
     plan = dry_run_jobs(wd, "-s", "Snakefile.controls")
-    assert plan == {"train_run": len(corpora), "evaluate_runs": len(corpora), "all": 1}
+    assert plan == {
+        "train_run": len(corpora),
+        "training_targets": len(corpora),
+        "evaluate_runs": len(corpora),
+        "all": 1,
+    }
