@@ -85,15 +85,23 @@ class StackedNet:
         return self.forward(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        members, batch = x.shape[0], x.shape[1]
+        """(M, b, 784) images, member m's through member m's weights, or (b, 784) shared by every
+        member (the first convolution then runs once, on every member's filters together)."""
+        members = self.size
+        shared = x.dim() == 2
+        batch = x.shape[0] if shared else x.shape[1]
         params = iter(self.params)
         h, image = x, False
         for kind, module in self.layers:
             if kind == "conv":
-                if not image:  # (M, b, 784) -> (b, M, 28, 28) in channels-last memory: member m is channel m
+                groups = members * module.groups
+                if not image and shared:  # one channel shared: member m's filters are output channels m*oc...
+                    h = h.reshape(batch, 1, IMAGE_SIDE, IMAGE_SIDE).to(memory_format=torch.channels_last)
+                    groups = module.groups
+                elif not image:  # (M, b, 784) -> (b, M, 28, 28) in channels-last memory: member m is channel m
                     side = IMAGE_SIDE
                     h = h.permute(1, 2, 0).reshape(batch, side, side, members).contiguous().permute(0, 3, 1, 2)
-                    image = True
+                image = True
                 weight, bias = next(params), next(params)
                 h = F.conv2d(
                     h,
@@ -104,7 +112,7 @@ class StackedNet:
                     module.stride,
                     module.padding,
                     module.dilation,
-                    groups=members * module.groups,
+                    groups=groups,
                 )
             elif kind == "pool":
                 h = F.max_pool2d(h, module.kernel_size, module.stride, module.padding, module.dilation)
@@ -114,6 +122,8 @@ class StackedNet:
                 if image:  # (b, M*C, H, W) -> (M, b, C*H*W), each member's features in the module's flatten order
                     h = h.reshape(batch, members, -1).transpose(0, 1)
                     image = False
+                elif h.dim() == 2:
+                    h = h.expand(members, -1, -1)
                 h = _StackedLinear.apply(h, next(params), next(params))
         return h
 
