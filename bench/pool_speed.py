@@ -53,7 +53,7 @@ print(json.dumps({"mixtures": summary["mixtures"], "seconds": time.perf_counter(
 def time_pool(code: Path, results: Path, mixtures: int, threads: int, out: Path) -> float:
     """Seconds per mixture of build_pool from the package under `code`, in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    cmd = [sys.executable, "-c", CHILD, str(results), str(mixtures), str(threads), str(out), str(MEMBERS)]
+    cmd = [sys.executable, "-c", CHILD, str(results.resolve()), str(mixtures), str(threads), str(out), str(MEMBERS)]
     # cwd: the output's folder, not the checkout (`-c` puts the working directory first on sys.path)
     proc = subprocess.run(cmd, env=env, cwd=out.parent, check=True, capture_output=True, text=True)
     run = json.loads(proc.stdout.splitlines()[-1])
