@@ -69,7 +69,7 @@ dag: check-config
 bench: setup
 	$(BIN)/python bench/training_speed.py $(if $(CONFIG),--config $(CONFIG))
 
-# The training grid alone, timed (about 10 minutes on 2 cores); `make bench` prints the result.
+# The training grid alone, timed (goal: 4.5 minutes on 2 idle cores); `make bench` prints the result too.
 bench-grid: setup
 	$(BIN)/python bench/grid_wall.py --cores $(if $(filter all,$(CORES)),2,$(CORES)) $(if $(CONFIG),--configfile $(CONFIG))
 

@@ -15,5 +15,6 @@ summary = pool.build_pool(
     inputs.settings(pool.FilterSettings, params.filter),
     params.seed,
     snakemake.output.pool,
+    threads=snakemake.threads,
 )
 io.write_json(summary, snakemake.output.summary)

@@ -80,6 +80,36 @@ def _one_torch_thread():
 
 
 @pytest.fixture
+def seeds_alone(monkeypatch):
+    """`training.stack.fit_stacked` replaced by what it stands for: `loop.fit_shared` per seed, one
+    seed after the other (the code before the stack). Call it to install; a module that imports
+    `fit_stacked` when it runs then trains its seeds alone, so a test can compare the two."""
+
+    def install() -> None:
+        from softdigits.training import loop, stack
+
+        def alone(models, seeds, x_train, y_train, regimes, x_val=None, y_val=None, track_dynamics=None, **_):
+            per_seed = x_train.dim() == 3
+            return [
+                loop.fit_shared(
+                    model,
+                    x_train[s] if per_seed else x_train,
+                    y_train[s] if per_seed else y_train,
+                    regimes,
+                    seed,
+                    x_val,
+                    y_val,
+                    track_dynamics,
+                )
+                for s, (model, seed) in enumerate(zip(models, seeds))
+            ]
+
+        monkeypatch.setattr(stack, "fit_stacked", alone)
+
+    return install
+
+
+@pytest.fixture
 def workflow_copy(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "workflow")
 

@@ -148,8 +148,9 @@ def train_dynamics(
     Returns a table in `DYNAMICS_SCHEMA`. Inputs are standardised with the corpus's own
     pixel mean and std.
     """
-    from softdigits.training.loop import TrainSettings, fit, normalise, pixel_stats
+    from softdigits.training.loop import TrainSettings, normalise, pixel_stats
     from softdigits.training.models import build_model
+    from softdigits.training.stack import fit_stacked
 
     check_unique_images(images, where)
     digit, gold, targets = gold_and_targets(images, target, where)
@@ -163,9 +164,11 @@ def train_dynamics(
     n = len(gold)
     ids = images.column("image_id").combine_chunks()
     parts = []
-    for seed in seeds:
-        net = build_model(model, seed)
-        result = fit(net, x, y, settings, seed=seed, track_dynamics=True)
+    # Every seed in one stack (training.stack): each trains as `loop.fit` trains it alone.
+    stacked = fit_stacked(
+        [build_model(model, seed) for seed in seeds], list(seeds), x, y, [settings], track_dynamics=[True]
+    )
+    for seed, [(result, _)] in zip(seeds, stacked):
         probs = result.train_probs  # (epochs, n, 10)
         log.info("seed %d: train accuracy per epoch %s", seed, [round(a, 4) for a in result.history["train_acc"]])
         for epoch, p in enumerate(probs, start=1):

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from softdigits import io
 from softdigits.allocation import allocate
-from softdigits.generator.inputs import GeneratorError, MnistSplits, read_pool
+from softdigits.generator.inputs import GeneratorError, MnistSplits, pool_pixels, read_pool
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def select_corpus(
     stats = read_pool(pool_path, ["entropy", "pixels"])
     if stats.num_rows == 0:
         raise GeneratorError(f"{pool_path}: the candidate pool is empty: no mixture passed the filter")
-    sha = io.pixel_sha256(io.pixels_array(stats))
+    sha = io.pixel_sha256(pool_pixels(stats))
     sel = select(stats.column("entropy").to_numpy(), sha, strat, seed)
     if len(sel.rows) == 0:
         raise GeneratorError(f"{pool_path}: no candidate has entropy in [{strat.low}, {strat.high}] nats")
@@ -152,7 +152,7 @@ def select_corpus(
         source="mukhoti",
         source_split=split,
         source_index=index,
-        pixels=io.pixels_array(pool),
+        pixels=pool_pixels(pool),
         label=probs.argmax(axis=1),
         label_dist=probs,
     )

@@ -2,17 +2,21 @@
 
 - the study table (`study_table.read_study`) and the regime's targets (`targets.build_targets`).
 - `prepare_cell`: those images as normalised tensors on the device.
-- `train_regimes`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
+- `train_seeds`: regime 1 (test-set performance: early stopping, ReduceLROnPlateau,
   best checkpoint, predictions for every val and test image) and regime 2 (training
-  dynamics: fixed epochs, every training image's prediction per epoch).
-- `run`: the job: for each seed, both regimes, each output written atomically, then the
-  cell's manifest.
+  dynamics: fixed epochs, every training image's prediction per epoch), for every seed.
+- `run`: the job: every seed and regime, each output written atomically as soon as its
+  regime ends, then each seed's manifest.
 
 A job trains every seed's two regimes in one process, so it pays the Python + torch
-start-up and the study table's read once for twelve trainings; each seed's two regimes
-train on one trajectory until regime 1 first lowers its learning rate or
-stops: the same seed, weights and rate make the same epochs, so those are trained once
-(`training.fit_shared`; the results are bit for bit those of separate trainings).
+start-up and the study table's read once for twelve trainings, and in one stack
+(`training.stack.fit_stacked`): the seeds' weights stacked on a member dimension, one
+batched matmul or grouped convolution per layer and step for all of them, each seed with its
+own initial weights, batch order, Adam state, schedule and stopping. Each seed's two regimes
+train on one trajectory until regime 1 first lowers its learning rate or stops (the same
+seed, weights and rate make the same epochs, so those are trained once). Every seed's
+results are bit for bit those of its regimes trained alone (`loop.fit`) wherever the stack's
+kernel check passes (the manifest's `stack.alone_bits`; tests/training/test_stack.py).
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import torch
 from softdigits import io, jobs, provenance
 from softdigits.io import DataContractError
 from softdigits.study_table import Study, read_study
-from softdigits.training.loop import TrainSettings, fit_shared, normalise, pixel_stats, predict, resolve_device
+from softdigits.training.loop import TrainSettings, normalise, pixel_stats, predict, resolve_device
 from softdigits.training.models import build_model
 from softdigits.training.run_outputs import dynamics_table, history_table, predictions_table, write_output
+from softdigits.training.stack import fit_stacked
 from softdigits.training.targets import build_targets
 
 REGIMES = ("test_performance", "dynamics")
@@ -129,27 +134,28 @@ def prepare_cell(study: Study, target: str, not_a_digit: str, device: torch.devi
     )
 
 
-def train_regimes(
+def train_seeds(
     cell: Cell,
     regimes: tuple[str, ...],
     *,
     model: str,
-    seed: int,
+    seeds: list[int],
     config: dict,
-    on_done: Callable[[dict[str, pa.Table]], None] | None = None,
-) -> tuple[dict[str, pa.Table], dict[str, dict]]:
-    """Train regimes from the same fresh seeded weights: ({output name: table}, {regime: manifest entry}).
+    on_done: Callable[[int, dict[str, pa.Table]], None] | None = None,
+) -> tuple[list[dict[str, pa.Table]], list[dict[str, dict]], dict]:
+    """Train the regimes of every seed in one stack, each seed from its own fresh seeded weights.
 
-    The regimes share their trajectory until the first plateau reduction or early stop
-    (`training.fit_shared`); each result is bit for bit the one it would get alone.
-    `on_done(tables)` receives each regime's tables as soon as that regime ends.
+    Returns, per seed, ({output name: table}, {regime: manifest entry}), and the stack's
+    record (`fit_stacked`'s `record`). `on_done(seed, tables)` receives each regime's tables
+    as soon as that regime ends.
     """
     started = time.perf_counter()
     device = cell.x_train.device
     settings = [regime_settings(config, regime) for regime in regimes]
-    tables, entries = {}, {}
+    tables = [{} for _ in seeds]
+    entries = [{} for _ in seeds]
 
-    def done(i: int, result, net) -> None:
+    def done(s: int, i: int, result, net) -> None:
         regime = regimes[i]
         if regime == "test_performance":
             probs = predict(net, cell.x_scored).cpu().numpy()
@@ -157,28 +163,38 @@ def train_regimes(
         else:
             predictions = dynamics_table(cell.train_ids, result.train_probs)
         mine = {f"{regime}_history": history_table(result.rows), f"{regime}_predictions": predictions}
-        tables.update(mine)
-        entries[regime] = {
+        tables[s].update(mine)
+        entries[s][regime] = {
             "settings": asdict(settings[i]),
             "epochs_trained": len(result.rows),
             "best_epoch": result.best_epoch,
-            "wall_time_s": round(time.perf_counter() - started, 3),  # from this seed's first epoch
+            "wall_time_s": round(time.perf_counter() - started, 3),  # from the stack's first epoch
         }
         if on_done is not None:
-            on_done(mine)
+            on_done(seeds[s], mine)
 
-    fit_shared(
-        build_model(model, seed).to(device),
+    record: dict = {}
+    fit_stacked(
+        [build_model(model, seed).to(device) for seed in seeds],
+        list(seeds),
         cell.x_train,
         cell.y_train,
         settings,
-        seed,
         cell.x_val,
         cell.y_val,
         [regime == "dynamics" for regime in regimes],
         on_done=done,
+        record=record,
     )
-    return tables, {regime: entries[regime] for regime in regimes}
+    return tables, [{regime: e[regime] for regime in regimes} for e in entries], record
+
+
+def train_regimes(
+    cell: Cell, regimes: tuple[str, ...], *, model: str, seed: int, config: dict
+) -> tuple[dict[str, pa.Table], dict[str, dict]]:
+    """One seed's regimes (`train_seeds` with one seed): ({output name: table}, {regime: manifest entry})."""
+    tables, entries, _ = train_seeds(cell, regimes, model=model, seeds=[seed], config=config)
+    return tables[0], entries[0]
 
 
 def run(
@@ -195,25 +211,27 @@ def run(
 
     `outputs` maps each seed to its cell's {output name: path}. `config` is the
     `training` section without the grid lists (models, targets, seeds). The study table
-    is read and the tensors are built once; each seed then trains from its own seeded
-    weights and batch order, exactly as it would in a process of its own (a test checks
-    it). Each regime's files are written, atomically, as soon as it ends; a cell's
-    manifest comes last, so a cell without one did not finish. Returns the manifests.
+    is read and the tensors are built once; the seeds then train in one stack, each from
+    its own seeded weights and batch order, as it would in a process of its own (bit for
+    bit where the stack's kernel check passes; a test checks it). Each regime's files are
+    written, atomically, as soon as it ends; the manifests come last, so a cell without
+    one did not finish. Returns the manifests.
     """
     configure_torch(threads)
     device = resolve_device(config["device"])
     # training_settings() in rules/common.smk passes a target's own keys (Target.params) to its jobs only.
     cell = prepare_cell(read_study(study_path), target, config["not_a_digit"], device, config)
     libraries, fingerprint = provenance.library_versions(), provenance.code_fingerprint(code_files)
+    seeds = list(outputs)
+    started = time.perf_counter()
+
+    def write(seed: int, tables: dict[str, pa.Table]) -> None:  # each regime's files as soon as it ends
+        for name, table in tables.items():
+            write_output(name, table, outputs[seed][name])
+
+    _, entries, record = train_seeds(cell, REGIMES, model=model, seeds=seeds, config=config, on_done=write)
     manifests = []
-    for seed, paths in outputs.items():
-        started = time.perf_counter()
-
-        def write(tables: dict[str, pa.Table], paths=paths) -> None:  # each regime's files as soon as it ends
-            for name, table in tables.items():
-                write_output(name, table, paths[name])
-
-        _, regimes = train_regimes(cell, REGIMES, model=model, seed=seed, config=config, on_done=write)
+    for seed, regimes in zip(seeds, entries):
         manifest = {
             "corpus_study": str(study_path),
             "model": model,
@@ -226,8 +244,9 @@ def run(
             "threads": torch.get_num_threads(),
             "libraries": libraries,
             "code_fingerprint": fingerprint,
-            "wall_time_s": round(time.perf_counter() - started, 3),  # this seed's training and writing
+            "stack": {"seeds": [int(s) for s in seeds], **record},
+            "wall_time_s": round(time.perf_counter() - started, 3),  # the job's training and writing
         }
-        io.write_json(manifest, paths["manifest"])
+        io.write_json(manifest, outputs[seed]["manifest"])
         manifests.append(manifest)
     return manifests

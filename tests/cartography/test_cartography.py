@@ -188,6 +188,17 @@ def test_train_dynamics_is_deterministic_and_consistent():
     assert len(dm) == 60 and set(dm["region"]) <= set(REGIONS)
 
 
+@pytest.mark.parametrize("model", ["simple_ffn", "lenet"])
+def test_train_dynamics_in_a_stack_is_bit_for_bit_each_seed_alone(model, seeds_alone):
+    """The seeds train in one stack (training.stack); the table is the one of each seed trained alone."""
+    images = tiny_images(70)
+    kwargs = dict(model=model, seeds=[0, 1, 2], epochs=2, batch_size=32, lr=1e-3, target="label_dist")
+    stacked = T.train_dynamics(images, **kwargs)
+    seeds_alone()
+    assert stacked.equals(T.train_dynamics(images, **kwargs))
+    assert not stacked.equals(T.train_dynamics(images, **{**kwargs, "seeds": [0, 1, 3]}))  # the check can fail
+
+
 # ---------------------------------------------------- target sampled_label
 
 

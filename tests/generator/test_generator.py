@@ -261,9 +261,40 @@ def test_the_ensemble_scores_the_stored_pixels(tiny, mnist):
     stored = inputs.read_pool(pool_path).slice(0, 50)
     small = subset(mnist, 2000, 500)
     members = [ensemble.train_member(small, TINY_MEMBER, ensemble.member_seed(0, m))[0] for m in range(2)]
-    mean, entropy, mi = ensemble.uncertainty(ensemble.ensemble_probs(members, io.pixels_array(stored)))
+    mean, entropy, mi = ensemble.uncertainty(ensemble.ensemble_probs(members, inputs.pool_pixels(stored)))
     assert np.allclose(mean, io.vectors_array(stored, "probs"), atol=1e-5)
     assert np.allclose(entropy, stored.column("entropy").to_numpy(), atol=1e-6)
+
+
+def test_the_stacked_ensemble_gives_every_member_its_own_softmax_bit_for_bit():
+    """Ensemble scores the members as one stacked network (the first convolution shared when
+    the members share their normalisation); each member's probabilities are those of its own
+    module, bit for bit, with shared and with separate normalisations."""
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((600, 784)) * 255).astype(np.uint8)
+    models = []
+    for m in range(3):
+        torch.manual_seed(m)
+        models.append(ensemble.lenet(padding=0).to(memory_format=torch.channels_last))
+    for stats in ([(0.13, 0.31)] * 3, [(0.13, 0.31), (0.1, 0.3), (0.2, 0.35)]):
+        members = [ensemble.Member(model, *s) for model, s in zip(models, stats)]
+        got = ensemble.Ensemble(members).probs(pixels)
+        assert got.shape == (3, 600, 10) and got.dtype == np.float64
+        for m, member in enumerate(members):
+            assert np.array_equal(got[m], member.probs(pixels).double().numpy())
+    assert not np.array_equal(got[0], got[1])  # and the comparison can fail
+
+
+def test_the_pool_is_the_same_bytes_on_one_thread_or_two(mnist, tmp_path):
+    small = subset(mnist, 2000, 500)
+    trained = vae.train_vae(small.train_pixels, replace(TINY_VAE, epochs=1), seed=0)
+    members = [ensemble.train_member(small, replace(TINY_MEMBER, epochs=1), seed=m)[0] for m in range(2)]
+    paths = [tmp_path / f"pool{threads}.parquet" for threads in (1, 2)]
+    for threads, path in zip((1, 2), paths):
+        pool.build_pool(trained, members, small, TINY_MIX, LOOSE_FILTER, 0, path, threads=threads)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    stored = inputs.read_pool(paths[0])
+    assert stored.num_rows > 0 and inputs.pool_pixels(stored).shape == (stored.num_rows, 784)
 
 
 def test_a_fixed_seed_gives_the_same_corpus_and_chunking_does_not_matter(tiny, mnist, tmp_path):
@@ -307,13 +338,15 @@ def test_an_empty_pool_is_an_error_and_a_failed_pool_leaves_no_file(mnist, tmp_p
 
     calls = []
 
-    def fail_on_second_chunk(members, pixels):
+    score_block = pool.score_block
+
+    def fail_on_second_block(vae, scorer, z, mix):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("scoring failed")
-        return np.full((len(members), len(pixels), 10), 0.1)
+        return score_block(vae, scorer, z, mix)
 
-    monkeypatch.setattr(pool, "ensemble_probs", fail_on_second_chunk)
+    monkeypatch.setattr(pool, "score_block", fail_on_second_block)
     with pytest.raises(RuntimeError, match="scoring failed"):
         pool.build_pool(
             trained, [member], small, replace(TINY_MIX, pool_size=2000), LOOSE_FILTER, 0, tmp_path / "partial.parquet"

@@ -68,6 +68,33 @@ def test_run_size_is_deterministic_and_learns():
     pd.testing.assert_frame_equal(runs, CS.run_size(images, **kwargs))
 
 
+@pytest.mark.parametrize("model", ["simple_ffn", "lenet"])
+def test_run_size_in_a_stack_is_bit_for_bit_each_repetition_alone(model, seeds_alone, monkeypatch):
+    """The repetitions train in one stack, each on its own subset; each is the model trained alone.
+
+    Compared by each trained model's test loss (a float that moves with any weight), not only
+    its accuracy."""
+    from softdigits.training import loop
+
+    losses = []
+
+    def evaluate(net, x, y):
+        loss, accuracy = evaluate_once(net, x, y)
+        losses.append(loss)
+        return loss, accuracy
+
+    evaluate_once = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    images = toy_mnist()
+    kwargs = dict(samples_per_digit=6, repetitions=3, seed=5, epochs=3, batch_size=16, lr=3e-3, model=model)
+    stacked = CS.run_size(images, **kwargs)
+    seeds_alone()
+    pd.testing.assert_frame_equal(stacked, CS.run_size(images, **kwargs))
+    assert len(losses) == 6 and losses[:3] == losses[3:]
+    CS.run_size(images, **{**kwargs, "lr": 2e-3})
+    assert losses[6:] != losses[:3]  # the check can fail: another rate, other weights
+
+
 def test_run_size_needs_train_and_test_splits():
     images = toy_mnist(n_test=0)
     with pytest.raises(ValueError, match="source_split train and test"):
