@@ -212,7 +212,7 @@ def test_evaluation_stage_on_fabricated_runs(workflow_copy):
     assert len(fitted) == 2 * 2 * 6 * 3 and (fitted["temperature"] > 0).all()
     assert "SIMULATED" in (workflow_copy / "results-test/tables/table_selective.md").read_text()
     assert {f["verdict"] for f in findings["findings"]} <= {"supported", "partly", "not reproduced", "inconclusive"}
-    assert findings["data_map_gold"] == "trained_target"
+    assert findings["settings"]["data_map_gold"] == "trained_target"
     # the synthetic target's data map is on its own (original) label, not the human majority
     maps = pd.read_parquet(workflow_copy / "results-test/evaluation/data_maps.parquet")
     study = pd.read_parquet(workflow_copy / "results-test/study/mukhoti.parquet").set_index("image_id")
