@@ -83,21 +83,36 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(
+        fused_adam(
             self.params,
             [p.grad for p in self.params],
             self.exp_avgs,
             self.exp_avg_sqs,
-            [],
             self.steps,
-            lr=self.lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            weight_decay=0.0,
-            eps=self.eps,
-            amsgrad=False,
-            maximize=False,
+            self.lr,
+            self.betas,
+            self.eps,
         )
+
+
+def fused_adam(params, grads, exp_avgs, exp_avg_sqs, steps, lr: float, betas: tuple[float, float], eps: float) -> None:
+    """One Adam step with torch's fused kernel, no weight decay: the one update rule of every
+    model here, alone (`Adam`) or in a stack (`training.stack`)."""
+    torch._fused_adam_(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        steps,
+        lr=lr,
+        beta1=betas[0],
+        beta2=betas[1],
+        weight_decay=0.0,
+        eps=eps,
+        amsgrad=False,
+        maximize=False,
+    )
 
 
 class Plateau:

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softdigits.training.loop import FitResult, TrainSettings, _Regime
+from softdigits.training.loop import FitResult, TrainSettings, _Regime, fused_adam
 
 IMAGE_SIDE = 28  # the models take flat (n, 784) images: one channel, 28 x 28
 
@@ -242,20 +242,15 @@ class StackedAdam:
         for member, lr in enumerate(self.lrs):
             by_lr.setdefault(lr, []).append(member)
         for lr, members in by_lr.items():
-            torch._fused_adam_(
+            fused_adam(
                 _pick(self.param_views, members),
                 _pick(grads, members),
                 _pick(self.avg_views, members),
                 _pick(self.sq_views, members),
-                [],
                 [self.step_count] * (len(members) * len(grads)),
-                lr=lr,
-                beta1=self.betas[0],
-                beta2=self.betas[1],
-                weight_decay=0.0,
-                eps=self.eps,
-                amsgrad=False,
-                maximize=False,
+                lr,
+                self.betas,
+                self.eps,
             )
 
     def select(self, members: list[int]) -> None:
