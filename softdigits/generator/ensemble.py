@@ -9,9 +9,12 @@ information) filters them.
 Scoring (`Ensemble`) runs the members as one stacked network (training.stack.StackedNet):
 members trained on the same pixels share their normalisation, so an image is normalised once
 and the first convolution runs once for every member's filters; the rest is one grouped
-convolution and one batched matmul per layer. In blocks of `SCORE_BATCH` images, whose
-intermediate maps stay in the CPU's caches. Every member's softmax is bit for bit the one
-its own module gives (tests/generator/test_generator.py).
+convolution and one batched matmul per layer, where the stack's kernel check
+(training.stack.kernels_agree) says those give each member its own bits on this CPU; where
+not, the convolutions run member by member (and if even that check fails, each member's own
+module scores). In blocks of `SCORE_BATCH` images, whose intermediate maps stay in the CPU's
+caches. Every member's softmax is bit for bit the one its own module gives
+(tests/generator/test_generator.py).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from softdigits.evaluation import metrics
 from softdigits.generator.inputs import MnistSplits, load_checkpoint
 from softdigits.training import loop
 from softdigits.training.models import lenet
-from softdigits.training.stack import StackedNet
+from softdigits.training.stack import BatchShapes, StackedNet, kernels_agree
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class Ensemble:
     """The members as one stacked network, for scoring many images."""
 
     def __init__(self, members: list[Member]):
+        self.members = members
         self.net = StackedNet([m.model for m in members])
         self.stats = [(m.mean, m.std) for m in members]
         self.shared = len(set(self.stats)) == 1  # one normalisation: one input for every member
@@ -120,6 +124,14 @@ class Ensemble:
     @torch.no_grad()
     def probs(self, pixels: np.ndarray, batch: int = SCORE_BATCH) -> np.ndarray:
         """(members, n, 10) float64 softmax of every member (as `Member.probs`, bit for bit)."""
+        shapes = BatchShapes(train=(), evaluate=tuple(sorted({min(batch, len(pixels)), len(pixels) % batch} - {0})))
+        self.net.grouped = kernels_agree(self.net, self.net.size, shapes, grouped=True)
+        if not self.net.grouped and not kernels_agree(self.net, self.net.size, shapes, grouped=False):
+            return (
+                np.stack([m.probs(pixels).double().numpy() for m in self.members])
+                if len(pixels)
+                else np.zeros((self.net.size, 0, 10))
+            )
         out = []
         for start in range(0, len(pixels), batch):
             block = pixels[start : start + batch]

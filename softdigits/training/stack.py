@@ -7,7 +7,9 @@ kernel call is a large part of it. Here the members' weights are stacked on a le
 member dimension and a step is one call per layer for all of them:
 
 - `Linear` layers: one batched matmul (`torch.baddbmm`) over the members;
-- `Conv2d` layers: one grouped convolution, member m's channels in group m (channels-last);
+- `Conv2d` layers: one grouped convolution, member m's channels in group m (channels-last),
+  where the kernel check says it gives each member its own bits (see below); otherwise each
+  member's convolutions, pooling and ReLUs are its own calls, the kernels its module alone runs;
 - `MaxPool2d` and `ReLU` act on every member's channels at once;
 - Adam (`StackedAdam`): torch's fused Adam kernel over every member's weights, one call per
   learning rate (members may have lowered theirs: per-member rates).
@@ -18,19 +20,20 @@ schedule, early stopping, best checkpoint and training dynamics (`loop._Regime`)
 bookkeeping `fit_shared` does for one seed. The gradient of the sum of the members' losses
 is each member's own gradient, so nothing couples the members but their memory layout.
 
-What is exactly equal and what is not (tests check both, tests/training/test_stack.py):
+What is exactly equal (tests/training/test_stack.py):
 - A linear layer's batched matmul gives each member the bits of its own `F.linear`, and
   those bits do not depend on how many members share the stack: an FFN member trains bit
   for bit as it does alone (`loop.fit`).
-- A grouped convolution's oneDNN kernels block their reductions by the channel count, so a
-  LeNet member's convolution weight gradients depend, in the last float bits, on how many
-  members share the stack (and differ from the ungrouped `loop.fit`). A LeNet member trained
-  in a stack equals itself trained alone to float rounding in its first epochs and then
-  drifts as rounding differences grow, as any two runs on two BLAS builds would; over
-  seeds the final accuracies are the same in distribution. This is a new realisation of
-  the study for LeNet, not a change of the training.
-- On one machine the same members (the config's seeds and regimes) give the same bits on
-  every rerun: the stack's composition, and every kernel's shape, is a function of the config.
+- A grouped convolution's kernels are chosen by the library from the channel count and the
+  CPU: on some (oneDNN in torch 2.13 on an Intel AVX2 CPU) a LeNet member's bits are its
+  own at most stack sizes; on others (the same build on an AMD EPYC) at none, in the first
+  layer's output already. So a stack checks first (`kernels_agree`: one probe step at the
+  job's batch shapes) and uses grouped convolutions only at a size where they agree, adding
+  up to MAX_SPARES spare members to reach one; elsewhere its convolutions run member by
+  member. Either way each member trains bit for bit as alone; only the speed differs by CPU.
+- If even that check fails (a linear layer's batched matmul rounding otherwise on some
+  library), the stack trains as it is, records `alone_bits: false`, and gives the same bits
+  on every rerun on that machine: a new realisation of the training, not a change of it.
 
 Members leave the stack when their last regime ends, and a seed's regimes that part (a
 plateau reduction) become two members from a copy of the weights, Adam moments and batch
@@ -62,7 +65,9 @@ class StackedNet:
     (its leaf modules in order, an image view before the first convolution and a flatten
     before the first linear layer after one); the constructor checks that this chain
     computes what the module's own forward does, so a model it cannot follow is an error,
-    not a silent difference.
+    not a silent difference. `grouped` (off until a caller's kernel check allows it) runs
+    the convolutions as grouped ones for every member at once; off, each member's image
+    layers are its own calls.
     """
 
     def __init__(self, models: list[nn.Module]):
@@ -75,6 +80,7 @@ class StackedNet:
             torch.stack([dict(m.named_parameters())[name].detach() for m in models]).contiguous().requires_grad_()
             for name in self.names
         ]
+        self.grouped = False
         self._check_chain(models[0])
 
     @property
@@ -91,8 +97,11 @@ class StackedNet:
         shared = x.dim() == 2
         batch = x.shape[0] if shared else x.shape[1]
         params = iter(self.params)
-        h, image = x, False
-        for kind, module in self.layers:
+        h, image, layers = x, False, self.layers
+        if not self.grouped and any(kind == "conv" for kind, _ in layers):
+            first_linear = next(i for i, (kind, _) in enumerate(layers) if kind == "linear")
+            h, layers = self._image_layers_alone(x, shared, batch, params, layers[:first_linear]), layers[first_linear:]
+        for kind, module in layers:
             if kind == "conv":
                 groups = members * module.groups
                 if not image and shared:  # one channel shared: member m's filters are output channels m*oc...
@@ -126,6 +135,32 @@ class StackedNet:
                     h = h.expand(members, -1, -1)
                 h = _StackedLinear.apply(h, next(params), next(params))
         return h
+
+    def _image_layers_alone(self, x, shared, batch, params, layers) -> torch.Tensor:
+        """Each member's layers before the first linear one as its module alone calls them
+        (models.lenet's forward): (M, b, features), each member's in the module's flatten order."""
+        convs = [(next(params), next(params)) for kind, _ in layers if kind == "conv"]
+        out = []
+        for m in range(self.size):
+            h = (x if shared else x[m]).reshape(batch, 1, IMAGE_SIDE, IMAGE_SIDE)
+            h = h.contiguous(memory_format=torch.channels_last)
+            weights = iter(convs)
+            for kind, module in layers:
+                if kind == "conv":
+                    weight, bias = next(weights)
+                    # channels-last strides, as the module's own weight has (see forward)
+                    weight = weight[m].to(memory_format=torch.channels_last)
+                    h = F.conv2d(h, weight, bias[m], module.stride, module.padding, module.dilation, module.groups)
+                elif kind == "pool":
+                    h = F.max_pool2d(h, module.kernel_size, module.stride, module.padding, module.dilation)
+                else:
+                    h = F.relu(h)
+            out.append(h.flatten(1))
+        return torch.stack(out)
+
+    @property
+    def has_convolution(self) -> bool:
+        return any(kind == "conv" for kind, _ in self.layers)
 
     def select(self, members: list[int]) -> None:
         """Keep these members in this order (an index twice: a copy of that member)."""
@@ -275,48 +310,52 @@ _AGREEMENT: dict[tuple, bool] = {}
 
 
 @dataclass(frozen=True)
-class _Shapes:
+class BatchShapes:
     train: tuple[int, ...]  # the training batch sizes (the full batch and the epoch's last, shorter one)
     evaluate: tuple[int, ...]  # the evaluation batch sizes
 
 
-def spare_members(net: StackedNet, members: int, shapes: _Shapes) -> int:
-    """How many spare members to add to a stack of `members` so that each gets its bits alone.
+def stack_layout(net: StackedNet, members: int, shapes: BatchShapes) -> tuple[int, bool]:
+    """(spares, grouped): how a stack of `members` runs so that each gets its bits alone.
 
     A library may pick a kernel by the channel count, and so round a grouped convolution's
-    reductions differently for some stack sizes (oneDNN in torch 2.13 on an AVX2 CPU does for
-    a LeNet stack of 3, in the first layer's weight gradient). `kernels_agree` checks a size
-    before it is used; where it fails, the stack trains up to MAX_SPARES spare copies of its
-    last member (computed, never read) so that its size is one where the kernels agree. If
-    none does, the stack trains as it is: the same bits on every rerun, rounded differently
-    from alone (see the module docstring).
+    reductions differently for some stack sizes or on some CPUs (see the module docstring).
+    `kernels_agree` checks a size before it is used; where grouped convolutions fail it, the
+    stack trains up to MAX_SPARES spare copies of its last member (computed, never read) so
+    that its size is one where they agree, and with none, runs its convolutions member by
+    member (no spares). A model without convolutions tries the spares for its linear layers
+    and otherwise trains as it is.
     """
+    grouped = net.has_convolution
     for spares in range(MAX_SPARES + 1):
-        if kernels_agree(net, members + spares, shapes):
-            return spares
-    return 0
+        if kernels_agree(net, members + spares, shapes, grouped):
+            return spares, grouped
+    return 0, False
 
 
-def kernels_agree(net: StackedNet, size: int, shapes: _Shapes) -> bool:
-    """Does a stack of `size` give its first and last member the bits they get alone?
+def kernels_agree(net: StackedNet, size: int, shapes: BatchShapes, grouped: bool) -> bool:
+    """Does a stack of `size` (its convolutions `grouped` or not) give its first and last
+    member the bits they get alone?
 
     One training step (forward, soft cross-entropy, backward) at every training batch size
-    and a forward pass at every evaluation batch size, on random images, against the
-    module alone (`loop.fit`'s computation). Kernels are chosen by shapes, not values, so
-    the answer holds for the training; it is cached per architecture, size and shapes.
+    and a forward pass at every evaluation batch size (images per member and shared), on
+    random images, against the module alone (`loop.fit`'s computation). Kernels are chosen
+    by shapes, not values, so the answer holds for the training; it is cached per
+    architecture, size, layout and shapes.
     """
     device = net.params[0].device
-    key = (tuple((kind, repr(module)) for kind, module in net.layers), size, shapes, str(device))
+    key = (tuple((kind, repr(module)) for kind, module in net.layers), size, grouped, shapes, str(device))
     if key not in _AGREEMENT:
-        _AGREEMENT[key] = _probe(net.template, size, shapes, device)
+        _AGREEMENT[key] = _probe(net.template, size, shapes, device, grouped)
     return _AGREEMENT[key]
 
 
-def _probe(template: nn.Module, size: int, shapes: _Shapes, device: torch.device) -> bool:
+def _probe(template: nn.Module, size: int, shapes: BatchShapes, device: torch.device, grouped: bool) -> bool:
     from softdigits.training.loop import soft_cross_entropy
 
     generator = torch.Generator().manual_seed(size)
     stack = StackedNet([template] * size)
+    stack.grouped = grouped
     alone = copy.deepcopy(template)
     with torch.no_grad():
         classes = alone(torch.zeros(1, IMAGE_SIDE * IMAGE_SIDE, device=device)).shape[-1]
@@ -334,7 +373,8 @@ def _probe(template: nn.Module, size: int, shapes: _Shapes, device: torch.device
     with torch.no_grad():
         for batch in shapes.evaluate:
             x = torch.randn(batch, IMAGE_SIDE * IMAGE_SIDE, generator=generator).to(device)
-            if not torch.equal(stack(x.expand(size, -1, -1))[-1], alone(x)):
+            own = alone(x)
+            if not torch.equal(stack(x.expand(size, -1, -1))[-1], own) or not torch.equal(stack(x)[-1], own):
                 return False
     return True
 
@@ -387,8 +427,9 @@ def fit_stacked(
     `on_done(s, r, result, module)` is called as soon as seed s's regime r ends.
     `record`, when given, receives what the stack did: `members` (trajectories trained),
     `member_epochs` (epochs summed over them), `spare_member_epochs` (epochs of spare members,
-    see `spare_members`) and `alone_bits` (whether the kernel check passed at every stack
-    size used: every result is then bit for bit the one `loop.fit_shared` gives the seed).
+    see `stack_layout`), `grouped` (whether every stack size used ran grouped convolutions;
+    false for a model without any) and `alone_bits` (whether the kernel check passed at every
+    stack size used: every result is then bit for bit the one `loop.fit_shared` gives the seed).
     """
     if len(models) != len(seeds):
         raise ValueError(f"{len(models)} models for {len(seeds)} seeds")
@@ -412,16 +453,18 @@ def fit_stacked(
             generator.manual_seed(seed)  # the batches fit_shared draws for this seed
             members.append(_Member(s, generator, same, lr))
     n = x_train.shape[-2]
-    shapes = _Shapes(
+    shapes = BatchShapes(
         train=tuple(sorted({min(batch_size, n), n % batch_size} - {0})),
         evaluate=() if x_val is None else tuple(sorted({min(EVAL_BATCH, len(x_val)), len(x_val) % EVAL_BATCH} - {0})),
     )
     net = StackedNet([models[m.seed_index] for m in members])
-    stats = {"members": len(members), "member_epochs": 0, "spare_member_epochs": 0, "alone_bits": True}
+    stats = {"members": len(members), "member_epochs": 0, "spare_member_epochs": 0}
+    stats.update(grouped=net.has_convolution, alone_bits=True)
 
     def spare_members_for(real: int) -> int:
-        spares = spare_members(net, real, shapes)
-        stats["alone_bits"] &= kernels_agree(net, real + spares, shapes)
+        spares, net.grouped = stack_layout(net, real, shapes)
+        stats["grouped"] &= net.grouped
+        stats["alone_bits"] &= kernels_agree(net, real + spares, shapes, net.grouped)
         return spares
 
     spares = spare_members_for(len(members))

@@ -49,8 +49,9 @@ def same_fit(a, b) -> bool:
 def test_every_seed_of_a_stack_trains_bit_for_bit_as_alone(name):
     """Three seeds, both regimes (a plateau, an early stop, a parting of the regimes): every
     history, dynamics array, best epoch and final weight equals loop.fit_shared's for that seed
-    alone; a LeNet stack of three passes the kernel check only with a spare member, which the
-    stack adds itself (on a machine where three agrees, it adds none)."""
+    alone. A LeNet stack runs grouped convolutions at a size where the kernel check passes
+    (adding spare members to reach one) and its convolutions member by member where none
+    does (CPUs differ: tests/training/test_stack.py forces that case below)."""
     seeds = [3, 4, 5]
     record = {}
     done = []
@@ -90,14 +91,36 @@ def test_per_seed_training_sets():
 
 
 def test_a_stack_is_the_chain_of_the_modules_layers():
+    """Member by member (the default) each member's logits are its module's bits; grouped,
+    the same to float rounding (whether bit for bit depends on the CPU's kernels)."""
     models = [build_model("lenet", s) for s in range(4)]
     net = StackedNet(models)
     x = torch.randn(4, 5, 784)
     with torch.no_grad():
         got = net(x)
+        net.grouped = True
+        grouped = net(x)
     for m, model in enumerate(models):
-        torch.testing.assert_close(got[m], model(x[m]), rtol=0, atol=0)
+        with torch.no_grad():
+            own = model(x[m])
+        torch.testing.assert_close(got[m], own, rtol=0, atol=0)
+        torch.testing.assert_close(grouped[m], own)
         assert all(torch.equal(a, b) for a, b in zip(net.module(m).state_dict().values(), model.state_dict().values()))
+
+
+def test_where_grouped_convolutions_disagree_a_lenet_stack_runs_them_member_by_member(monkeypatch):
+    """A CPU whose grouped kernels round otherwise at every size: the stack records that it
+    ran no grouped convolution, adds no spare, and still trains each seed bit for bit as alone."""
+    real = stack.kernels_agree
+    monkeypatch.setattr(
+        stack, "kernels_agree", lambda net, size, shapes, grouped: not grouped and real(net, size, shapes, grouped)
+    )
+    seeds, record = [3, 4], {}
+    stacked = fit_stacked([build_model("lenet", s) for s in seeds], seeds, X, Y, [SECOND], XV, YV, record=record)
+    assert record["grouped"] is False and record["alone_bits"] and record["spare_member_epochs"] == 0
+    for s, seed in enumerate(seeds):
+        [alone] = fit_shared(build_model("lenet", seed), X, Y, [SECOND], seed, XV, YV)
+        assert same_fit(stacked[s][0], alone)
 
 
 def test_a_model_whose_forward_is_not_its_chain_is_refused():
@@ -117,10 +140,10 @@ def test_the_kernel_check_says_no_when_a_member_would_round_otherwise(monkeypatc
     """kernels_agree compares a stack's members with the module alone; a stack that computes
     something else (here: its second layer's weight gradient through another kernel
     orientation) must fail it."""
-    shapes = stack._Shapes(train=(32,), evaluate=(60,))
+    shapes = stack.BatchShapes(train=(32,), evaluate=(60,))
     net = StackedNet([build_model("simple_ffn", 0)] * 2)
     stack._AGREEMENT.clear()
-    assert kernels_agree(net, 2, shapes)
+    assert kernels_agree(net, 2, shapes, grouped=False)
 
     def other_orientation(ctx, grad):
         x, weight = ctx.saved_tensors
@@ -128,13 +151,13 @@ def test_the_kernel_check_says_no_when_a_member_would_round_otherwise(monkeypatc
 
     monkeypatch.setattr(stack._StackedLinear, "backward", staticmethod(other_orientation))
     stack._AGREEMENT.clear()
-    assert not kernels_agree(net, 2, shapes)
+    assert not kernels_agree(net, 2, shapes, grouped=False)
     stack._AGREEMENT.clear()
 
 
 def test_a_member_one_rounding_away_trains_alike_and_ends_alike_in_distribution():
-    """Where no stack size passes the kernel check, members round differently from alone
-    (the last bit of some sums). What that does: a member whose initial weights are one
+    """Where no stack layout passes the kernel check (`alone_bits: false`), members round
+    differently from alone (the last bit of some sums). What that does: a member whose initial weights are one
     float step (1 ulp) from alone's. Stated tolerance: its first epoch's training and
     validation losses within 1e-4 (relative) of alone's; at the end, over 6 seeds, the paired
     differences of the final validation accuracy have a mean within 2 standard errors of 0 (and
