@@ -44,13 +44,15 @@ check-config: setup
 run: check-config
 	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG))
 
-# The full suite, workflow runs included.
+# The full suite, workflow runs included, on two pytest-xdist workers (most tests use one
+# core; tests/conftest.py keeps each module, and the shared tiny run, on one worker).
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # Unit tests only: skips the tests marked `workflow` (those that run the Snakemake CLI).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not workflow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not workflow"
 
 # Also records its own wall time (venv creation excluded) for `make bench`.
 report: check-config

@@ -179,3 +179,20 @@ def server():
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------------------- workers
+
+
+def pytest_collection_modifyitems(items):
+    """`make test` runs two pytest-xdist workers (`--dist loadgroup`), and each worker builds a
+    session or module fixture it needs for itself: so every test of one module stays on one
+    worker, and every test of the whole tiny run (or of the explorer's session fixtures) on one."""
+    for item in items:
+        if "tiny_run" in item.fixturenames:
+            group = "tiny_run"
+        elif {"inputs", "explorer", "page_path"} & set(item.fixturenames):
+            group = "explorer"
+        else:
+            group = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
