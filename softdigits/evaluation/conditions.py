@@ -25,6 +25,9 @@ much the verdict depends on which seeds were drawn), not a probability.
 Power: the number of seeds a paired t-test needs to detect an effect of a given size at
 the family's Holm-adjusted level with 80% power, from the observed sd of the per-seed
 differences; the effect is the paper's where the paper gives a number, else this run's own.
+
+scipy.stats is imported inside the functions that use it: rules/common.smk imports this
+module (through evaluation.tables), and scipy.stats adds about a second to every Snakemake start.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats as sps
 
 OUTCOMES = ("holds", "fails", "inconclusive")
 LEVEL = 0.95
@@ -84,6 +86,8 @@ def _scalar(low, high):
 
 def t_interval(values: np.ndarray, level: float = LEVEL):
     """Two-sided t interval of the mean of `values` along the last axis (NaN with fewer than 2)."""
+    from scipy import stats as sps  # not at the top: see the module docstring
+
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[-1]
     if n < 2:
@@ -95,6 +99,8 @@ def t_interval(values: np.ndarray, level: float = LEVEL):
 
 def welch_interval(a: np.ndarray, b: np.ndarray, level: float = LEVEL):
     """Two-sided Welch interval of mean(a) - mean(b) of two independent samples, along the last axis."""
+    from scipy import stats as sps  # not at the top: see the module docstring
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     na, nb = a.shape[-1], b.shape[-1]
     if na < 2 or nb < 2:
@@ -112,6 +118,8 @@ def welch_interval(a: np.ndarray, b: np.ndarray, level: float = LEVEL):
 def paired_p(diff: np.ndarray) -> float | np.ndarray:
     """Two-sided paired t-test p of per-seed differences along the last axis (NaN with fewer
     than 2; no spread: 0 for a non-zero mean, 1 for a zero one)."""
+    from scipy import stats as sps  # not at the top: see the module docstring
+
     diff = np.asarray(diff, dtype=np.float64)
     n = diff.shape[-1]
     if n < 2:
@@ -151,6 +159,8 @@ def bounded(low: float, high: float, lower: float, upper: float, *, closed_upper
 
 def spearman_interval(rho, n: int, level: float = LEVEL):
     """Fisher z interval of Spearman's rho over n images (variance 1.06 / (n - 3)); elementwise."""
+    from scipy import stats as sps  # not at the top: see the module docstring
+
     rho = np.asarray(rho, dtype=np.float64)
     if n <= 3:
         rho = np.full(rho.shape, np.nan)
@@ -212,6 +222,8 @@ def seeds_for_power(effect: float, sd: float, alpha: float, power: float = POWER
     """Seeds a two-sided paired t-test needs to detect a mean difference `effect` with sd `sd`
     of the per-seed differences at level `alpha` with `power` (NaN when undefined; inf beyond
     MAX_SEEDS)."""
+    from scipy import stats as sps  # not at the top: see the module docstring
+
     if not (np.isfinite(effect) and np.isfinite(sd)) or effect == 0 or sd <= 0:
         return np.nan
     n = np.arange(2, MAX_SEEDS + 1)

@@ -27,7 +27,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from softdigits.evaluation.metrics import higher_is_better
 
@@ -93,6 +92,10 @@ def paired_test(treatment: np.ndarray, control: np.ndarray) -> dict:
         dz = 0.0 if out["mean_diff"] == 0 else np.copysign(np.inf, out["mean_diff"])
         half = 0.0
     else:
+        # here, not at the top: rules/common.smk imports this module, and scipy.stats adds about
+        # a second to every Snakemake start
+        from scipy import stats as sps
+
         se = sd / np.sqrt(n)
         t = out["mean_diff"] / se
         p = float(2 * sps.t.sf(abs(t), df=n - 1))
