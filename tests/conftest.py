@@ -187,7 +187,10 @@ def server():
 def pytest_collection_modifyitems(items):
     """`make test` runs two pytest-xdist workers (`--dist loadgroup`), and each worker builds a
     session or module fixture it needs for itself: so every test of one module stays on one
-    worker, and every test of the whole tiny run (or of the explorer's session fixtures) on one."""
+    worker, and every test of the whole tiny run (or of the explorer's session fixtures) on one.
+    The tiny run's tests come first: they are the longest group, and started last they would
+    leave the other worker idle at the end."""
+    groups = {}
     for item in items:
         if "tiny_run" in item.fixturenames:
             group = "tiny_run"
@@ -195,4 +198,6 @@ def pytest_collection_modifyitems(items):
             group = "explorer"
         else:
             group = item.nodeid.split("::")[0]
+        groups[item.nodeid] = group
         item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: groups[item.nodeid] != "tiny_run")  # stable: each group keeps its order
