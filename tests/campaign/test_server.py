@@ -3,6 +3,7 @@ once, and a SIGKILL mid-campaign (every acknowledged answer survives)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import threading
@@ -113,7 +114,8 @@ def participant(url: str, pid: str, acked: list, errors: list, lock: threading.L
                 raise AssertionError(f"{pid} trial {trial}: {status} {reply}")
             with lock:
                 acked.append((pid, trial))
-    except (OSError, AssertionError) as err:  # the server was killed under us, or refused
+    # the server was killed under us (mid-connection, or mid-reply: IncompleteRead), or refused
+    except (OSError, http.client.HTTPException, AssertionError) as err:
         with lock:
             errors.append((pid, repr(err)))
 
