@@ -33,7 +33,7 @@ from softdigits.evaluation import metrics
 from softdigits.generator.inputs import MnistSplits, load_checkpoint
 from softdigits.training import loop
 from softdigits.training.models import lenet
-from softdigits.training.stack import BatchShapes, StackedNet, kernels_agree
+from softdigits.training.stack import BatchShapes, StackedNet, batch_sizes, kernels_agree
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Ensemble:
     @torch.no_grad()
     def probs(self, pixels: np.ndarray, batch: int = SCORE_BATCH) -> np.ndarray:
         """(members, n, 10) float64 softmax of every member (as `Member.probs`, bit for bit)."""
-        shapes = BatchShapes(train=(), evaluate=tuple(sorted({min(batch, len(pixels)), len(pixels) % batch} - {0})))
+        shapes = BatchShapes(train=(), evaluate=batch_sizes(len(pixels), batch))
         self.net.grouped = kernels_agree(self.net, self.net.size, shapes, grouped=True)
         if not self.net.grouped and not kernels_agree(self.net, self.net.size, shapes, grouped=False):
             return (

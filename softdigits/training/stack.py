@@ -10,7 +10,7 @@ member dimension and a step is one call per layer for all of them:
 - `Conv2d` layers: one grouped convolution, member m's channels in group m (channels-last),
   where the kernel check says it gives each member its own bits (see below); otherwise each
   member's convolutions, pooling and ReLUs are its own calls, the kernels its module alone runs;
-- `MaxPool2d` and `ReLU` act on every member's channels at once;
+- `MaxPool2d` and `ReLU` act on every member's channels at once (grouped) or on each member's;
 - Adam (`StackedAdam`): torch's fused Adam kernel over every member's weights, one call per
   learning rate (members may have lowered theirs: per-member rates).
 
@@ -98,7 +98,7 @@ class StackedNet:
         batch = x.shape[0] if shared else x.shape[1]
         params = iter(self.params)
         h, image, layers = x, False, self.layers
-        if not self.grouped and any(kind == "conv" for kind, _ in layers):
+        if not self.grouped and self.has_convolution:
             first_linear = next(i for i, (kind, _) in enumerate(layers) if kind == "linear")
             h, layers = self._image_layers_alone(x, shared, batch, params, layers[:first_linear]), layers[first_linear:]
         for kind, module in layers:
@@ -315,6 +315,11 @@ class BatchShapes:
     evaluate: tuple[int, ...]  # the evaluation batch sizes
 
 
+def batch_sizes(n: int, batch: int) -> tuple[int, ...]:
+    """The batch sizes n images in batches of `batch` run at: the full batch and the last, shorter one."""
+    return tuple(sorted({min(batch, n), n % batch} - {0}))
+
+
 def stack_layout(net: StackedNet, members: int, shapes: BatchShapes) -> tuple[int, bool]:
     """(spares, grouped): how a stack of `members` runs so that each gets its bits alone.
 
@@ -454,8 +459,8 @@ def fit_stacked(
             members.append(_Member(s, generator, same, lr))
     n = x_train.shape[-2]
     shapes = BatchShapes(
-        train=tuple(sorted({min(batch_size, n), n % batch_size} - {0})),
-        evaluate=() if x_val is None else tuple(sorted({min(EVAL_BATCH, len(x_val)), len(x_val) % EVAL_BATCH} - {0})),
+        train=batch_sizes(n, batch_size),
+        evaluate=() if x_val is None else batch_sizes(len(x_val), EVAL_BATCH),
     )
     net = StackedNet([models[m.seed_index] for m in members])
     stats = {"members": len(members), "member_epochs": 0, "spare_member_epochs": 0}
