@@ -348,6 +348,10 @@ def _document(meta: dict):
         TapTool(renderers=[dots]),
         HoverTool(
             renderers=[dots],
+            # one tooltip, of the point a click shows (the one drawn on top): in a dense
+            # corner of a default-size map, dozens stacked over the page
+            sort_by=[("$index", "descending")],
+            limit=1,
             tooltips='<div><img src="@row{custom}" width="84" height="84" style="image-rendering:pixelated;'
             'border:1px solid #ccc"><div><b>@image_id</b> (@split)</div>'
             "<div>confidence @y{0.000}, variability @x{0.000}</div>"

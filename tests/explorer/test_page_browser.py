@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from browser_fixture import (
     chromium,
+    explorer_points,
     explorer_ready,
     isolated,
     screenshot,
@@ -154,3 +155,28 @@ def test_colour_views_and_a_table_row(explorer, page_path, tab):
     lenet_kl = explorer.cell(MODELS[1], TARGETS[0], "kl")[explorer.table["image_id"] == image_id].iloc[0]
     assert page.locator(".slick-row").first.locator(".slick-cell").last.inner_text() == f"{lenet_kl:.3f}"
     screenshot(page, "explorer/hlv_table_row.png")
+
+
+def test_points_under_the_cursor_get_one_tooltip_of_the_point_a_click_shows(page_path, tab):
+    """At the default run's size dozens of points share the easy corner, and the hover
+    stacked a tooltip for each down the page. Five points moved onto one spot: one tooltip,
+    naming the point drawn on top, which is the one a click there shows."""
+    page = tab(page_path)
+    explorer_ready(page)
+    ids = explorer_points(page)
+    stacked = page.evaluate(
+        """() => { const src = Bokeh.documents[0].get_model_by_name('points');
+            const x = [...src.data.x], y = [...src.data.y];
+            for (let i = 0; i < 5; i++) { x[i] = x[5]; y[i] = y[5]; }
+            src.data = {...src.data, x, y};
+            return [0, 1, 2, 3, 4, 5].map(i => src.data.image_id[i]); }"""
+    )
+    assert stacked == ids[:6]
+    x, y = page.evaluate("id => SDX.pointXY(id)", stacked[5])
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    named = [i for i in ids if page.get_by_text(i, exact=True).count()]
+    assert named == [stacked[5]], named
+    screenshot(page, "explorer/stacked_hover.png")
+    page.mouse.click(x, y)
+    page.wait_for_function("id => SDX.state().image_id === id", arg=stacked[5], timeout=10_000)
