@@ -73,6 +73,21 @@ def test_nearest_digits_are_sorted_with_true_distances():
     assert labels.tolist() == [[7, 6]]
 
 
+def test_nearest_digit_distances_are_exact_so_no_thread_count_changes_them():
+    """In float32, `--cores 1` and `--cores 2` gave 2 of 6,440 reaction times that differed:
+    BLAS summed the distances' matrix product in another order. On whole-number pixels every
+    distance must equal integer arithmetic's, bit for bit, whatever the order of the sums."""
+    rng = np.random.default_rng(0)
+    query = rng.integers(0, 256, size=(40, 784), dtype=np.uint8)
+    reference = rng.integers(0, 256, size=(300, 784), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=300)
+    got_labels, got = sim.nearest_digits(query, reference, labels, k=5, chunk=16)
+    exact = ((query[:, None, :].astype(np.int64) - reference[None].astype(np.int64)) ** 2).sum(-1)
+    nearest = np.sort(exact, axis=1)[:, :5]
+    assert np.array_equal(got, nearest.astype(np.float64))
+    assert (labels[np.argsort(exact, axis=1, kind="stable")[:, :5]] == got_labels).mean() == 1.0
+
+
 def test_pooled_view_sums_blocks():
     image = np.zeros((1, 784))
     image[0, :2] = 4.0  # row 0, columns 0-1: one 2 x 2 block holds 8
