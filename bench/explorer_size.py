@@ -6,9 +6,11 @@ answers, predictions drifting smoothly toward the label), builds its page with t
 code, and prints the page's size by part, the build time, and in headless Chromium (Debian's,
 every network request blocked) the time until the page is interactive and the time a click
 takes to show a point's image. The real pages' sizes are in the log of rule explorer
-(results/logs/explorer/<corpus>.log); docs/explorer.md lists both.
+(results/logs/explorer/<corpus>.log); docs/explorer.md lists both. With --page, the same
+size by part and timings of a page a run wrote (nothing fabricated).
 
 Run: .venv/bin/python bench/explorer_size.py [--corpus mukhoti] [--keep DIR]
+     .venv/bin/python bench/explorer_size.py --page results/explorer/mnist.html
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="mnist", help="whose selection budget sets the size")
     parser.add_argument("--keep", type=Path, help="write the inputs and the page here (default: a temporary folder)")
+    parser.add_argument("--page", type=Path, help="measure this page a run wrote instead of a fabricated one")
     args = parser.parse_args()
+    if args.page:
+        html = args.page.read_text()
+        print(size_line(html))
+        print(browser_timings(args.page.resolve()))
+        return
     config = yaml.safe_load((REPO / "workflow_config.yaml").read_text())
     sizes = config["selection"]["corpora"][args.corpus]["budget"]
     t = config["training"]
@@ -66,12 +74,16 @@ def main() -> None:
     rendered = time.perf_counter() - started
     page = folder / f"{args.corpus}.html"
     page.write_text(html)
-    parts = page_parts(html)
-    size = len(html.encode())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"table built in {built:.1f} s, page rendered in {rendered:.1f} s (peak memory {peak:.0f} MB): {page}")
-    print(f"page {size / 1e6:.2f} MB: " + ", ".join(f"{name} {n / 1e6:.2f} MB" for name, n in parts.items()))
-    print(browser_timings(page, explorer.table))
+    print(size_line(html))
+    print(browser_timings(page))
+
+
+def size_line(html: str) -> str:
+    return f"page {len(html.encode()) / 1e6:.2f} MB: " + ", ".join(
+        f"{name} {n / 1e6:.2f} MB" for name, n in page_parts(html).items()
+    )
 
 
 def page_parts(html: str) -> dict[str, int]:
@@ -89,7 +101,7 @@ def page_parts(html: str) -> dict[str, int]:
     return parts
 
 
-def browser_timings(page: Path, table) -> str:
+def browser_timings(page: Path) -> str:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
