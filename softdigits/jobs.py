@@ -11,7 +11,10 @@ SOFTDIGITS_TRACEBACK=1 logs the traceback of known errors too.
 An input Parquet or torch file that cannot be read (a truncated copy, say) is named
 with the rule that writes it, so that the line says how to rebuild it: the workflow
 puts the rules' output patterns in SOFTDIGITS_RULE_OUTPUTS when it starts
-(rules/common.smk).
+(rules/common.smk). The workflow also looks at every such input of the run's jobs
+before it starts any (`unreadable_run_inputs`), because Snakemake deletes a job's
+earlier outputs when it starts the job: a run that would read a damaged file stops
+with nothing deleted.
 """
 
 from __future__ import annotations
@@ -77,16 +80,39 @@ def known_failure(err: BaseException, inputs: list[str], outputs: list[str]) -> 
             return str(disk_full_error(path))
     unreadable = unreadable_inputs(inputs)
     if unreadable:
-        path, why = unreadable[0]
-        producer = producing_rule(path)
-        how = f"snakemake --forcerun {producer}" if producer else f"snakemake --forcerun {path}"
-        return f"{path}: {why}; rebuild it: {how}"
+        return unreadable_line(*unreadable[0])
     return None
 
 
-def unreadable_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+def unreadable_line(path: str, why: str) -> str:
+    """`<file>: <why>; rebuild it: <command>`, with the rule that writes the file."""
+    producer = producing_rule(path)
+    how = f"snakemake --forcerun {producer}" if producer else f"snakemake --forcerun {path}"
+    return f"{path}: {why}; rebuild it: {how}"
+
+
+def unreadable_run_inputs(dag) -> list[str]:
+    """A line per Parquet or torch file that the jobs of a run (Snakemake's DAG, before
+    any job starts) would read but cannot, and that no job of the run rewrites:
+    `rule <reader>: <file>: <why>; rebuild it: <command>`. Only each file's footer or zip
+    directory is read, so that the look costs milliseconds for a whole study."""
+    jobs = [member for job in dag.needrun_jobs() for member in getattr(job, "jobs", [job])]
+    rewritten = {str(path) for job in jobs for path in job.output}
+    readers: dict[str, str] = {}
+    for job in jobs:
+        for path in map(str, job.input):
+            if path not in rewritten:
+                readers.setdefault(path, job.rule.name)
+    return [
+        f"rule {readers[path]}: {unreadable_line(path, why)}"
+        for path, why in unreadable_inputs(sorted(readers), members=False)
+    ]
+
+
+def unreadable_inputs(inputs: list[str], members: bool = True) -> list[tuple[str, str]]:
     """(path, why) for each input Parquet or torch file whose container cannot be read
-    (a truncated or damaged copy): its footer (Parquet) or zip directory (torch)."""
+    (a truncated or damaged copy): its footer (Parquet) or zip directory (torch), and with
+    `members` every torch member's checksum too."""
     found = []
     for path in inputs:
         if not os.path.isfile(path):
@@ -102,7 +128,7 @@ def unreadable_inputs(inputs: list[str]) -> list[tuple[str, str]]:
         elif path.endswith(".pt"):
             try:
                 with zipfile.ZipFile(path) as archive:
-                    bad = archive.testzip()
+                    bad = archive.testzip() if members else None
             except (zipfile.BadZipFile, OSError) as err:
                 found.append((path, f"not a readable torch file ({first_line(err)})"))
             else:

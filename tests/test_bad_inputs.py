@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import hashlib
 import io as io_
+import json
 import os
 import shutil
 import subprocess
@@ -805,3 +806,47 @@ def test_a_job_shows_a_traceback_for_bugs_or_with_the_flag_only(tmp_path, what, 
     assert ("Traceback" in proc.stderr) is traceback and ("Traceback" in log.read_text()) is traceback
     if what == "known":
         assert proc.stderr.splitlines()[0] == "rule dedup: answers.csv: row 3: no image id"
+
+
+def test_a_run_names_each_damaged_input_before_any_job_starts(tmp_path, monkeypatch):
+    """The look the workflow takes before it starts a job (rules/common.smk, onstart): a file
+    a job would read that is cut short is named with its reader and the rule that rebuilds
+    it; one the run rewrites, one that reads well and a folder are not."""
+    import types
+
+    def table(path):
+        io.write_table(pa.table({"x": [1, 2, 3]}), path)
+        return path
+
+    def cut(path):
+        path.write_bytes(path.read_bytes()[:-9])
+        return path
+
+    good = table(tmp_path / "good.parquet")
+    (tmp_path / "sel").mkdir()
+    cut_read = cut(table(tmp_path / "sel" / "mnist.parquet"))
+    cut_rewritten = cut(table(tmp_path / "rewritten.parquet"))
+    model = tmp_path / "vae.pt"
+    model.write_bytes(b"PK\x03\x04 not a whole zip")
+
+    def job(rule, inputs, outputs):
+        return types.SimpleNamespace(
+            rule=types.SimpleNamespace(name=rule), input=list(map(str, inputs)), output=list(map(str, outputs))
+        )
+
+    dag = types.SimpleNamespace(
+        needrun_jobs=lambda: [
+            job("annotation_export", [good, cut_read, tmp_path], [tmp_path / "campaign"]),
+            job("dedup", [cut_rewritten, model], [tmp_path / "dedup.parquet"]),
+            job("corpus", [], [cut_rewritten]),
+        ]
+    )
+    monkeypatch.setenv(jobs.RULE_OUTPUTS_ENV, json.dumps({"selection_solve": [f"{tmp_path}/sel/{{corpus}}.parquet"]}))
+    lines = jobs.unreadable_run_inputs(dag)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"rule annotation_export: {cut_read}: not a readable Parquet file (")
+    assert lines[0].endswith("; rebuild it: snakemake --forcerun selection_solve")
+    assert lines[1].startswith(f"rule dedup: {model}: not a readable torch file (")
+    assert lines[1].endswith(f"; rebuild it: snakemake --forcerun {model}")  # no rule's output pattern
+    cut_read.write_bytes(good.read_bytes())  # rebuilt: the run may start
+    assert len(jobs.unreadable_run_inputs(dag)) == 1

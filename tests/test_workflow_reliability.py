@@ -2,7 +2,8 @@
 
 The cases of docs/troubleshooting.md that need the workflow itself: a moved checkout, a
 job at 1 and 2 threads, two runs on one results folder, a switch of annotation origin,
-download faults, a truncated intermediate file and a budget no data map can meet. Most
+download faults, a truncated intermediate file, a full disk and a budget no data map can
+meet. Most
 work on a copy of the session's tiny run (`tiny_run`, with its .snakemake records), so
 that each needs only the jobs it is about. A job that fails on a known error prints one
 line, `rule <rule>: <what>: <file, row or key>`, and no traceback (softdigits.jobs).
@@ -52,6 +53,24 @@ def snapshot_tree(folder: Path) -> dict[Path, tuple[str, int]]:
 def job_lines(proc: subprocess.CompletedProcess, rule: str) -> list[str]:
     """The lines the jobs of `rule` printed for a known failure."""
     return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(f"rule {rule}: ")]
+
+
+def job_exit_statuses(proc: subprocess.CompletedProcess, rule: str) -> dict[str, int | None]:
+    """{output: exit status} of each failed job of `rule`, from Snakemake's console: the
+    script's `returned non-zero exit status N.` comes just before that job's `Error in rule`
+    block, which names its output."""
+    statuses: dict[str, int | None] = {}
+    status, block = None, False
+    for line in (proc.stdout + proc.stderr).splitlines():
+        found = re.search(r"returned non-zero exit status (\d+)\.$", line)
+        if found:
+            status = int(found.group(1))
+        elif line == f"Error in rule {rule}:":
+            block = True
+        elif block and line.startswith("    output: "):
+            statuses[line.removeprefix("    output: ")] = status
+            status, block = None, False
+    return statuses
 
 
 def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
@@ -268,7 +287,7 @@ def faulty_server():
 def test_download_faults_each_end_in_one_line(faulty_server, tmp_path):
     """404, 500, an HTML page with status 200, a truncated body, a redirect loop, a stalled
     server and the right size with the wrong content: each was detected, but its message
-    was buried in a traceback."""
+    was buried in a traceback. Now each job prints one line and exits with status 2."""
     work = copy_workflow(tmp_path / "downloads")
     good = "sha256:" + hashlib.sha256(FaultyServer.good).hexdigest()
     url = faulty_server
@@ -324,6 +343,8 @@ def test_download_faults_each_end_in_one_line(faulty_server, tmp_path):
     assert_no_traceback(proc)
     lines = job_lines(proc, "download_file")
     assert len(lines) == len(expected), "\n".join(lines)
+    # each job ended on a known error (exit status 2, softdigits.jobs), none on a bug (1)
+    assert job_exit_statuses(proc, "download_file") == dict.fromkeys(targets, 2), proc.stderr[-3000:]
     for name, reason in expected.items():
         mine = [
             line
@@ -335,19 +356,60 @@ def test_download_faults_each_end_in_one_line(faulty_server, tmp_path):
     assert not (work / "resources" / "downloads").exists() or not any((work / "resources" / "downloads").rglob("*.*"))
 
 
-def test_a_truncated_intermediate_names_the_file_and_the_rule_that_rebuilds_it(tiny_run, tmp_path):
-    """A selection cut short (with a new mtime) failed the next job with `ArrowInvalid`."""
+def test_a_truncated_intermediate_stops_the_run_before_any_job_and_names_the_rule_that_rebuilds_it(tiny_run, tmp_path):
+    """A selection cut short (with a new mtime) failed the next job with `ArrowInvalid`, and
+    Snakemake had deleted that job's earlier outputs (the campaign folder) first. Now the run
+    stops before it starts any job, and the command it names rebuilds the file."""
     work = copy_run(tiny_run, tmp_path / "truncated")
     selection = work / RESULTS / "selection" / "mnist.parquet"
-    selection.write_bytes(selection.read_bytes()[: selection.stat().st_size // 2])
-    kept = {p: digest(p) for p in [selection, work / RESULTS / "dedup" / "mnist.parquet"]}
-    proc = snakemake(work, "--cores", "1", "--", f"{RESULTS}/annotation/mnist/campaign", check=False)
-    assert proc.returncode != 0
+    good = selection.read_bytes()
+    selection.write_bytes(good[: len(good) // 2])
+    campaign = work / RESULTS / "annotation" / "mnist" / "campaign"
+    kept = {p: digest(p) for p in [selection, work / RESULTS / "dedup" / "mnist.parquet"]} | snapshot_tree(campaign)
+    target = f"{RESULTS}/annotation/mnist/campaign"
+    proc = snakemake(work, "--cores", "1", "--", target, check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
     assert_no_traceback(proc)
-    (line,) = job_lines(proc, "annotation_export")
-    assert line.startswith(f"rule annotation_export: {RESULTS}/selection/mnist.parquet: not a readable Parquet file (")
-    assert line.endswith("; rebuild it: snakemake --forcerun selection_solve")
-    assert {p: digest(p) for p in kept} == kept
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("softdigits: error: ")]
+    assert line.startswith(
+        f"softdigits: error: rule annotation_export: {RESULTS}/selection/mnist.parquet: not a readable Parquet file ("
+    )
+    assert line.endswith("; rebuild it: snakemake --forcerun selection_solve; no job was started")
+    assert {p: digest(p) for p in kept} == kept  # the campaign's earlier outputs too
+    # the advice works: the selection is rebuilt (the same bytes) and the campaign from it
+    snakemake(work, "--cores", "1", "--forcerun", "selection_solve", "--", target)
+    assert selection.read_bytes() == good
+    assert {p: sha for p, (sha, _) in snapshot_tree(campaign).items()} == {
+        p: sha for p, (sha, _) in kept.items() if campaign in p.parents
+    }
+
+
+def test_a_full_disk_ends_a_snakemake_job_in_one_line(tiny_run, tmp_path):
+    """A real job on a full disk (tests/test_bad_inputs.py has the torch and Parquet writers
+    alone): the corpus job writes MNIST's table onto a 16 KiB file system mounted over the
+    corpora folder, in a mount namespace of its own (`unshare -rm`)."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -rm` (a mount namespace) to mount a small file system")
+    work = copy_run(tiny_run, tmp_path / "disk")
+    corpora = work / RESULTS / "corpora"
+    kept = snapshot_tree(corpora)
+    assert (corpora / "mnist.parquet").stat().st_size > 64 * 1024  # more than the disk holds
+    target = f"{RESULTS}/corpora/mnist.parquet"
+    command = (
+        # a file of its own on the small disk: Snakemake removes an empty output folder (here a mount point)
+        f"mount -t tmpfs -o size=16k tmpfs {corpora} && echo earlier > {corpora}/earlier.txt && "
+        f"{sys.executable} -m snakemake --configfile config/test.yaml "
+        f"--cores 1 -- {target}; status=$?; echo left: $(ls -A {corpora}); exit $status"
+    )
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, cwd=work)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # Snakemake's status for a failed job
+    assert_no_traceback(proc)
+    (line,) = job_lines(proc, "corpus")
+    assert line.startswith(f"rule corpus: {target}: disk full, the file could not be written"), line
+    assert job_exit_statuses(proc, "corpus") == {target: 2}
+    (left,) = [line for line in proc.stdout.splitlines() if line.startswith("left:")]
+    assert left == "left: earlier.txt"  # no half-written file on the full disk
+    assert snapshot_tree(corpora) == kept  # the table under the mount, untouched
 
 
 def test_a_budget_the_data_map_cannot_meet_keeps_the_earlier_selection(tiny_run, tmp_path):
