@@ -30,6 +30,8 @@ rule replicates_summary:
     input:
         headline=[f"{RESULTS}/replicate{r}/headline.json" for r in REPLICATES],
         findings=[f"{RESULTS}/replicate{r}/findings.json" for r in REPLICATES],
+        # where the labels come from (SIMULATED or not), as every table says it
+        study=[f"{RESULTS}/replicate{REPLICATES[0]}/study/{c}.parquet" for c in STUDY_CORPORA],
         code=code("replicates_summary"),
     output:
         md=report(
@@ -38,6 +40,7 @@ rule replicates_summary:
         json=f"{RESULTS}/replicates.json",
     params:
         replicates=REPLICATES,
+        corpora=STUDY_CORPORA,
     log:
         f"{LOGS}/replicates_summary.log",
     benchmark:
