@@ -33,7 +33,7 @@ onstart:
     # A job that cannot read an input names the rule that writes it (softdigits.jobs).
     os.environ[jobs.RULE_OUTPUTS_ENV] = jobs.rule_outputs(workflow.rules)
     # A damaged input stops the run before Snakemake deletes the outputs of the jobs that read it.
-    unreadable = jobs.unreadable_run_inputs(workflow.dag)
+    unreadable = jobs.unreadable_run_inputs(workflow.dag, RESULTS)
     if unreadable:
         print(*(f"softdigits: error: {line}; no job was started" for line in unreadable), sep="\n", file=sys.stderr)
         sys.exit(2)

@@ -91,17 +91,19 @@ def unreadable_line(path: str, why: str) -> str:
     return f"{path}: {why}; rebuild it: {how}"
 
 
-def unreadable_run_inputs(dag) -> list[str]:
-    """A line per Parquet or torch file that the jobs of a run (Snakemake's DAG, before
-    any job starts) would read but cannot, and that no job of the run rewrites:
-    `rule <reader>: <file>: <why>; rebuild it: <command>`. Only each file's footer or zip
-    directory is read, so that the look costs milliseconds for a whole study."""
+def unreadable_run_inputs(dag, results: str | os.PathLike) -> list[str]:
+    """A line per Parquet or torch file in the results folder (the workflow's own
+    intermediates; raw downloads are checked by their checksums) that the jobs of a run
+    (Snakemake's DAG, before any job starts) would read but cannot, and that no job of the
+    run rewrites: `rule <reader>: <file>: <why>; rebuild it: <command>`. Only each file's
+    footer or zip directory is read, so that the look costs milliseconds for a whole study."""
     jobs = [member for job in dag.needrun_jobs() for member in getattr(job, "jobs", [job])]
     rewritten = {str(path) for job in jobs for path in job.output}
+    folder = Path(results).resolve()
     readers: dict[str, str] = {}
     for job in jobs:
         for path in map(str, job.input):
-            if path not in rewritten:
+            if path not in rewritten and Path(path).resolve().is_relative_to(folder):
                 readers.setdefault(path, job.rule.name)
     return [
         f"rule {readers[path]}: {unreadable_line(path, why)}"

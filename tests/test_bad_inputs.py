@@ -810,8 +810,9 @@ def test_a_job_shows_a_traceback_for_bugs_or_with_the_flag_only(tmp_path, what, 
 
 def test_a_run_names_each_damaged_input_before_any_job_starts(tmp_path, monkeypatch):
     """The look the workflow takes before it starts a job (rules/common.smk, onstart): a file
-    a job would read that is cut short is named with its reader and the rule that rebuilds
-    it; one the run rewrites, one that reads well and a folder are not."""
+    of the results folder that a job would read and that is cut short is named with its
+    reader and the rule that rebuilds it; one the run rewrites, one that reads well, a folder
+    and a file outside the results folder (a download) are not."""
     import types
 
     def table(path):
@@ -828,6 +829,9 @@ def test_a_run_names_each_damaged_input_before_any_job_starts(tmp_path, monkeypa
     cut_rewritten = cut(table(tmp_path / "rewritten.parquet"))
     model = tmp_path / "vae.pt"
     model.write_bytes(b"PK\x03\x04 not a whole zip")
+    raw = tmp_path.parent / f"{tmp_path.name}-downloads" / "amnist_samples.pt"  # outside the results folder
+    raw.parent.mkdir()
+    raw.write_bytes(b"a legacy torch pickle, say")
 
     def job(rule, inputs, outputs):
         return types.SimpleNamespace(
@@ -837,16 +841,16 @@ def test_a_run_names_each_damaged_input_before_any_job_starts(tmp_path, monkeypa
     dag = types.SimpleNamespace(
         needrun_jobs=lambda: [
             job("annotation_export", [good, cut_read, tmp_path], [tmp_path / "campaign"]),
-            job("dedup", [cut_rewritten, model], [tmp_path / "dedup.parquet"]),
+            job("dedup", [cut_rewritten, model, raw], [tmp_path / "dedup.parquet"]),
             job("corpus", [], [cut_rewritten]),
         ]
     )
     monkeypatch.setenv(jobs.RULE_OUTPUTS_ENV, json.dumps({"selection_solve": [f"{tmp_path}/sel/{{corpus}}.parquet"]}))
-    lines = jobs.unreadable_run_inputs(dag)
+    lines = jobs.unreadable_run_inputs(dag, tmp_path)
     assert len(lines) == 2, lines
     assert lines[0].startswith(f"rule annotation_export: {cut_read}: not a readable Parquet file (")
     assert lines[0].endswith("; rebuild it: snakemake --forcerun selection_solve")
     assert lines[1].startswith(f"rule dedup: {model}: not a readable torch file (")
     assert lines[1].endswith(f"; rebuild it: snakemake --forcerun {model}")  # no rule's output pattern
     cut_read.write_bytes(good.read_bytes())  # rebuilt: the run may start
-    assert len(jobs.unreadable_run_inputs(dag)) == 1
+    assert len(jobs.unreadable_run_inputs(dag, tmp_path)) == 1
