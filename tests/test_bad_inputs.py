@@ -638,7 +638,9 @@ SEED_KEYS = {
     [
         ("1.0", "1.0 is not of type 'integer'"),
         ("10000000000000000000", "is greater than the maximum of 4294967295"),
-        ("1e19", "'1e19' is not of type 'integer'"),  # YAML 1.1 reads it as a string
+        # YAML 1.1 reads it as a string, which the schema refused before too: this case
+        # guards the spelling, the integer above is the one that crashed a training job
+        ("1e19", "'1e19' is not of type 'integer'"),
     ],
 )
 def test_every_seed_is_an_integer_numpy_and_torch_accept(tmp_path, key, value, problem):
