@@ -58,6 +58,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+def skip_without_mount_namespace() -> None:
+    """The full-disk tests mount a small tmpfs in a mount namespace of their own."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -rm` (a mount namespace) to mount a small file system")
+
+
 def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Rule name -> number of jobs that a dry run would execute."""
     proc = snakemake(workdir, "-n", "--quiet", "rules", *args)

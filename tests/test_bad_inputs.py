@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from answers_fixture import GOOD, answers, write_answers
-from conftest import copy_workflow
+from conftest import copy_workflow, skip_without_mount_namespace
 from corpus_fixture import weiss_frame, write_ardis_archive
 from http_fixture import GOOD as PAYLOAD
 
@@ -727,10 +727,7 @@ else:
 @pytest.mark.parametrize("what", ["torch", "parquet"])
 def test_a_full_disk_says_disk_full(tmp_path, what):
     """torch said `RuntimeError: basic_ios::clear: iostream error` in a traceback."""
-    import shutil
-
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
-        pytest.skip("needs `unshare -rm` (a mount namespace) to mount a small file system")
+    skip_without_mount_namespace()
     disk = tmp_path / "disk"
     disk.mkdir()
     earlier = disk / "earlier.txt"

@@ -3,9 +3,8 @@
 The cases of docs/troubleshooting.md that need the workflow itself: a moved checkout, a
 job at 1 and 2 threads, two runs on one results folder, a switch of annotation origin,
 download faults, a truncated intermediate file, a full disk and a budget no data map can
-meet. Most
-work on a copy of the session's tiny run (`tiny_run`, with its .snakemake records), so
-that each needs only the jobs it is about. A job that fails on a known error prints one
+meet. Most work on a copy of the session's tiny run (`tiny_run`, with its .snakemake
+records), so that each needs only the jobs it is about. A job that fails on a known error prints one
 line, `rule <rule>: <what>: <file, row or key>`, and no traceback (softdigits.jobs).
 """
 
@@ -25,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_workflow, dry_run_jobs, snakemake
+from conftest import copy_workflow, dry_run_jobs, skip_without_mount_namespace, snakemake
 
 from softdigits import io
 from softdigits.run_lock import LOCK_NAME
@@ -388,8 +387,7 @@ def test_a_full_disk_ends_a_snakemake_job_in_one_line(tiny_run, tmp_path):
     """A real job on a full disk (tests/test_bad_inputs.py has the torch and Parquet writers
     alone): the corpus job writes MNIST's table onto a 16 KiB file system mounted over the
     corpora folder, in a mount namespace of its own (`unshare -rm`)."""
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
-        pytest.skip("needs `unshare -rm` (a mount namespace) to mount a small file system")
+    skip_without_mount_namespace()
     work = copy_run(tiny_run, tmp_path / "disk")
     corpora = work / RESULTS / "corpora"
     kept = snapshot_tree(corpora)
