@@ -54,3 +54,27 @@ def test_the_measured_section_prints_the_pool_dedup_and_replicates_against_their
     assert "4,000,000 mixtures scored, goal at least 4 M mixtures: met" in out
     assert "500 s wall, goal 370 s: NOT MET, over by 130.0 s (35%)" in out
     assert "2,000 of 12,000 removed (16.7%); the paper's release: 1,392 of 12,000 (11.6%)" in out
+
+
+def test_the_four_maxima_pooling_of_the_kernel_bench_keeps_max_pool2d_s_bits_and_its_choice_among_ties():
+    import torch
+    import torch.nn.functional as F
+    from lenet_kernels import FourMaxima
+
+    x = torch.randn(4, 6, 28, 28, generator=torch.Generator().manual_seed(0)).contiguous(
+        memory_format=torch.channels_last
+    )
+    x[:, :, :8] = 0.5  # tied maxima, as on a digit's uniform background
+    grad = torch.randn(4, 6, 14, 14, generator=torch.Generator().manual_seed(1))
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    assert torch.equal(FourMaxima.apply(a), F.max_pool2d(b, 2))
+    ours, theirs = (
+        torch.autograd.grad(FourMaxima.apply(a), a, grad)[0],
+        torch.autograd.grad(F.max_pool2d(b, 2), b, grad)[0],
+    )
+    assert torch.equal(ours, theirs)
+    # the negative case: a pooling that splits the gradient among tied maxima gives other bits
+    c = x.clone().requires_grad_()
+    amax = c.unflatten(2, (14, 2)).unflatten(4, (14, 2)).amax((3, 5))
+    assert torch.equal(amax, F.max_pool2d(x, 2))
+    assert not torch.equal(torch.autograd.grad(amax, c, grad)[0], theirs)
