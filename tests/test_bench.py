@@ -56,6 +56,21 @@ def test_the_measured_section_prints_the_pool_dedup_and_replicates_against_their
     assert "2,000 of 12,000 removed (16.7%); the paper's release: 1,392 of 12,000 (11.6%)" in out
 
 
+def test_a_measured_replicates_run_is_printed_against_its_goal_in_place_of_the_estimate(tmp_path, capsys):
+    single, replicates = tmp_path / "results", tmp_path / "results-replicates"
+    for folder, wall in ((single, 660), (replicates, 5461)):
+        (folder / "benchmarks").mkdir(parents=True)
+        (folder / "benchmarks" / "make_report.json").write_text(json.dumps({"wall_s": wall, "cores": 2, "date": "d"}))
+    bench.measured_grid(single, 2, (replicates, 3))
+    out = capsys.readouterr().out
+    assert "3 whole-study replicates (`make report CONFIG=config/replicates.yaml`, CORES=2, d)" in out
+    assert "91.0 min wall, goal 30 min: NOT MET, over by 61.0 min (203%)" in out
+    assert "estimate" not in out
+    (replicates / "benchmarks" / "make_report.json").write_text(json.dumps({"wall_s": 1700, "cores": 2, "date": "d"}))
+    bench.measured_grid(single, 2, (replicates, 3))
+    assert "28.3 min wall, goal 30 min: met" in capsys.readouterr().out
+
+
 def test_the_four_maxima_pooling_of_the_kernel_bench_keeps_max_pool2d_s_bits_and_its_choice_among_ties():
     import torch
     import torch.nn.functional as F
