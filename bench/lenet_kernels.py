@@ -27,11 +27,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
+from training_speed import gemm_gflops, gemm_peak_gflops  # noqa: E402
 
 from softdigits.training.models import build_model  # noqa: E402
 
@@ -143,13 +144,6 @@ def cpu_ms(step, steps: int) -> float:
     return (time.process_time() - started) / steps * 1e3
 
 
-def gemm_gflops(m: int, k: int, n: int, steps: int = 40) -> float:
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    for _ in range(3):
-        a @ b
-    return 2 * m * k * n / (cpu_ms(lambda: a @ b, steps) / 1e3) / 1e9
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -163,7 +157,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, 784, generator=generator)
     y = torch.softmax(torch.randn(BATCH, 10, generator=generator), 1)
-    x[:, :200] = 0.0  # a uniform border, as the digits' background: tied maxima in the pooling
+    x[:, :200] = 0.0  # a uniform band of rows, as the digits' background: tied maxima in the pooling
 
     pipeline = build_model("lenet", 0)
     contiguous = build_model("lenet", 0).to(memory_format=torch.contiguous_format)
@@ -217,7 +211,7 @@ def main() -> None:
         ms = statistics.median(values)
         print(f"  {name:34s} {ms:6.2f} ms  {ms / base:5.2f}x the pipeline's")
 
-    peak = gemm_gflops(512, 512, 512)
+    peak = gemm_peak_gflops()
     print(f"\nthe GEMMs of an im2col LeNet step, GFLOP/s (a 512x512 GEMM: {peak:.1f})")
     shapes = {
         "conv1 forward (6x25 @ 25x50176)": (6, 25, BATCH * 784),

@@ -168,14 +168,19 @@ def reference_fit(name, cell, settings, seed, track_dynamics):
 
 def gemm_peak_gflops(size: int = 512, seconds: float = 1.0) -> float:
     """GFLOP/s of a float32 size x size matmul on this process's threads (1)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    return gemm_gflops(size, size, size, seconds)
+
+
+def gemm_gflops(m: int, k: int, n: int, seconds: float = 1.0) -> float:
+    """GFLOP/s of a float32 (m x k) @ (k x n) matmul on this process's threads, timed for `seconds` of CPU."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
     for _ in range(3):
         a @ b
-    n, started = 0, time.process_time()
+    count, started = 0, time.process_time()
     while time.process_time() - started < seconds:
         a @ b
-        n += 1
-    return 2 * size**3 * n / (time.process_time() - started) / 1e9
+        count += 1
+    return 2 * m * k * n * count / (time.process_time() - started) / 1e9
 
 
 def forward_flops(model: nn.Module) -> int:
