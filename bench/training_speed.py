@@ -255,10 +255,16 @@ def child_cpu_seconds(cmd: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def startup_seconds(repeats: int = 3) -> float:
-    """Median CPU time of a process that imports what a training job imports, and stops."""
-    code = "import snakemake.script, torch, softdigits.training.train_run"
-    return statistics.median(child_cpu_seconds([sys.executable, "-c", code]) for _ in range(repeats))
+def startup_seconds(repeats: int = 5) -> tuple[float, float]:
+    """Median CPU time of a process that imports what a training job imports, starts as a
+    job does (`jobs.freeze_imports`), and stops; and of the same process without the
+    freeze, the two alternating."""
+    code = "import snakemake.script, torch, softdigits.training.train_run, softdigits.jobs"
+    job, unfrozen = [], []
+    for _ in range(repeats):
+        job.append(child_cpu_seconds([sys.executable, "-c", code + "; softdigits.jobs.freeze_imports()"]))
+        unfrozen.append(child_cpu_seconds([sys.executable, "-c", code]))
+    return statistics.median(job), statistics.median(unfrozen)
 
 
 def job_seconds(study: Path, settings: dict, model: str, seeds: list[int], out: Path) -> float:
@@ -375,7 +381,7 @@ def main() -> None:
 
         # 2. start-up per job.
         print("\n2. Per-job start-up (Python + Snakemake script support + torch + package)")
-        startup = startup_seconds()
+        startup, unfrozen = startup_seconds()
         job = job_seconds(studies["mnist"], settings, "simple_ffn", seeds, tmp / "job")
         print(
             f"   import-only process: {startup:.2f} CPU s; a whole simple_ffn job ({len(seeds)} seeds, both regimes):"
@@ -385,6 +391,7 @@ def main() -> None:
             f"   per-job start-up {startup:.2f} CPU s ({startup / len(seeds):.2f} per cell), "
             f"{met(startup, STARTUP_GOAL_S, 'CPU s')}"
         )
+        print(f"   the same process without jobs.freeze_imports: {unfrozen:.2f} CPU s ({unfrozen - startup:+.2f})")
 
         # 3. the full default grid.
         n_runs_per_cell = len(training["targets"]) * len(seeds)
