@@ -268,13 +268,16 @@ def startup_seconds(repeats: int = 5) -> tuple[float, float]:
 
 
 def job_seconds(study: Path, settings: dict, model: str, seeds: list[int], out: Path) -> float:
-    """CPU time of one whole training job (every seed, both regimes) in a fresh process."""
+    """CPU time of one whole training job (every seed, both regimes) in a fresh process,
+    started as a job starts (`jobs.freeze_imports` after its imports)."""
     import json
 
     outputs = {seed: run_outputs.cell_files(out / f"seed{seed}") for seed in seeds}
     code = (
         "import sys, json, snakemake.script\n"
+        "from softdigits import jobs\n"
         "from softdigits.training import train_run\n"
+        "jobs.freeze_imports()\n"
         "outputs = {int(k): v for k, v in json.loads(sys.argv[2]).items()}\n"
         "train_run.run(study_path=sys.argv[1], outputs=outputs, model=sys.argv[3], target='human_uncertainty',"
         " config=json.loads(sys.argv[4]), threads=1, code_files=[])\n"
