@@ -12,7 +12,10 @@ variants taking turns in every round:
    maxima (the uniform background ties often), checked to give the module's very bits;
 4. each GEMM of variant 2 alone at its shape, in GFLOP/s beside a 512x512 GEMM: the most
    an im2col LeNet could reach;
-5. the pipeline's step by operator (torch.profiler).
+5. the pipeline's step by operator (torch.profiler);
+6. six LeNets in one stack (softdigits.training.stack), their convolutions grouped against
+   member by member, and whether the grouped ones give each member its bits alone here
+   (`kernels_agree`): what grouping would buy where the check refuses it.
 
 Run: .venv/bin/python bench/lenet_kernels.py [--rounds 5]
 """
@@ -247,6 +250,43 @@ def main() -> None:
     print("\nthe pipeline's step by operator (self CPU time)")
     for name, value in groups.items():
         print(f"  {name:16s} {value / total:4.0%}")
+
+    stacked_lenets(args.rounds, args.steps)
+
+
+def stacked_lenets(rounds: int, steps: int, members: int = 6) -> None:
+    from softdigits.training.stack import BatchShapes, StackedNet, kernels_agree
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(members, BATCH, 784, generator=generator)
+    y = torch.softmax(torch.randn(members, BATCH, 10, generator=generator), 2)
+    nets = {}
+    for grouped in (False, True):
+        nets[grouped] = StackedNet([build_model("lenet", seed) for seed in range(members)])
+        nets[grouped].grouped = grouped
+
+    def step_of_stack(net):
+        def step():
+            logits = net(x)
+            losses = -(y * F.log_softmax(logits, dim=2)).sum(dim=2).mean(dim=1)
+            torch.autograd.grad(losses.sum(), net.params)
+
+        return step
+
+    stack_steps = {grouped: step_of_stack(net) for grouped, net in nets.items()}
+    for step in stack_steps.values():
+        step()
+    times = {grouped: [] for grouped in stack_steps}
+    for _ in range(rounds):
+        for grouped, step in stack_steps.items():
+            times[grouped].append(cpu_ms(step, steps))
+    alone, grouped = statistics.median(times[False]), statistics.median(times[True])
+    agree = kernels_agree(nets[True], members, BatchShapes(train=(BATCH,), evaluate=()), grouped=True)
+    print(f"\n{members} LeNets in one stack, a training step, batch {BATCH} each: CPU ms, median of {rounds} rounds")
+    print(f"  convolutions member by member {alone:6.2f} ms")
+    print(f"  grouped convolutions          {grouped:6.2f} ms  {alone / grouped:4.2f}x faster")
+    verdict = "yes" if agree else "NO (so the stack runs them member by member)"
+    print(f"  grouped: each member's bits as alone on this CPU: {verdict}")
 
 
 if __name__ == "__main__":
