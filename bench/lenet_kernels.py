@@ -255,7 +255,7 @@ def main() -> None:
 
 
 def stacked_lenets(rounds: int, steps: int, members: int = 6) -> None:
-    from softdigits.training.stack import BatchShapes, StackedNet, kernels_agree
+    from softdigits.training.stack import BatchShapes, StackedNet, kernels_agree, member_losses
 
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(members, BATCH, 784, generator=generator)
@@ -267,9 +267,7 @@ def stacked_lenets(rounds: int, steps: int, members: int = 6) -> None:
 
     def step_of_stack(net):
         def step():
-            logits = net(x)
-            losses = -(y * F.log_softmax(logits, dim=2)).sum(dim=2).mean(dim=1)
-            torch.autograd.grad(losses.sum(), net.params)
+            torch.autograd.grad(member_losses(net(x), y).sum(), net.params)
 
         return step
 
@@ -280,11 +278,11 @@ def stacked_lenets(rounds: int, steps: int, members: int = 6) -> None:
     for _ in range(rounds):
         for grouped, step in stack_steps.items():
             times[grouped].append(cpu_ms(step, steps))
-    alone, grouped = statistics.median(times[False]), statistics.median(times[True])
+    separate_ms, grouped_ms = statistics.median(times[False]), statistics.median(times[True])
     agree = kernels_agree(nets[True], members, BatchShapes(train=(BATCH,), evaluate=()), grouped=True)
     print(f"\n{members} LeNets in one stack, a training step, batch {BATCH} each: CPU ms, median of {rounds} rounds")
-    print(f"  convolutions member by member {alone:6.2f} ms")
-    print(f"  grouped convolutions          {grouped:6.2f} ms  {alone / grouped:4.2f}x faster")
+    print(f"  convolutions member by member {separate_ms:6.2f} ms")
+    print(f"  grouped convolutions          {grouped_ms:6.2f} ms  {separate_ms / grouped_ms:4.2f}x faster")
     verdict = "yes" if agree else "NO (so the stack runs them member by member)"
     print(f"  grouped: each member's bits as alone on this CPU: {verdict}")
 

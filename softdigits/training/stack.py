@@ -302,6 +302,12 @@ def _pick(views: list[tuple[torch.Tensor, ...]], members: list[int]) -> list[tor
     return [v[m] for v in views for m in members]
 
 
+def member_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each member's mean soft cross-entropy (`loop.soft_cross_entropy` per member): logits
+    (members, n, classes), targets the same or (n, classes) shared by every member."""
+    return -(targets * F.log_softmax(logits, dim=2)).sum(dim=2).mean(dim=1)
+
+
 # ------------------------------------------------------------------ the kernel check
 
 EVAL_BATCH = 4096  # images per forward pass when evaluating (loop.evaluate's batch)
@@ -368,7 +374,7 @@ def _probe(template: nn.Module, size: int, shapes: BatchShapes, device: torch.de
         x = torch.randn(size, batch, IMAGE_SIDE * IMAGE_SIDE, generator=generator).to(device)
         y = torch.softmax(torch.randn(size, batch, classes, generator=generator), dim=2).to(device)
         logits = stack(x)
-        losses = -(y * F.log_softmax(logits, dim=2)).sum(dim=2).mean(dim=1)
+        losses = member_losses(logits, y)
         grads = torch.autograd.grad(losses.sum(), stack.params)
         for m in {0, size - 1}:
             own = alone(x[m])
@@ -552,7 +558,7 @@ def _epoch(net, optimiser, members, x_train, y_train, labels_train, per_seed, ba
         yb = y_flat.index_select(0, index).view(size, -1, y_flat.shape[-1])
         labels = labels_flat.index_select(0, index).view(size, -1)
         logits = net(xb)
-        losses = -(yb * F.log_softmax(logits, dim=2)).sum(dim=2).mean(dim=1)  # each member's mean soft CE
+        losses = member_losses(logits, yb)
         optimiser.zero_grad()
         losses.sum().backward()
         optimiser.step()
@@ -591,6 +597,6 @@ def _evaluate(
     for i in range(0, len(x), batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         logits = net(xb.expand(members, -1, -1))
-        loss += -(yb * F.log_softmax(logits, dim=2)).sum(dim=2).mean(dim=1) * len(yb)
+        loss += member_losses(logits, yb) * len(yb)
         correct += (logits.argmax(2) == yb.argmax(1)).sum(1)
     return [(float(v) / len(x), int(c) / len(x)) for v, c in zip(loss.tolist(), correct.tolist())]
