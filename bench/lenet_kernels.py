@@ -4,18 +4,22 @@ One training step of the pipeline's LeNet (batch 64, soft cross-entropy, forward
 backward, one thread, random images), timed side by side in CPU milliseconds, the
 variants taking turns in every round:
 
-1. the pipeline's module (oneDNN convolutions in channels-last memory) and three other
-   library settings (contiguous memory; oneDNN off, in each memory format);
+1. the pipeline's module (its image layers in our kernel, softdigits.training.conv_pool),
+   the same module on torch's kernels (oneDNN convolutions in channels-last memory: the
+   pipeline before that kernel, and where it is not built) and three other library
+   settings (contiguous memory; oneDNN off, in each memory format);
 2. every convolution as im2col plus one GEMM (the backward: two GEMMs and a col2im), the
    logits and gradients checked against the module's (float tolerance: other kernels);
 3. each 2x2 max-pooling as four strided maxima that keep max_pool2d's choice among tied
    maxima (the uniform background ties often), checked to give the module's very bits;
 4. each GEMM of variant 2 alone at its shape, in GFLOP/s beside a 512x512 GEMM: the most
    an im2col LeNet could reach;
-5. the pipeline's step by operator (torch.profiler);
-6. six LeNets in one stack (softdigits.training.stack), their convolutions grouped against
-   member by member, and whether the grouped ones give each member its bits alone here
-   (`kernels_agree`): what grouping would buy where the check refuses it.
+5. the step by operator (torch.profiler), on our kernel and on torch's;
+6. six LeNets in one stack (softdigits.training.stack): on torch's kernels, their
+   convolutions grouped against member by member, and whether the grouped ones give each
+   member its bits alone here (`kernels_agree`); and member by member on our kernel.
+
+Variants 2-4 and 6's first two run on torch's kernels (conv_pool switched off).
 
 Run: .venv/bin/python bench/lenet_kernels.py [--rounds 5]
 """
@@ -35,8 +39,9 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
-from training_speed import gemm_gflops, gemm_peak_gflops  # noqa: E402
+from training_speed import forward_flops, gemm_gflops, gemm_peak_gflops  # noqa: E402
 
+from softdigits.training import conv_pool  # noqa: E402
 from softdigits.training.models import build_model  # noqa: E402
 
 BATCH = 64
@@ -140,6 +145,16 @@ def step_of(forward, params, x, y):
     return step
 
 
+def on_torch(step):
+    """The step with our kernel switched off: torch's convolutions and pooling."""
+
+    def run():
+        with conv_pool.switched_off():
+            step()
+
+    return run
+
+
 def cpu_ms(step, steps: int) -> float:
     started = time.process_time()
     for _ in range(steps):
@@ -177,18 +192,31 @@ def main() -> None:
 
         return run
 
+    if not conv_pool.available():
+        print("our kernel is not built here (see the warning above): the pipeline runs torch's kernels")
     variants = {
-        "pipeline: oneDNN, channels-last": step_of(pipeline, list(pipeline.parameters()), x, y),
-        "oneDNN, contiguous": step_of(contiguous_forward, list(contiguous.parameters()), x, y),
-        "oneDNN off, channels-last": without_onednn(step_of(pipeline, list(pipeline.parameters()), x, y)),
-        "oneDNN off, contiguous": without_onednn(step_of(contiguous_forward, list(contiguous.parameters()), x, y)),
-        "im2col + GEMM convolutions": step_of(im2col_lenet(pipeline), list(pipeline.parameters()), x, y),
-        "max-pooling as four maxima": step_of(four, list(four.parameters()), x, y),
+        "pipeline: our conv_pool kernel": step_of(pipeline, list(pipeline.parameters()), x, y),
+        "torch: oneDNN, channels-last": on_torch(step_of(pipeline, list(pipeline.parameters()), x, y)),
+        "oneDNN, contiguous": on_torch(step_of(contiguous_forward, list(contiguous.parameters()), x, y)),
+        "oneDNN off, channels-last": on_torch(without_onednn(step_of(pipeline, list(pipeline.parameters()), x, y))),
+        "oneDNN off, contiguous": on_torch(
+            without_onednn(step_of(contiguous_forward, list(contiguous.parameters()), x, y))
+        ),
+        "im2col + GEMM convolutions": on_torch(step_of(im2col_lenet(pipeline), list(pipeline.parameters()), x, y)),
+        "max-pooling as four maxima": on_torch(step_of(four, list(four.parameters()), x, y)),
     }
 
     params = list(pipeline.parameters())
-    reference = pipeline(x)
+    ours = pipeline(x)
+    ours_grads = torch.autograd.grad(soft_loss(ours, y), params)
+    with conv_pool.switched_off():
+        reference = pipeline(x)
     reference_grads = torch.autograd.grad(soft_loss(reference, y), params)
+    worst = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours_grads, reference_grads))
+    print(
+        f"our kernel against torch's: logits differ by at most {float((ours - reference).abs().max().detach()):.1e}, "
+        f"gradients by at most {worst:.1e} of their largest value"
+    )
     logits = im2col_lenet(pipeline)(x)
     grads = torch.autograd.grad(soft_loss(logits, y), params)
     worst = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(grads, reference_grads))
@@ -196,7 +224,8 @@ def main() -> None:
         f"im2col against the module: logits differ by at most {float((logits - reference).abs().max().detach()):.1e}, "
         f"gradients by at most {worst:.1e} of their largest value"
     )
-    logits = four(x)
+    with conv_pool.switched_off():
+        logits = four(x)
     grads = torch.autograd.grad(soft_loss(logits, y), list(four.parameters()))
     same = torch.equal(logits, reference) and all(torch.equal(a, b) for a, b in zip(grads, reference_grads))
     print(f"four maxima against max_pool2d: {'the same bits' if same else 'OTHER BITS'} (logits and gradients)")
@@ -208,13 +237,19 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, step in variants.items():
             times[name].append(cpu_ms(step, args.steps))
-    base = statistics.median(times["pipeline: oneDNN, channels-last"])
+    base = statistics.median(times["pipeline: our conv_pool kernel"])
     print(f"\nLeNet training step, batch {BATCH}, one thread: CPU ms, median of {args.rounds} rounds")
     for name, values in times.items():
         ms = statistics.median(values)
         print(f"  {name:34s} {ms:6.2f} ms  {ms / base:5.2f}x the pipeline's")
-
+    step_mflop = 3 * forward_flops(pipeline) * BATCH / 1e6
     peak = gemm_peak_gflops()
+    for name in ("pipeline: our conv_pool kernel", "torch: oneDNN, channels-last"):
+        rate = step_mflop / statistics.median(times[name])
+        print(
+            f"  {name}: {rate:.1f} GFLOP/s, {rate / peak:.0%} of a 512x512 GEMM's {peak:.1f} (3x the forward's FLOPs)"
+        )
+
     print(f"\nthe GEMMs of an im2col LeNet step, GFLOP/s (a 512x512 GEMM: {peak:.1f})")
     shapes = {
         "conv1 forward (6x25 @ 25x50176)": (6, 25, BATCH * 784),
@@ -229,27 +264,37 @@ def main() -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
-    step = variants["pipeline: oneDNN, channels-last"]
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(args.steps):
-            step()
-    groups = {"convolution": 0.0, "max-pooling": 0.0, "linear layers": 0.0, "everything else": 0.0}
-    for event in prof.key_averages():
-        name = event.key
-        group = (
-            "convolution"
-            if "convolution" in name
-            else "max-pooling"
-            if "max_pool" in name
-            else "linear layers"
-            if name in ("aten::addmm", "aten::mm")
-            else "everything else"
-        )
-        groups[group] += event.self_cpu_time_total
-    total = sum(groups.values())
-    print("\nthe pipeline's step by operator (self CPU time)")
-    for name, value in groups.items():
-        print(f"  {name:16s} {value / total:4.0%}")
+    for variant in ("pipeline: our conv_pool kernel", "torch: oneDNN, channels-last"):
+        step = variants[variant]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.steps):
+                step()
+        groups = {
+            "conv_pool": 0.0,
+            "convolution": 0.0,
+            "max-pooling": 0.0,
+            "linear layers": 0.0,
+            "everything else": 0.0,
+        }
+        for event in prof.key_averages():
+            name = event.key
+            group = (
+                "conv_pool"
+                if "ConvPoolReLU" in name
+                else "convolution"
+                if "convolution" in name
+                else "max-pooling"
+                if "max_pool" in name
+                else "linear layers"
+                if name in ("aten::addmm", "aten::mm")
+                else "everything else"
+            )
+            groups[group] += event.self_cpu_time_total
+        total = sum(groups.values())
+        print(f"\n{variant}: the step by operator (self CPU time)")
+        for name, value in groups.items():
+            if value:
+                print(f"  {name:16s} {value / total:4.0%}")
 
     stacked_lenets(args.rounds, args.steps)
 
@@ -271,20 +316,26 @@ def stacked_lenets(rounds: int, steps: int, members: int = 6) -> None:
 
         return step
 
-    stack_steps = {grouped: step_of_stack(net) for grouped, net in nets.items()}
+    stack_steps = {
+        "torch's convolutions, member by member": on_torch(step_of_stack(nets[False])),
+        "torch's convolutions, grouped": on_torch(step_of_stack(nets[True])),
+        "our conv_pool kernel, member by member": step_of_stack(nets[False]),
+    }
     for step in stack_steps.values():
         step()
-    times = {grouped: [] for grouped in stack_steps}
+    times = {name: [] for name in stack_steps}
     for _ in range(rounds):
-        for grouped, step in stack_steps.items():
-            times[grouped].append(cpu_ms(step, steps))
-    separate_ms, grouped_ms = statistics.median(times[False]), statistics.median(times[True])
-    agree = kernels_agree(nets[True], members, BatchShapes(train=(BATCH,), evaluate=()), grouped=True)
+        for name, step in stack_steps.items():
+            times[name].append(cpu_ms(step, steps))
+    with conv_pool.switched_off():
+        agree = kernels_agree(nets[True], members, BatchShapes(train=(BATCH,), evaluate=()), grouped=True)
     print(f"\n{members} LeNets in one stack, a training step, batch {BATCH} each: CPU ms, median of {rounds} rounds")
-    print(f"  convolutions member by member {separate_ms:6.2f} ms")
-    print(f"  grouped convolutions          {grouped_ms:6.2f} ms  {separate_ms / grouped_ms:4.2f}x faster")
-    verdict = "yes" if agree else "NO (so the stack runs them member by member)"
-    print(f"  grouped: each member's bits as alone on this CPU: {verdict}")
+    base = statistics.median(times["torch's convolutions, member by member"])
+    for name, values in times.items():
+        ms = statistics.median(values)
+        print(f"  {name:40s} {ms:6.2f} ms  {base / ms:4.2f}x torch's member by member")
+    verdict = "yes" if agree else "NO (so torch's kernels run member by member)"
+    print(f"  torch's grouped convolutions: each member's bits as alone on this CPU: {verdict}")
 
 
 if __name__ == "__main__":

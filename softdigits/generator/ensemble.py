@@ -7,14 +7,15 @@ softmax labels the pool's images (step 3); the members' disagreement (mutual
 information) filters them.
 
 Scoring (`Ensemble`) runs the members as one stacked network (training.stack.StackedNet):
-members trained on the same pixels share their normalisation, so an image is normalised once
-and the first convolution runs once for every member's filters; the rest is one grouped
-convolution and one batched matmul per layer, where the stack's kernel check
-(training.stack.kernels_agree) says those give each member its own bits on this CPU; where
-not, the convolutions run member by member (and if even that check fails, each member's own
-module scores). In blocks of `SCORE_BATCH` images, whose intermediate maps stay in the CPU's
-caches. Every member's softmax is bit for bit the one its own module gives
-(tests/generator/test_generator.py).
+each member's image layers in our CPU kernel (training.conv_pool), as its module alone runs
+them, and one batched matmul per linear layer. Without that kernel, members trained on the
+same pixels share their normalisation, so an image is normalised once and the first
+convolution runs once for every member's filters; the rest is one grouped convolution per
+layer, where the stack's kernel check (training.stack.kernels_agree) says those give each
+member its own bits on this CPU; where not, the convolutions run member by member (and if
+even that check fails, each member's own module scores). In blocks of `SCORE_BATCH` images,
+whose intermediate maps stay in the CPU's caches. Every member's softmax is bit for bit the
+one its own module gives (tests/generator/test_generator.py).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from softdigits.training import conv_pool
 from softdigits.training.loop import FitResult, TrainSettings, _Regime, fused_adam
 
 IMAGE_SIDE = 28  # the models take flat (n, 784) images: one channel, 28 x 28
@@ -81,6 +82,10 @@ class StackedNet:
             for name in self.names
         ]
         self.grouped = False
+        kinds = [kind for kind, _ in self.layers]
+        image_layers = [module for _, module in self.layers[: kinds.index("linear")]] if "linear" in kinds else []
+        # the convolutions our kernel runs (training.conv_pool), as each member's module does alone
+        self.fused = conv_pool.fused_convs(image_layers) if self.has_convolution else None
         self._check_chain(models[0])
 
     @property
@@ -98,7 +103,7 @@ class StackedNet:
         batch = x.shape[0] if shared else x.shape[1]
         params = iter(self.params)
         h, image, layers = x, False, self.layers
-        if not self.grouped and self.has_convolution:
+        if (not self.grouped or self.runs_conv_pool(x)) and self.has_convolution:
             first_linear = next(i for i, (kind, _) in enumerate(layers) if kind == "linear")
             h, layers = self._image_layers_alone(x, shared, batch, params, layers[:first_linear]), layers[first_linear:]
         for kind, module in layers:
@@ -140,6 +145,14 @@ class StackedNet:
         """Each member's layers before the first linear one as its module alone calls them
         (models.lenet's forward): (M, b, features), each member's in the module's flatten order."""
         convs = [(next(params), next(params)) for kind, _ in layers if kind == "conv"]
+        if self.runs_conv_pool(x):
+            paddings = [conv.padding[0] for conv in self.fused]
+            return torch.stack(
+                [
+                    conv_pool.features(x if shared else x[m], [(w[m], b[m], p) for (w, b), p in zip(convs, paddings)])
+                    for m in range(self.size)
+                ]
+            )
         out = []
         for m in range(self.size):
             h = (x if shared else x[m]).reshape(batch, 1, IMAGE_SIDE, IMAGE_SIDE)
@@ -157,6 +170,10 @@ class StackedNet:
                     h = F.relu(h)
             out.append(h.flatten(1))
         return torch.stack(out)
+
+    def runs_conv_pool(self, x: torch.Tensor) -> bool:
+        """Do its image layers run our kernel on this input (then member by member, never grouped)?"""
+        return self.fused is not None and conv_pool.runs(x)
 
     @property
     def has_convolution(self) -> bool:
@@ -354,6 +371,8 @@ def kernels_agree(net: StackedNet, size: int, shapes: BatchShapes, grouped: bool
     by shapes, not values, so the answer holds for the training; it is cached per
     architecture, size, layout and shapes.
     """
+    if grouped and net.runs_conv_pool(net.params[0]):
+        return False  # each member's image layers run our kernel, as alone: there is no grouped layout
     device = net.params[0].device
     key = (tuple((kind, repr(module)) for kind, module in net.layers), size, grouped, shapes, str(device))
     if key not in _AGREEMENT:
@@ -439,8 +458,10 @@ def fit_stacked(
     `record`, when given, receives what the stack did: `members` (trajectories trained),
     `member_epochs` (epochs summed over them), `spare_member_epochs` (epochs of spare members,
     see `stack_layout`), `grouped` (whether every stack size used ran grouped convolutions;
-    false for a model without any) and `alone_bits` (whether the kernel check passed at every
-    stack size used: every result is then bit for bit the one `loop.fit_shared` gives the seed).
+    false for a model without any), `conv_pool` (whether the image layers ran our kernel,
+    `training.conv_pool`, rather than torch's) and `alone_bits` (whether the kernel check passed
+    at every stack size used: every result is then bit for bit the one `loop.fit_shared` gives
+    the seed).
     """
     if len(models) != len(seeds):
         raise ValueError(f"{len(models)} models for {len(seeds)} seeds")
@@ -470,7 +491,7 @@ def fit_stacked(
     )
     net = StackedNet([models[m.seed_index] for m in members])
     stats = {"members": len(members), "member_epochs": 0, "spare_member_epochs": 0}
-    stats.update(grouped=net.has_convolution, alone_bits=True)
+    stats.update(grouped=net.has_convolution, conv_pool=net.runs_conv_pool(x_train), alone_bits=True)
 
     def spare_members_for(real: int) -> int:
         spares, net.grouped = stack_layout(net, real, shapes)

@@ -11,14 +11,15 @@
 A job trains every seed's two regimes in one process, so it pays the Python + torch
 start-up and the study table's read once for twelve trainings, and in one stack
 (`training.stack.fit_stacked`): the seeds' weights stacked on a member dimension, one
-batched matmul per linear layer and step for all of them (convolutions grouped where the
-CPU's kernels allow it, else member by member), each seed with its
+batched matmul per linear layer and step for all of them (LeNet's image layers member by
+member in our CPU kernel, `training.conv_pool`; without it, torch's convolutions, grouped where
+the CPU's kernels allow it), each seed with its
 own initial weights, batch order, Adam state, schedule and stopping. Each seed's two regimes
 train on one trajectory until regime 1 first lowers its learning rate or stops (the same
 seed, weights and rate make the same epochs, so those are trained once). Every seed's
 results are bit for bit those of its regimes trained alone (`loop.fit`) wherever the stack's
-kernel check passes (the manifest's `stack.alone_bits`, and `stack.grouped` says which
-convolutions ran; tests/training/test_stack.py).
+kernel check passes (the manifest's `stack.alone_bits`; `stack.conv_pool` and `stack.grouped`
+say which convolutions ran; tests/training/test_stack.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,147 @@
+"""Our CPU kernel for LeNet's image layers (softdigits.training.conv_pool): torch's function
+within float32 rounding, the same bits from every build, and torch's kernels where it is not built."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from softdigits.training import conv_pool
+from softdigits.training.models import build_model, lenet
+from softdigits.training.stack import StackedNet, member_losses
+
+pytestmark = pytest.mark.skipif(not conv_pool.available(), reason="no C compiler here: LeNet runs torch's kernels")
+
+# (images, side, channels in, channels out, padding): LeNet's two layers, both geometries, odd batches
+SHAPES = [(64, 28, 1, 6, 2), (64, 14, 6, 16, 0), (7, 28, 1, 6, 0), (5, 12, 6, 16, 0), (3, 10, 6, 16, 1)]
+
+
+def textbook(x_hwc, weight, bias, padding):
+    """torch's layers: conv, ReLU, 2x2 max-pool, in NCHW."""
+    h = F.conv2d(x_hwc.permute(0, 3, 1, 2), weight, bias, padding=padding)
+    return F.max_pool2d(F.relu(h), 2).permute(0, 2, 3, 1)
+
+
+def tensors(n, side, ci, co, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, side, side, ci, generator=g).requires_grad_()
+    weight = (torch.randn(co, ci, 5, 5, generator=g) / 5).requires_grad_()
+    bias = (torch.randn(co, generator=g) / 5).requires_grad_()
+    return x, weight, bias
+
+
+@pytest.mark.parametrize("n, side, ci, co, padding", SHAPES)
+def test_the_kernel_is_torchs_layers_within_float32_rounding(n, side, ci, co, padding):
+    x, weight, bias = tensors(n, side, ci, co)
+    got = conv_pool.conv_pool_relu(x, weight, bias, padding)
+    expected = textbook(x, weight, bias, padding)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)  # sums of 25-150 terms of size ~1
+    grad = torch.randn(got.shape, generator=torch.Generator().manual_seed(1))
+    ours = torch.autograd.grad(got, (x, weight, bias), grad)
+    theirs = torch.autograd.grad(expected, (x, weight, bias), grad)
+    for a, b in zip(ours, theirs):  # a weight's gradient sums up to 12,544 terms, one after the other
+        torch.testing.assert_close(a, b, rtol=2e-4, atol=1e-4)
+    assert (got == 0).any() and (got > 0).any()  # both sides of the ReLU were exercised
+
+
+def test_a_lenet_on_the_kernel_is_the_lenet_on_torchs_kernels():
+    """The whole model, both geometries: outputs and every parameter's gradient."""
+    for model in (build_model("lenet", 0), lenet(padding=0)):
+        x = torch.randn(32, 784)
+        ours = model(x)
+        with conv_pool.switched_off():
+            theirs = model(x)
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(ours, theirs)  # another realisation: the check tells the two apart
+        for a, b in zip(
+            torch.autograd.grad(ours.square().sum(), list(model.parameters())),
+            torch.autograd.grad(theirs.square().sum(), list(model.parameters())),
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def outputs(lib_path):
+    """Every output of the kernel's forward and backward on LeNet's shapes, from one build."""
+    lib, before = conv_pool.load(lib_path), conv_pool._lib
+    conv_pool._lib = lib
+    try:
+        out = []
+        for n, side, ci, co, padding in SHAPES:
+            x, weight, bias = tensors(n, side, ci, co, seed=2)
+            y = conv_pool.conv_pool_relu(x, weight, bias, padding)
+            out += [y, *torch.autograd.grad(y.square().sum(), (x, weight, bias))]
+        return out
+    finally:
+        conv_pool._lib = before
+
+
+def test_every_build_gives_the_same_bits(tmp_path):
+    """The native build against a plain x86-64 / generic one (no AVX, no FMA): one sequence of
+    IEEE operations per output, whatever the vector width. A one-ulp change is told apart."""
+    native = outputs(conv_pool.build())
+    plain_flags = tuple(f for f in conv_pool.FLAGS if f != "-march=native") + ("-O1",)
+    plain = outputs(conv_pool.build(flags=plain_flags, directory=tmp_path))
+    assert all(torch.equal(a, b) for a, b in zip(native, plain))
+    nudged = torch.nextafter(plain[0], torch.full_like(plain[0], 1e9))
+    assert not torch.equal(native[0], nudged)
+
+
+def test_a_stack_member_gets_its_modules_bits():
+    models = [build_model("lenet", s) for s in range(3)]
+    net = StackedNet(models)
+    assert net.fused is not None
+    x = torch.randn(3, 40, 784)
+    y = torch.softmax(torch.randn(3, 40, 10), dim=2)
+    logits = net(x)
+    grads = torch.autograd.grad(member_losses(logits, y).sum(), net.params)
+    for m, model in enumerate(models):
+        own = model(x[m])
+        assert torch.equal(own, logits[m])
+        own_grads = torch.autograd.grad(-(y[m] * F.log_softmax(own, 1)).sum(1).mean(), list(model.parameters()))
+        assert all(torch.equal(a, b[m]) for a, b in zip(own_grads, grads))
+
+
+def test_layers_the_kernel_does_not_cover_run_on_torch():
+    from torch import nn
+
+    strided = [nn.Conv2d(1, 6, 5, stride=2), nn.MaxPool2d(2), nn.ReLU()]
+    wide = [nn.Conv2d(1, 32, 5), nn.MaxPool2d(2), nn.ReLU()]
+    no_pool = [nn.Conv2d(1, 6, 5), nn.ReLU(), nn.ReLU()]
+    odd = [nn.Conv2d(1, 6, 4), nn.MaxPool2d(2), nn.ReLU()]  # a 25 x 25 map cannot pool 2 x 2 whole
+    for layers in (strided, wide, no_pool, odd):
+        assert conv_pool.fused_convs(layers) is None
+    assert conv_pool.fused_convs(list(build_model("lenet", 0).features)) is not None
+    x, weight, bias = tensors(2, 27, 1, 6)
+    with pytest.raises(RuntimeError, match="conv_pool forward: a shape the kernel does not cover"):
+        conv_pool.conv_pool_relu(x, weight, bias, 2)
+
+
+def test_without_a_compiler_lenet_runs_torchs_kernels(monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(conv_pool, "_built", False)
+    monkeypatch.setattr(conv_pool, "_lib", None)
+    with caplog.at_level(logging.WARNING):
+        assert not conv_pool.available()
+    assert "conv_pool: not built" in caplog.text
+    model = build_model("lenet", 0)
+    assert StackedNet([model]).fused is None
+    x = torch.randn(4, 784)
+    with conv_pool.switched_off():
+        expected = model(x)
+    assert torch.equal(model(x), expected)
+
+
+def test_the_build_is_cached_per_source_compiler_and_cpu(tmp_path):
+    if shutil.which("cc") is None:
+        pytest.skip("no cc")
+    first = conv_pool.build(directory=tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert conv_pool.build(directory=tmp_path) == first and first.stat().st_mtime_ns == stamp
+    other = conv_pool.build(flags=conv_pool.FLAGS + ("-O2",), directory=tmp_path)
+    assert other != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no temporary left
