@@ -40,28 +40,37 @@ static inline void storev(float *p, vec v) { store8(p, v); }
 #endif
 #define COV (16 / VL)
 
-/* One channel in: a row of output positions, 16 at a time vectorised over positions, every
-   output channel; x: padded input row, rs its stride; w8: [ky][kx][8] (channels past Co are
-   zero); out: [ox][8]. */
-static void row_c1(const float *x, int rs, int K, int Wo, const float *w8, const float *bias8, float *out) {
-    for (int ox = 0; ox < Wo; ox += 16) {
-        v8 acc[MAX_CO1][2];
-        for (int c = 0; c < MAX_CO1; c++) acc[c][0] = acc[c][1] = (v8){0} + bias8[c];
-        for (int ky = 0; ky < K; ky++)
-            for (int kx = 0; kx < K; kx++) {
-                const float *xr = x + ky * rs + ox + kx, *w = w8 + (ky * K + kx) * MAX_CO1;
-                v8 a0 = load8(xr), a1 = load8(xr + 8);
-                for (int c = 0; c < MAX_CO1; c++) {
-                    acc[c][0] += a0 * w[c];
-                    acc[c][1] += a1 * w[c];
-                }
-            }
-        float tmp[MAX_CO1][16];
-        for (int c = 0; c < MAX_CO1; c++) store8(tmp[c], acc[c][0]), store8(tmp[c] + 8, acc[c][1]);
-        const int m = Wo - ox < 16 ? Wo - ox : 16;
-        for (int j = 0; j < m; j++)
-            for (int c = 0; c < MAX_CO1; c++) out[(ox + j) * MAX_CO1 + c] = tmp[c][j];
+/* One channel in: a row of output positions, 16 at a time vectorised over positions, for NC
+   output channels; x: padded input row, rs its stride; w8: [ky][kx][8] (channels past Co are
+   zero); out: [co][WoP], WoP a multiple of 16 (the positions past Wo are not read). */
+#define DEFINE_ROW_C1(NC)                                                                                 \
+    static void XCAT(row_c1_, NC)(const float *x, int rs, int K, int Wo, int WoP, const float *w8,       \
+                                  const float *bias8, float *out) {                                      \
+        for (int ox = 0; ox < Wo; ox += 16) {                                                            \
+            v8 acc[NC][2];                                                                               \
+            for (int c = 0; c < NC; c++) acc[c][0] = acc[c][1] = (v8){0} + bias8[c];                     \
+            for (int ky = 0; ky < K; ky++)                                                               \
+                for (int kx = 0; kx < K; kx++) {                                                         \
+                    const float *xr = x + ky * rs + ox + kx, *w = w8 + (ky * K + kx) * MAX_CO1;          \
+                    v8 a0 = load8(xr), a1 = load8(xr + 8);                                               \
+                    for (int c = 0; c < NC; c++) {                                                       \
+                        acc[c][0] += a0 * w[c];                                                          \
+                        acc[c][1] += a1 * w[c];                                                          \
+                    }                                                                                    \
+                }                                                                                        \
+            for (int c = 0; c < NC; c++)                                                                 \
+                store8(out + c * WoP + ox, acc[c][0]), store8(out + c * WoP + ox + 8, acc[c][1]);        \
+        }                                                                                                \
     }
+DEFINE_ROW_C1(6) /* LeNet's first layer */
+DEFINE_ROW_C1(MAX_CO1)
+
+static void row_c1(const float *x, int rs, int K, int Wo, int WoP, int Co, const float *w8, const float *bias8,
+                   float *out) {
+    if (Co == 6)
+        row_c1_6(x, rs, K, Wo, WoP, w8, bias8, out);
+    else
+        XCAT(row_c1_, MAX_CO1)(x, rs, K, Wo, WoP, w8, bias8, out);
 }
 
 /* Many channels in: N output positions vectorised over 16 output channels. x: the padded
@@ -98,6 +107,36 @@ static void row_many(const float *x, int rs, int Ci, int K, int Wo, const float 
 typedef int32_t vi8 __attribute__((vector_size(32)));
 static inline v8 pick(vi8 s, v8 a, v8 b) { return (v8)(((vi8)a & s) | ((vi8)b & ~s)); } /* s ? a : b */
 
+static const vi8 EVEN = {0, 2, 4, 6, 8, 10, 12, 14}, ODD = {1, 3, 5, 7, 9, 11, 13, 15};
+
+/* The winner of each window, from its four candidates (top left, top right, bottom left,
+   bottom right): the first that is largest; m becomes ReLU of the maximum. */
+static inline vi8 winners(v8 *m, v8 b, v8 c, v8 d) {
+    vi8 k = {0}, s;
+    s = b > *m, *m = pick(s, b, *m), k = (k & ~s) | (s & 1);
+    s = c > *m, *m = pick(s, c, *m), k = (k & ~s) | (s & 2);
+    s = d > *m, *m = pick(s, d, *m), k = (k & ~s) | (s & 3);
+    *m = (v8)((vi8)*m & (*m > 0.0f));
+    return k;
+}
+
+/* 2x2 max-pool + ReLU of two one-channel-in conv rows r0, r1 ([co][WoP]): out [px][Co]. */
+static void pool_rows_c1(const float *r0, const float *r1, int Wq, int WoP, int Co, float *out, uint8_t *arg) {
+    for (int co = 0; co < Co; co++)
+        for (int px = 0; px < Wq; px += 8) {
+            const float *a = r0 + co * WoP + 2 * px, *b = r1 + co * WoP + 2 * px;
+            v8 a0 = load8(a), a1 = load8(a + 8), b0 = load8(b), b1 = load8(b + 8);
+            v8 m = __builtin_shuffle(a0, a1, EVEN);
+            vi8 k = winners(&m, __builtin_shuffle(a0, a1, ODD), __builtin_shuffle(b0, b1, EVEN),
+                            __builtin_shuffle(b0, b1, ODD));
+            float mo[8];
+            int32_t ko[8];
+            store8(mo, m);
+            memcpy(ko, &k, sizeof ko);
+            for (int l = 0; l < 8 && px + l < Wq; l++) out[(px + l) * Co + co] = mo[l], arg[(px + l) * Co + co] = (uint8_t)ko[l];
+        }
+}
+
 /* 2x2 max-pool + ReLU of two conv rows r0, r1 ([ox][CP], CP a multiple of 8): out [px][Co]
    and arg, the first of the window's four (top left, top right, bottom left, bottom right)
    that is largest. */
@@ -105,12 +144,8 @@ static void pool_rows(const float *r0, const float *r1, int Wq, int CP, int Co, 
     for (int px = 0; px < Wq; px++)
         for (int v = 0; v < CP && v < Co; v += 8) {
             const int e = 2 * px * CP + v;
-            v8 m = load8(r0 + e), b = load8(r0 + e + CP), c = load8(r1 + e), d = load8(r1 + e + CP);
-            vi8 k = {0}, s;
-            s = b > m, m = pick(s, b, m), k = (k & ~s) | (s & 1);
-            s = c > m, m = pick(s, c, m), k = (k & ~s) | (s & 2);
-            s = d > m, m = pick(s, d, m), k = (k & ~s) | (s & 3);
-            m = (v8)((vi8)m & (m > 0.0f));
+            v8 m = load8(r0 + e);
+            vi8 k = winners(&m, load8(r0 + e + CP), load8(r1 + e), load8(r1 + e + CP));
             float mo[8];
             int32_t ko[8];
             store8(mo, m);
@@ -146,7 +181,7 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
     if (!conv_pool_supported(Ci, Co, K, Ho, Wo)) return -2;
     float *xp = padded(x, n, H, W, Ci, p);
     float *wt = calloc((size_t)K * T * 16, sizeof(float)), *bp = calloc(16, sizeof(float));
-    float *rows = malloc(sizeof(float) * 2 * Wo * 16);
+    float *rows = malloc(sizeof(float) * 2 * ((Wo + 15) / 16 * 16) * 16 + SLACK); /* two conv rows */
     if (!xp || !wt || !bp || !rows) {
         free(xp), free(wt), free(bp), free(rows);
         return -1;
@@ -159,19 +194,22 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
                     wt[((size_t)ky * T + kx * Ci + ci) * (Ci == 1 ? MAX_CO1 : 16) + co] =
                         weight[((co * Ci + ci) * K + ky) * K + kx];
     }
-    const int CP = Ci == 1 ? MAX_CO1 : 16; /* channels per position in the conv rows */
+    const int WoP = (Wo + 15) / 16 * 16, row_floats = Ci == 1 ? MAX_CO1 * WoP : Wo * 16; /* one conv row */
     for (int b = 0; b < n; b++) {
         const float *xb = xp + (size_t)b * Hp * Wp * Ci;
         for (int py = 0; py < Hq; py++) {
+            const size_t o = ((size_t)b * Hq + py) * Wq * Co;
             for (int r = 0; r < 2; r++) {
                 const float *xr = xb + (size_t)(2 * py + r) * Wp * Ci;
                 if (Ci == 1)
-                    row_c1(xr, Wp, K, Wo, wt, bp, rows + r * Wo * CP);
+                    row_c1(xr, Wp, K, Wo, WoP, Co, wt, bp, rows + r * row_floats);
                 else
-                    row_many(xr, Wp * Ci, Ci, K, Wo, wt, bp, rows + r * Wo * CP);
+                    row_many(xr, Wp * Ci, Ci, K, Wo, wt, bp, rows + r * row_floats);
             }
-            const size_t o = ((size_t)b * Hq + py) * Wq * Co;
-            pool_rows(rows, rows + Wo * CP, Wq, CP, Co, out + o, arg + o);
+            if (Ci == 1)
+                pool_rows_c1(rows, rows + row_floats, Wq, WoP, Co, out + o, arg + o);
+            else
+                pool_rows(rows, rows + row_floats, Wq, 16, Co, out + o, arg + o);
         }
     }
     free(xp), free(wt), free(bp), free(rows);
@@ -197,18 +235,23 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
         return -1;
     }
     /* Each channel's nonzero gradients, in (image, row, column) order. */
-    for (int b = 0, cell = 0; b < n; b++)
-        for (int py = 0; py < Hq; py++)
-            for (int px = 0; px < Wq; px++, cell++)
-                for (int co = 0; co < Co; co++) {
-                    const size_t i = (size_t)cell * Co + co;
-                    const int k = arg[i], oy = 2 * py + (k >> 1), ox = 2 * px + (k & 1);
+    for (int co = 0; co < Co; co++) {
+        float *gc = g + co * cells;
+        int *wc = where + co * cells;
+        size_t c = 0, i = co;
+        for (int b = 0; b < n; b++)
+            for (int py = 0; py < Hq; py++) {
+                const int row = (b * Hp + 2 * py) * Wp; /* the window's top-left conv output */
+                for (int px = 0; px < Wq; px++, i += Co) {
+                    const int k = arg[i];
                     const float gi = out[i] > 0.0f ? grad_out[i] : 0.0f;
-                    const size_t slot = co * cells + count[co];
-                    g[slot] = gi;
-                    where[slot] = (int)((((size_t)b * Hp + oy) * Wp + ox) * Ci);
-                    count[co] += gi != 0.0f;
+                    gc[c] = gi;
+                    wc[c] = (row + (k >> 1) * Wp + 2 * px + (k & 1)) * Ci;
+                    c += gi != 0.0f;
                 }
+            }
+        count[co] = c;
+    }
     for (int co = 0; co < Co; co++) {
         const float *gc = g + co * cells;
         const int *wc = where + co * cells;
@@ -217,10 +260,11 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
         grad_bias[co] = gb;
         const size_t rs = (size_t)Wp * Ci;
         float tmp[8][32];
-        if (T <= 8) { /* every kernel row at once: one vector each */
+        if (T <= 8) { /* every kernel row at once: one vector each (a fixed 8, so they stay in registers) */
             v8 acc[8] = {{0}};
             for (size_t j = 0; j < count[co]; j++)
-                for (int ky = 0; ky < K; ky++) acc[ky] += gc[j] * load8(xp + wc[j] + ky * rs);
+                for (int ky = 0; ky < 8; ky++)
+                    if (ky < K) acc[ky] += gc[j] * load8(xp + wc[j] + ky * rs);
             for (int ky = 0; ky < K; ky++) store8(tmp[ky], acc[ky]);
         } else
             for (int ky = 0; ky < K; ky++) { /* kernel row by kernel row: four vectors each */

@@ -187,7 +187,10 @@ class ConvPoolReLU(torch.autograd.Function):
         hq, wq = (h + 2 * padding - k + 1) // POOL, (w + 2 * padding - k + 1) // POOL
         out = torch.empty(n, hq, wq, co, dtype=torch.float32)
         arg = torch.empty(n, hq, wq, co, dtype=torch.uint8)
-        status = _lib.conv_pool_relu_forward(
+        lib = library()
+        if lib is None:
+            raise RuntimeError("conv_pool: the kernel is not built here (see the warning logged)")
+        status = lib.conv_pool_relu_forward(
             _ptr(x), n, h, w, ci, _ptr(weight), _ptr(bias), co, k, padding, _ptr(out), _ptr(arg)
         )
         _check(status, "forward")

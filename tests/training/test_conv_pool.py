@@ -17,7 +17,14 @@ from softdigits.training.stack import StackedNet, member_losses
 pytestmark = pytest.mark.skipif(not conv_pool.available(), reason="no C compiler here: LeNet runs torch's kernels")
 
 # (images, side, channels in, channels out, padding): LeNet's two layers, both geometries, odd batches
-SHAPES = [(64, 28, 1, 6, 2), (64, 14, 6, 16, 0), (7, 28, 1, 6, 0), (5, 12, 6, 16, 0), (3, 10, 6, 16, 1)]
+SHAPES = [
+    (64, 28, 1, 6, 2),
+    (64, 14, 6, 16, 0),
+    (7, 28, 1, 6, 0),
+    (5, 12, 6, 16, 0),
+    (3, 10, 6, 16, 1),
+    (9, 16, 1, 4, 2),
+]
 
 
 def textbook(x_hwc, weight, bias, padding):
