@@ -50,14 +50,16 @@ def script_code(script: str | Path) -> list[str]:
 
 
 def module_files(*modules: str) -> list[str]:
-    """Source files of these modules and of every package module they import, transitively."""
+    """Source files of these modules and of every package module they import, transitively,
+    with a module's C source beside it (training/conv_pool.c: the kernel the module builds)."""
     seen, todo = set(), list(modules)
     while todo:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
             todo.extend(direct_imports(module))
-    return sorted(str(module_path(m)) for m in seen)
+    paths = [module_path(m) for m in seen]
+    return sorted(str(p) for p in paths + [p.with_suffix(".c") for p in paths if p.with_suffix(".c").exists()])
 
 
 def code_fingerprint(files: list[str]) -> dict:

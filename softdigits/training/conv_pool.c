@@ -5,8 +5,9 @@
    torch's (Co, Ci, K, K) layout. One thread. Every output is a fixed sequence of IEEE
    multiplies and adds (built with -ffp-contract=off, never reassociated): the bias, then
    the taps row by row; a gradient sums over images, then rows, then columns. Vector widths
-   only change how many outputs run at once, so every build (SSE2, AVX2, AVX-512, NEON)
-   gives the same bits.
+   only change how many outputs run at once, so builds for any width give the same bits
+   (tested: plain x86-64, AVX2, AVX-512), in the same denormal mode (each job keeps its
+   own: train_run.configure_torch flushes denormals to zero, the generator's jobs do not).
 
    Backward uses what max-pooling keeps: only a window's winner, where the pooled output is
    positive (ReLU), has a gradient, so the gradients visit a quarter of the conv outputs.

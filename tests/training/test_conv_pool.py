@@ -3,17 +3,21 @@ within float32 rounding, the same bits from every build, and torch's kernels whe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from softdigits.training import conv_pool
+from softdigits.training.loop import TrainSettings
 from softdigits.training.models import build_model, lenet
-from softdigits.training.stack import StackedNet, member_losses
+from softdigits.training.stack import StackedNet, fit_stacked, member_losses
 
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not conv_pool.available(), reason="no C compiler here: LeNet runs torch's kernels")
 
 # (images, side, channels in, channels out, padding): LeNet's two layers, both geometries, odd batches
@@ -112,6 +116,18 @@ def test_a_stack_member_gets_its_modules_bits():
         assert all(torch.equal(a, b[m]) for a, b in zip(own_grads, grads))
 
 
+def test_a_training_records_which_kernels_ran():
+    """The manifest's `stack.conv_pool` (fit_stacked's record): true on our kernel, false on torch's."""
+    x = torch.randn(40, 784)
+    y = torch.softmax(torch.randn(40, 10), dim=1)
+    settings = TrainSettings(max_epochs=1, batch_size=16)
+    for on in (True, False):
+        record = {}
+        with contextlib.nullcontext() if on else conv_pool.switched_off():
+            fit_stacked([build_model("lenet", 0)], [0], x, y, [settings], record=record)
+        assert record["conv_pool"] is on
+
+
 def test_layers_the_kernel_does_not_cover_run_on_torch():
     from torch import nn
 
@@ -141,6 +157,15 @@ def test_without_a_compiler_lenet_runs_torchs_kernels(monkeypatch, caplog, tmp_p
     with conv_pool.switched_off():
         expected = model(x)
     assert torch.equal(model(x), expected)
+
+
+def test_the_kernels_source_is_code_of_every_job_that_runs_lenet():
+    """Editing conv_pool.c reruns the jobs that ran it, and their manifests fingerprint it."""
+    from softdigits import provenance
+
+    files = {Path(f).name for f in provenance.script_code(REPO / "scripts" / "train_run.py")}
+    assert {"conv_pool.py", "conv_pool.c"} <= files
+    assert not any(f.endswith(".c") for f in provenance.module_files("cartography.maps"))
 
 
 def test_the_build_is_cached_per_source_compiler_and_cpu(tmp_path):

@@ -209,6 +209,7 @@ def test_run_writes_every_output_in_its_contract(study_path, tmp_path):
     assert 1 <= tp["best_epoch"] <= tp["epochs_trained"] <= 6
     assert manifest["regimes"]["dynamics"]["epochs_trained"] == 3
     assert manifest["device"] == "cpu" and manifest["threads"] == 1
+    assert manifest["stack"]["conv_pool"] is False  # no convolution to run (LeNet's: test_conv_pool.py)
     expected = {
         "softdigits/io.py",
         "softdigits/training/models.py",
