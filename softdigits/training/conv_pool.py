@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from softdigits.errors import KnownError
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_suffix(".c")
@@ -48,7 +50,19 @@ POOL = 2  # the pooling window and stride the kernel fuses
 
 _lib: ctypes.CDLL | None = None
 _built = False
-_enabled = os.environ.get("SOFTDIGITS_CONV_POOL", "on") != "off"
+SWITCH = "SOFTDIGITS_CONV_POOL"  # on (the default) or off
+_off = False  # switched_off()
+
+
+class SwitchError(KnownError, ValueError):
+    """SOFTDIGITS_CONV_POOL is neither on nor off."""
+
+
+def _switch() -> bool:
+    value = os.environ.get(SWITCH, "on")
+    if value not in ("on", "off"):
+        raise SwitchError(f"environment variable {SWITCH}={value!r}: use on or off")
+    return value == "on"
 
 
 def _cpu() -> str:
@@ -109,19 +123,19 @@ def library() -> ctypes.CDLL | None:
 
 
 def available() -> bool:
-    """Is the kernel switched on (SOFTDIGITS_CONV_POOL) and built?"""
-    return _enabled and library() is not None
+    """Is the kernel switched on (SWITCH, read on every call) and built?"""
+    return not _off and _switch() and library() is not None
 
 
 @contextlib.contextmanager
 def switched_off():
     """torch's kernels inside the block (benchmarks and tests compare the two)."""
-    global _enabled
-    before, _enabled = _enabled, False
+    global _off
+    before, _off = _off, True
     try:
         yield
     finally:
-        _enabled = before
+        _off = before
 
 
 def fused_convs(modules: list[torch.nn.Module], side: int = 28) -> list[torch.nn.Conv2d] | None:

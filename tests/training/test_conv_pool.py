@@ -168,6 +168,15 @@ def test_the_kernels_source_is_code_of_every_job_that_runs_lenet():
     assert not any(f.endswith(".c") for f in provenance.module_files("cartography.maps"))
 
 
+def test_the_switch_takes_on_or_off_and_names_itself_otherwise(monkeypatch):
+    for value, on in (("on", True), ("off", False)):
+        monkeypatch.setenv(conv_pool.SWITCH, value)
+        assert conv_pool._switch() is on
+    monkeypatch.setenv(conv_pool.SWITCH, "0")
+    with pytest.raises(ValueError, match="environment variable SOFTDIGITS_CONV_POOL='0': use on or off"):
+        conv_pool._switch()
+
+
 def test_the_build_is_cached_per_source_compiler_and_cpu(tmp_path):
     if shutil.which("cc") is None:
         pytest.skip("no cc")
