@@ -10,7 +10,8 @@
    own: train_run.configure_torch flushes denormals to zero, the generator's jobs do not).
 
    Backward uses what max-pooling keeps: only a window's winner, where the pooled output is
-   positive (ReLU), has a gradient, so the gradients visit a quarter of the conv outputs.
+   not <= 0 (ReLU's gradient, as torch's: a NaN passes it), has a gradient, so the gradients
+   visit a quarter of the conv outputs. NaNs go through as in torch's layers.
    Shapes covered (conv_pool_supported): one channel in with at most 8 out, or at most 16
    out with K * Ci <= 32 taps per kernel row; the conv output's sides even. */
 #include <stdint.h>
@@ -113,11 +114,11 @@ static const vi8 EVEN = {0, 2, 4, 6, 8, 10, 12, 14}, ODD = {1, 3, 5, 7, 9, 11, 1
 /* The winner of each window, from its four candidates (top left, top right, bottom left,
    bottom right): the first that is largest; m becomes ReLU of the maximum. */
 static inline vi8 winners(v8 *m, v8 b, v8 c, v8 d) {
-    vi8 k = {0}, s;
-    s = b > *m, *m = pick(s, b, *m), k = (k & ~s) | (s & 1);
-    s = c > *m, *m = pick(s, c, *m), k = (k & ~s) | (s & 2);
-    s = d > *m, *m = pick(s, d, *m), k = (k & ~s) | (s & 3);
-    *m = (v8)((vi8)*m & (*m > 0.0f));
+    vi8 k = {0}, s; /* as torch's max-pooling: a NaN candidate wins (the last NaN of the four) */
+    s = (b > *m) | (b != b), *m = pick(s, b, *m), k = (k & ~s) | (s & 1);
+    s = (c > *m) | (c != c), *m = pick(s, c, *m), k = (k & ~s) | (s & 2);
+    s = (d > *m) | (d != d), *m = pick(s, d, *m), k = (k & ~s) | (s & 3);
+    *m = (v8)((vi8)*m & ((*m > 0.0f) | (*m != *m))); /* ReLU keeps a NaN, as torch's does */
     return k;
 }
 
@@ -245,7 +246,7 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
                 const int row = (b * Hp + 2 * py) * Wp; /* the window's top-left conv output */
                 for (int px = 0; px < Wq; px++, i += Co) {
                     const int k = arg[i];
-                    const float gi = out[i] > 0.0f ? grad_out[i] : 0.0f;
+                    const float gi = out[i] <= 0.0f ? 0.0f : grad_out[i];
                     gc[c] = gi;
                     wc[c] = (row + (k >> 1) * Wp + 2 * px + (k & 1)) * Ci;
                     c += gi != 0.0f;
@@ -300,7 +301,7 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
                 for (int px = 0; px < Wq; px++, cell++)
                     for (int co = 0; co < Co; co++) {
                         const size_t i = (size_t)cell * Co + co;
-                        const float gi = out[i] > 0.0f ? grad_out[i] : 0.0f;
+                        const float gi = out[i] <= 0.0f ? 0.0f : grad_out[i];
                         if (gi == 0.0f) continue;
                         const int k = arg[i];
                         float *dst = gxp + (((size_t)b * Hp + 2 * py + (k >> 1)) * Wp + 2 * px + (k & 1)) * Ci;

@@ -59,6 +59,22 @@ def test_the_kernel_is_torchs_layers_within_float32_rounding(n, side, ci, co, pa
     assert (got == 0).any() and (got > 0).any()  # both sides of the ReLU were exercised
 
 
+def test_a_nan_comes_out_as_torchs_layers_give_it():
+    """A NaN pixel is not hidden: its windows' outputs are NaN where torch's are, and the
+    weights' gradients have NaNs (fewer than torch's, whose dense backward spreads it to every tap)."""
+    x, weight, bias = tensors(4, 28, 1, 6)
+    x = x.detach().clone()
+    x[1, 10, 10, 0] = float("nan")
+    got = conv_pool.conv_pool_relu(x, weight, bias, 2)
+    expected = textbook(x, weight, bias, 2)
+    assert got.isnan().any()
+    assert torch.equal(got.isnan(), expected.isnan())
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
+    [ours] = torch.autograd.grad(got, weight, torch.ones_like(got))
+    [theirs] = torch.autograd.grad(expected, weight, torch.ones_like(expected))
+    assert ours.isnan().any() and theirs.isnan().any()
+
+
 def test_a_lenet_on_the_kernel_is_the_lenet_on_torchs_kernels():
     """The whole model, both geometries: outputs and every parameter's gradient."""
     for model in (build_model("lenet", 0), lenet(padding=0)):
