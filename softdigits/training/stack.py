@@ -369,12 +369,13 @@ def kernels_agree(net: StackedNet, size: int, shapes: BatchShapes, grouped: bool
     and a forward pass at every evaluation batch size (images per member and shared), on
     random images, against the module alone (`loop.fit`'s computation). Kernels are chosen
     by shapes, not values, so the answer holds for the training; it is cached per
-    architecture, size, layout and shapes.
+    architecture, size, layout, kernel (ours or torch's) and shapes.
     """
     if grouped and net.runs_conv_pool(net.params[0]):
         return False  # each member's image layers run our kernel, as alone: there is no grouped layout
     device = net.params[0].device
-    key = (tuple((kind, repr(module)) for kind, module in net.layers), size, grouped, shapes, str(device))
+    kernel = net.runs_conv_pool(net.params[0])  # our kernel or torch's: each its own answer
+    key = (tuple((kind, repr(module)) for kind, module in net.layers), size, grouped, kernel, shapes, str(device))
     if key not in _AGREEMENT:
         _AGREEMENT[key] = _probe(net.template, size, shapes, device, grouped)
     return _AGREEMENT[key]
