@@ -15,9 +15,13 @@ from softdigits import io, study_table
 SPLIT_SIZES = {"train": 200, "val": 60, "test": 60}
 
 
-def study_frame(seed: int = 0, sizes: dict[str, int] = SPLIT_SIZES) -> pd.DataFrame:
+def study_frame(seed: int = 0, sizes: dict[str, int] = SPLIT_SIZES, ink: float | None = None) -> pd.DataFrame:
+    """`ink`: the share of each template's pixels that are not background (zero), as a digit
+    has (about 0.2); None: every pixel drawn (the tests' default)."""
     rng = np.random.default_rng(seed)
     templates = rng.uniform(0, 255, size=(10, 784))
+    if ink is not None:
+        templates[rng.uniform(size=templates.shape) >= ink] = -1000.0  # background after the noise and clip
     rows = []
     for split, n in sizes.items():
         for k in range(n):

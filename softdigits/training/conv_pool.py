@@ -18,124 +18,34 @@ Conventions:
   this kernel compute LeNet's image layers alike, where oneDNN picks kernels per CPU. They
   are not torch's bits: the kernel is a realisation of its own (tests/training/test_conv_pool.py
   checks it against torch within float32 rounding, forward and backward).
-- Where it runs (`runs`): float32 CPU tensors, the shapes conv_pool.c covers, once a C
-  compiler (`$CC`, else `cc`) has built it. It is built on first use into
-  `$XDG_CACHE_HOME/softdigits` (else ~/.cache/softdigits), one file per source, compiler and
-  CPU (`-march=native`), written atomically so that parallel jobs may race. Without a
-  compiler, or with SOFTDIGITS_CONV_POOL=off, LeNet runs torch's kernels: another
-  realisation, named in each training manifest (`stack.conv_pool`).
+- Where it runs (`runs`): float32 CPU tensors, the shapes conv_pool.c covers, once the
+  machine's C compiler has built it (`training.native`: built on first use, cached per
+  source, compiler and CPU). Without a compiler, or with SOFTDIGITS_CONV_POOL=off, LeNet runs
+  torch's kernels: another realisation, named in each training manifest (`stack.conv_pool`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
-from softdigits.errors import KnownError
+from softdigits.training import native
+from softdigits.training.native import check, pointer
 
-log = logging.getLogger(__name__)
-
-SOURCE = Path(__file__).with_suffix(".c")
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-psabi")
 POOL = 2  # the pooling window and stride the kernel fuses
 
-_lib: ctypes.CDLL | None = None
-_built = False
-SWITCH = "SOFTDIGITS_CONV_POOL"  # on (the default) or off
-_off = False  # switched_off()
 
-
-class SwitchError(KnownError, ValueError):
-    """SOFTDIGITS_CONV_POOL is neither on nor off."""
-
-
-def _switch() -> bool:
-    value = os.environ.get(SWITCH, "on")
-    if value not in ("on", "off"):
-        raise SwitchError(f"environment variable {SWITCH}={value!r}: use on or off")
-    return value == "on"
-
-
-def _cpu() -> str:
-    """What -march=native depends on: the machine and its CPU's feature flags."""
-    flags = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = line
-                break
-    return f"{platform.machine()} {platform.processor()} {flags}"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "softdigits"
-
-
-def build(compiler: str | None = None, flags: tuple[str, ...] = FLAGS, directory: Path | None = None) -> Path:
-    """The kernel's shared library for this source, compiler, flags and CPU, compiled if absent."""
-    compiler = compiler or os.environ.get("CC", "cc")
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, *flags, _cpu()]).encode()).hexdigest()
-    directory = directory or cache_dir()
-    path = directory / f"conv_pool-{key[:16]}.so"
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".so.tmp")
-        os.close(fd)
-        try:
-            subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True, check=True)
-            os.replace(tmp, path)  # atomic: a job racing this one loads a whole file or builds its own
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def load(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
+def _declare(lib: ctypes.CDLL) -> None:
     p, i = ctypes.c_void_p, ctypes.c_int
     lib.conv_pool_supported.argtypes = [i] * 5
     lib.conv_pool_relu_forward.argtypes = [p, i, i, i, i, p, p, i, i, i, p, p]
     lib.conv_pool_relu_backward.argtypes = [p, i, i, i, i, p, i, i, i, p, p, p, p, p, p]
-    return lib
 
 
-def library() -> ctypes.CDLL | None:
-    """The loaded kernel, or None where it cannot be built (the reason logged once)."""
-    global _lib, _built
-    if not _built:
-        _built = True
-        try:
-            _lib = load(build())
-        except (OSError, subprocess.CalledProcessError) as error:
-            detail = getattr(error, "stderr", "") or error
-            log.warning("conv_pool: not built (%s); LeNet runs torch's kernels", str(detail).strip()[:300])
-    return _lib
-
-
-def available() -> bool:
-    """Is the kernel switched on (SWITCH, read on every call) and built?"""
-    return not _off and _switch() and library() is not None
-
-
-@contextlib.contextmanager
-def switched_off():
-    """torch's kernels inside the block (benchmarks and tests compare the two)."""
-    global _off
-    before, _off = _off, True
-    try:
-        yield
-    finally:
-        _off = before
+KERNEL = native.Kernel(Path(__file__).with_suffix(".c"), "SOFTDIGITS_CONV_POOL", _declare, "LeNet runs torch's kernels")
+library, available, switched_off = KERNEL.library, KERNEL.available, KERNEL.switched_off
 
 
 def fused_convs(modules: list[torch.nn.Module], side: int = 28) -> list[torch.nn.Conv2d] | None:
@@ -182,16 +92,6 @@ def runs(x: torch.Tensor) -> bool:
     return x.dtype == torch.float32 and x.device.type == "cpu" and available()
 
 
-def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p | None:
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
-
-
-def _check(status: int, what: str) -> None:
-    if status:
-        reason = "out of memory" if status == -1 else "a shape the kernel does not cover"
-        raise RuntimeError(f"conv_pool {what}: {reason}")
-
-
 class ConvPoolReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, padding: int):
@@ -205,9 +105,9 @@ class ConvPoolReLU(torch.autograd.Function):
         if lib is None:
             raise RuntimeError("conv_pool: the kernel is not built here (see the warning logged)")
         status = lib.conv_pool_relu_forward(
-            _ptr(x), n, h, w, ci, _ptr(weight), _ptr(bias), co, k, padding, _ptr(out), _ptr(arg)
+            pointer(x), n, h, w, ci, pointer(weight), pointer(bias), co, k, padding, pointer(out), pointer(arg)
         )
-        _check(status, "forward")
+        check(status, "conv_pool forward")
         ctx.save_for_backward(x, weight, out, arg)
         ctx.padding = padding
         return out
@@ -220,11 +120,11 @@ class ConvPoolReLU(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_weight, grad_bias = torch.empty_like(weight), torch.empty(co, dtype=torch.float32)
-        status = _lib.conv_pool_relu_backward(
-            _ptr(x), n, h, w, ci, _ptr(weight), co, k, ctx.padding,
-            _ptr(out), _ptr(arg), _ptr(grad), _ptr(grad_x), _ptr(grad_weight), _ptr(grad_bias),
+        status = library().conv_pool_relu_backward(
+            pointer(x), n, h, w, ci, pointer(weight), co, k, ctx.padding,
+            pointer(out), pointer(arg), pointer(grad), pointer(grad_x), pointer(grad_weight), pointer(grad_bias),
         )  # fmt: skip
-        _check(status, "backward")
+        check(status, "conv_pool backward")
         return grad_x, grad_weight, grad_bias, None
 
 

@@ -7,6 +7,8 @@
   `padding=2` is the classic 32x32 input geometry on 28x28 digits (the default);
   `padding=0` is the DDU labelling-ensemble variant (fc 256-120).
   Its image layers run our CPU kernel (`training.conv_pool`) where it is built, else torch's.
+The FFNs' first layer sums over each image's ink only (`training.ink_linear.InkLinear`, our
+CPU kernel where it is built, else torch's matmul): the function of nn.Linear.
 
 An entry holds the model's display name (tables, figures), its job priority (the longest
 training jobs start first, so the grid does not end waiting on a few started last) and its
@@ -33,14 +35,18 @@ class Model:
 def simple_ffn(hidden: int = 128, n_classes: int = 10):
     from torch import nn
 
-    return nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+    from softdigits.training.ink_linear import InkLinear
+
+    return nn.Sequential(InkLinear(784, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
 
 def deeper_ffn(hidden: tuple[int, int] = (256, 128), n_classes: int = 10):
     from torch import nn
 
+    from softdigits.training.ink_linear import InkLinear
+
     h1, h2 = hidden
-    return nn.Sequential(nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, n_classes))
+    return nn.Sequential(InkLinear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, n_classes))
 
 
 def lenet(padding: int = 2, n_classes: int = 10):

@@ -7,6 +7,8 @@ kernel call is a large part of it. Here the members' weights are stacked on a le
 member dimension and a step is one call per layer for all of them:
 
 - `Linear` layers: one batched matmul (`torch.baddbmm`) over the members;
+- an FFN's first layer (`InkLinear`): each member's in our ink kernel, as its module alone
+  calls it (`ink_linear.linear`);
 - `Conv2d` layers: one grouped convolution, member m's channels in group m (channels-last),
   where the kernel check says it gives each member its own bits (see below); otherwise each
   member's convolutions, pooling and ReLUs are its own calls, the kernels its module alone runs;
@@ -51,7 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softdigits.training import conv_pool
+from softdigits.training import conv_pool, ink_linear
+from softdigits.training.ink_linear import InkLinear
 from softdigits.training.loop import FitResult, TrainSettings, _Regime, fused_adam
 
 IMAGE_SIDE = 28  # the models take flat (n, 784) images: one channel, 28 x 28
@@ -132,6 +135,8 @@ class StackedNet:
                 h = F.max_pool2d(h, module.kernel_size, module.stride, module.padding, module.dilation)
             elif kind == "relu":
                 h = F.relu(h)
+            elif kind == "ink":  # the first layer, member by member in our kernel (training.ink_linear)
+                h = ink_linear.linear(h, next(params), next(params))
             else:  # linear
                 if image:  # (b, M*C, H, W) -> (M, b, C*H*W), each member's features in the module's flatten order
                     h = h.reshape(batch, members, -1).transpose(0, 1)
@@ -174,6 +179,10 @@ class StackedNet:
     def runs_conv_pool(self, x: torch.Tensor) -> bool:
         """Do its image layers run our kernel on this input (then member by member, never grouped)?"""
         return self.fused is not None and conv_pool.runs(x)
+
+    def runs_ink_linear(self, x: torch.Tensor) -> bool:
+        """Does its first layer run our ink kernel (training.ink_linear) on this input?"""
+        return self.layers[0][0] == "ink" and ink_linear.runs(x, self.params[0])
 
     @property
     def has_convolution(self) -> bool:
@@ -240,7 +249,7 @@ def _first_member(net: StackedNet) -> StackedNet:
 
 
 def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    kinds = {nn.Conv2d: "conv", nn.MaxPool2d: "pool", nn.ReLU: "relu", nn.Linear: "linear"}
+    kinds = {nn.Conv2d: "conv", nn.MaxPool2d: "pool", nn.ReLU: "relu", nn.Linear: "linear", InkLinear: "ink"}
     chain = []
     for name, module in model.named_modules():
         if len(list(module.children())):
@@ -250,6 +259,8 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
             raise ValueError(f"{type(model).__name__}: layer {name} ({type(module).__name__}) cannot be stacked")
         if kind == "conv" and module.padding_mode != "zeros":
             raise ValueError(f"{type(model).__name__}: layer {name}: only zero padding can be stacked")
+        if kind == "ink" and chain:
+            raise ValueError(f"{type(model).__name__}: layer {name} (InkLinear) takes the images: it must come first")
         if kind in ("conv", "linear") and module.bias is None:
             raise ValueError(f"{type(model).__name__}: layer {name} has no bias; a stack expects one")
         chain.append((kind, module))
@@ -374,7 +385,8 @@ def kernels_agree(net: StackedNet, size: int, shapes: BatchShapes, grouped: bool
     if grouped and net.runs_conv_pool(net.params[0]):
         return False  # each member's image layers run our kernel, as alone: there is no grouped layout
     device = net.params[0].device
-    kernel = net.runs_conv_pool(net.params[0])  # our kernel or torch's: each its own answer
+    probe = net.params[0].detach()
+    kernel = (net.runs_conv_pool(probe), net.runs_ink_linear(probe))  # ours or torch's: each its own answer
     key = (tuple((kind, repr(module)) for kind, module in net.layers), size, grouped, kernel, shapes, str(device))
     if key not in _AGREEMENT:
         _AGREEMENT[key] = _probe(net.template, size, shapes, device, grouped)
@@ -460,7 +472,8 @@ def fit_stacked(
     `member_epochs` (epochs summed over them), `spare_member_epochs` (epochs of spare members,
     see `stack_layout`), `grouped` (whether every stack size used ran grouped convolutions;
     false for a model without any), `conv_pool` (whether the image layers ran our kernel,
-    `training.conv_pool`, rather than torch's) and `alone_bits` (whether the kernel check passed
+    `training.conv_pool`, rather than torch's), `ink_linear` (whether an FFN's first layer ran
+    our kernel, `training.ink_linear`, rather than torch's matmul) and `alone_bits` (whether the kernel check passed
     at every stack size used: every result is then bit for bit the one `loop.fit_shared` gives
     the seed).
     """
@@ -492,7 +505,12 @@ def fit_stacked(
     )
     net = StackedNet([models[m.seed_index] for m in members])
     stats = {"members": len(members), "member_epochs": 0, "spare_member_epochs": 0}
-    stats.update(grouped=net.has_convolution, conv_pool=net.runs_conv_pool(x_train), alone_bits=True)
+    stats.update(
+        grouped=net.has_convolution,
+        conv_pool=net.runs_conv_pool(x_train),
+        ink_linear=net.runs_ink_linear(x_train),
+        alone_bits=True,
+    )
 
     def spare_members_for(real: int) -> int:
         spares, net.grouped = stack_layout(net, real, shapes)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from softdigits.training import conv_pool
+from softdigits.training import conv_pool, native
 from softdigits.training.loop import TrainSettings
 from softdigits.training.models import build_model, lenet
 from softdigits.training.stack import StackedNet, fit_stacked, member_losses
@@ -93,8 +92,8 @@ def test_a_lenet_on_the_kernel_is_the_lenet_on_torchs_kernels():
 
 def outputs(lib_path):
     """Every output of the kernel's forward and backward on LeNet's shapes, from one build."""
-    lib, before = conv_pool.load(lib_path), conv_pool._lib
-    conv_pool._lib = lib
+    lib, before = conv_pool.KERNEL.load(lib_path), conv_pool.KERNEL._lib
+    conv_pool.KERNEL._lib = lib
     try:
         out = []
         for n, side, ci, co, padding in SHAPES:
@@ -103,18 +102,18 @@ def outputs(lib_path):
             out += [y, *torch.autograd.grad(y.square().sum(), (x, weight, bias))]
         return out
     finally:
-        conv_pool._lib = before
+        conv_pool.KERNEL._lib = before
 
 
 def test_every_build_gives_the_same_bits(tmp_path):
     """The native build against a plain x86-64 / generic one (no AVX, no FMA): one sequence of
     IEEE operations per output, whatever the vector width. A one-ulp change is told apart."""
-    native = outputs(conv_pool.build())
-    plain_flags = tuple(f for f in conv_pool.FLAGS if f != "-march=native") + ("-O1",)
-    plain = outputs(conv_pool.build(flags=plain_flags, directory=tmp_path))
-    assert all(torch.equal(a, b) for a, b in zip(native, plain))
+    ours = outputs(conv_pool.KERNEL.build())
+    plain_flags = tuple(f for f in native.FLAGS if f != "-march=native") + ("-O1",)
+    plain = outputs(conv_pool.KERNEL.build(flags=plain_flags, directory=tmp_path))
+    assert all(torch.equal(a, b) for a, b in zip(ours, plain))
     nudged = torch.nextafter(plain[0], torch.full_like(plain[0], 1e9))
-    assert not torch.equal(native[0], nudged)
+    assert not torch.equal(ours[0], nudged)
 
 
 def test_a_stack_member_gets_its_modules_bits():
@@ -162,8 +161,8 @@ def test_layers_the_kernel_does_not_cover_run_on_torch():
 def test_without_a_compiler_lenet_runs_torchs_kernels(monkeypatch, caplog, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(conv_pool, "_built", False)
-    monkeypatch.setattr(conv_pool, "_lib", None)
+    monkeypatch.setattr(conv_pool.KERNEL, "_built", False)
+    monkeypatch.setattr(conv_pool.KERNEL, "_lib", None)
     with caplog.at_level(logging.WARNING):
         assert not conv_pool.available()
     assert "conv_pool: not built" in caplog.text
@@ -182,23 +181,3 @@ def test_the_kernels_source_is_code_of_every_job_that_runs_lenet():
     files = {Path(f).name for f in provenance.script_code(REPO / "scripts" / "train_run.py")}
     assert {"conv_pool.py", "conv_pool.c"} <= files
     assert not any(f.endswith(".c") for f in provenance.module_files("cartography.maps"))
-
-
-def test_the_switch_takes_on_or_off_and_names_itself_otherwise(monkeypatch):
-    for value, on in (("on", True), ("off", False)):
-        monkeypatch.setenv(conv_pool.SWITCH, value)
-        assert conv_pool._switch() is on
-    monkeypatch.setenv(conv_pool.SWITCH, "0")
-    with pytest.raises(ValueError, match="environment variable SOFTDIGITS_CONV_POOL='0': use on or off"):
-        conv_pool._switch()
-
-
-def test_the_build_is_cached_per_source_compiler_and_cpu(tmp_path):
-    if shutil.which("cc") is None:
-        pytest.skip("no cc")
-    first = conv_pool.build(directory=tmp_path)
-    stamp = first.stat().st_mtime_ns
-    assert conv_pool.build(directory=tmp_path) == first and first.stat().st_mtime_ns == stamp
-    other = conv_pool.build(flags=conv_pool.FLAGS + ("-O2",), directory=tmp_path)
-    assert other != first
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no temporary left

@@ -14,7 +14,7 @@ from study_fixture import study_frame, write_study
 
 from softdigits import io, provenance, study_table
 from softdigits.io import DataContractError
-from softdigits.training import run_outputs, targets, train_run
+from softdigits.training import ink_linear, run_outputs, targets, train_run
 from softdigits.training.loop import pixel_stats
 
 SMALL = {"train": 96, "val": 40, "test": 30}
@@ -210,6 +210,7 @@ def test_run_writes_every_output_in_its_contract(study_path, tmp_path):
     assert manifest["regimes"]["dynamics"]["epochs_trained"] == 3
     assert manifest["device"] == "cpu" and manifest["threads"] == 1
     assert manifest["stack"]["conv_pool"] is False  # no convolution to run (LeNet's: test_conv_pool.py)
+    assert manifest["stack"]["ink_linear"] is ink_linear.available()  # the first layer's kernel (test_ink_linear.py)
     expected = {
         "softdigits/io.py",
         "softdigits/training/models.py",

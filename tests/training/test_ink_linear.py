@@ -1,0 +1,186 @@
+"""The FFNs' first layer in our kernel (softdigits.training.ink_linear): F.linear's function within
+float32 rounding, the same bits from every build and in a stack, torch's matmul where it is not built."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from softdigits.training import ink_linear, native
+from softdigits.training.ink_linear import InkLinear
+from softdigits.training.loop import TrainSettings
+from softdigits.training.models import build_model
+from softdigits.training.stack import StackedNet, fit_stacked, member_losses
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not ink_linear.available(), reason="no C compiler here: the FFNs run torch's matmul")
+
+
+def digits(n: int, seed: int = 0, ink: float = 0.2) -> torch.Tensor:
+    """Normalised digit-like rows: a background value on about 1 - ink of the pixels."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 784, generator=g)
+    x[torch.rand(n, 784, generator=g) > ink] = 0.0
+    return (x - 0.13) / 0.31
+
+
+def layer(out: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    module = InkLinear(784, out)
+    return module.weight_t.detach().requires_grad_(), module.bias.detach().requires_grad_()
+
+
+@pytest.mark.parametrize("n, out, ink", [(64, 128, 0.2), (64, 256, 0.2), (7, 128, 1.0), (1, 256, 0.05), (33, 8, 0.2)])
+def test_the_kernel_is_f_linear_within_float32_rounding(n, out, ink):
+    x = digits(n, ink=ink)
+    weight_t, bias = layer(out)
+    got = ink_linear.linear(x, weight_t.unsqueeze(0), bias.unsqueeze(0))[0]
+    expected = F.linear(x, weight_t.t(), bias)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=2e-5)  # sums of up to 784 terms
+    grad = torch.randn(got.shape, generator=torch.Generator().manual_seed(1))
+    ours = torch.autograd.grad(got, (weight_t, bias), grad)
+    theirs = torch.autograd.grad(expected, (weight_t, bias), grad)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_it_is_a_realisation_of_its_own():
+    """Not torch's bits: the check can tell the two apart."""
+    x = digits(64)
+    weight_t, bias = layer(128)
+    assert not torch.equal(ink_linear.linear(x, weight_t[None], bias[None])[0], F.linear(x, weight_t.t(), bias))
+
+
+def test_a_nan_or_an_infinity_comes_out_as_f_linear_gives_it():
+    x = digits(6)
+    x[1, 300] = float("nan")
+    x[2, 5] = float("inf")
+    x[3, :] = float("-inf")
+    weight_t, bias = layer(128)
+    got = ink_linear.linear(x, weight_t[None], bias[None])[0]
+    expected = F.linear(x, weight_t.t(), bias)
+    assert torch.equal(got.isnan(), expected.isnan()) and got[1].isnan().all()
+    assert torch.equal(got.isinf(), expected.isinf()) and got[2].isinf().any()
+    torch.testing.assert_close(got[[0, 4, 5]], expected[[0, 4, 5]], rtol=1e-5, atol=2e-5)
+
+
+def test_a_row_without_background_is_still_the_layer():
+    """Every pixel different (no value repeats): nothing is skipped, the function is the same."""
+    x = torch.linspace(-1, 2, 784).repeat(3, 1)
+    weight_t, bias = layer(128)
+    torch.testing.assert_close(
+        ink_linear.linear(x, weight_t[None], bias[None])[0], F.linear(x, weight_t.t(), bias), rtol=1e-5, atol=2e-5
+    )
+
+
+def test_the_module_is_torchs_linear_layer_initialised_alike():
+    """The same draws as nn.Linear, so a seed gives the same initial weights and leaves the
+    generator where nn.Linear leaves it (the model's next layers draw the same)."""
+    torch.manual_seed(3)
+    theirs, after_theirs = torch.nn.Linear(784, 128), torch.randn(5)
+    torch.manual_seed(3)
+    ours, after_ours = InkLinear(784, 128), torch.randn(5)
+    assert torch.equal(ours.weight_t, theirs.weight.t()) and torch.equal(ours.bias, theirs.bias)
+    assert torch.equal(after_ours, after_theirs)
+
+
+def outputs(lib_path):
+    """The forward and both gradients on FFN shapes, from one build."""
+    lib, before = ink_linear.KERNEL.load(lib_path), ink_linear.KERNEL._lib
+    ink_linear.KERNEL._lib = lib
+    try:
+        out = []
+        for n, width in ((64, 128), (64, 256), (5, 8)):
+            x = digits(n, seed=2)
+            weight_t, bias = layer(width, seed=2)
+            y = ink_linear.linear(x, weight_t[None], bias[None])
+            out += [y, *torch.autograd.grad(y.square().sum(), (weight_t, bias))]
+        return out
+    finally:
+        ink_linear.KERNEL._lib = before
+
+
+def test_every_build_gives_the_same_bits(tmp_path):
+    """The native build against a plain x86-64 / generic one (no AVX, no FMA): one sequence of
+    IEEE operations per output, whatever the vector width. A one-ulp change is told apart."""
+    ours = outputs(ink_linear.KERNEL.build())
+    plain_flags = tuple(f for f in native.FLAGS if f != "-march=native") + ("-O1",)
+    plain = outputs(ink_linear.KERNEL.build(flags=plain_flags, directory=tmp_path))
+    assert all(torch.equal(a, b) for a, b in zip(ours, plain))
+    nudged = torch.nextafter(plain[0], torch.full_like(plain[0], 1e9))
+    assert not torch.equal(ours[0], nudged)
+
+
+@pytest.mark.parametrize("model", ["simple_ffn", "deeper_ffn"])
+def test_a_stack_member_gets_its_modules_bits(model):
+    models = [build_model(model, s) for s in range(3)]
+    net = StackedNet(models)
+    x = torch.stack([digits(40, seed=s) for s in range(3)])
+    y = torch.softmax(torch.randn(3, 40, 10), dim=2)
+    logits = net(x)
+    grads = torch.autograd.grad(member_losses(logits, y).sum(), net.params)
+    for m, module in enumerate(models):
+        own = module(x[m])
+        assert torch.equal(own, logits[m])
+        own_grads = torch.autograd.grad(-(y[m] * F.log_softmax(own, 1)).sum(1).mean(), list(module.parameters()))
+        assert all(torch.equal(a, b[m]) for a, b in zip(own_grads, grads))
+    shared = digits(30, seed=9)  # evaluation: one set of images for every member
+    with torch.no_grad():
+        assert torch.equal(net(shared)[1], models[1](shared))
+
+
+def test_a_training_records_which_kernel_ran():
+    """The manifest's `stack.ink_linear` (fit_stacked's record): true on our kernel, false on torch's."""
+    x = digits(40)
+    y = torch.softmax(torch.randn(40, 10), dim=1)
+    settings = TrainSettings(max_epochs=1, batch_size=16)
+    for on in (True, False):
+        record = {}
+        with contextlib.nullcontext() if on else ink_linear.switched_off():
+            fit_stacked([build_model("simple_ffn", 0)], [0], x, y, [settings], record=record)
+        assert record["ink_linear"] is on and record["alone_bits"]
+
+
+def test_widths_the_kernel_does_not_cover_run_on_torch():
+    x = digits(4)
+    weight_t, bias = torch.randn(1, 784, 10), torch.randn(1, 10)  # 10 outputs: not a multiple of 8
+    assert not ink_linear.runs(x, weight_t)
+    torch.testing.assert_close(ink_linear.linear(x, weight_t, bias)[0], F.linear(x, weight_t[0].t(), bias[0]))
+    with pytest.raises(RuntimeError, match="ink_linear forward: a shape the kernel does not cover"):
+        ink_linear._InkLinear.apply(x, weight_t, bias)
+
+
+def test_it_must_be_a_models_first_layer():
+    from torch import nn
+
+    with pytest.raises(ValueError, match="InkLinear.*must come first"):
+        StackedNet([nn.Sequential(nn.Linear(784, 784), InkLinear(784, 16))])
+
+
+def test_without_a_compiler_the_ffns_run_torchs_matmul(monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(ink_linear.KERNEL, "_built", False)
+    monkeypatch.setattr(ink_linear.KERNEL, "_lib", None)
+    with caplog.at_level(logging.WARNING):
+        assert not ink_linear.available()
+    assert "ink_linear: not built" in caplog.text and "the FFNs' first layer runs torch's matmul" in caplog.text
+    model = build_model("simple_ffn", 0)
+    x = digits(4)
+    with ink_linear.switched_off():
+        expected = model(x)
+    assert torch.equal(model(x), expected)
+
+
+def test_the_kernels_source_is_code_of_every_job_that_trains_an_ffn():
+    """Editing ink_linear.c reruns the jobs that ran it, and their manifests fingerprint it."""
+    from softdigits import provenance
+
+    for script in ("train_run", "cartography_train"):
+        files = {Path(f).name for f in provenance.script_code(REPO / "scripts" / f"{script}.py")}
+        assert {"ink_linear.py", "ink_linear.c", "native.py"} <= files
