@@ -4,7 +4,8 @@
    y = x W^T + b, computed per row as b + c * colsum(W) + W (x - c): c is the row's smallest
    finite value (a digit image's background, after normalisation), so x - c is exactly zero
    on the background, about four pixels in five of a digit, and those columns are skipped.
-   The same function as F.linear for any input, in about a fifth of the multiplies on digits.
+   The same function as F.linear (for finite weights, and x - c within float32's range), in
+   about a fifth of the multiplies on digits.
 
    Conventions: float32; x (n, I); the weight and its gradient transposed, wt (I, H), H a multiple
    of 8. One thread. Every output is one fixed sequence of IEEE multiplies and adds (built
@@ -48,8 +49,8 @@ static inline void storev(float *p, vec v) { memcpy(p, &v, sizeof v); }
 
 int ink_linear_supported(int H) { return H > 0 && H % 8 == 0; }
 
-/* Each row's background c: its smallest finite value (+0 for a zero; 0 where it has none).
-   Exact whatever the vector width: only minima. */
+/* Each row's background c: its smallest value (+0 for a zero), or 0 where that is not finite
+   (a row with -inf, or only NaNs). Exact whatever the vector width: only minima. */
 static float background(const float *row, int I) {
     vec lo = (vec){0} + INFINITY;
     int i = 0;
@@ -65,8 +66,8 @@ static float background(const float *row, int I) {
 }
 
 /* Each row's c and its nonzero (column, d = x - c), columns ascending, row after row: row r's
-   at offsets[r] .. offsets[r + 1] - 1 of cols and vals, which hold n * I + 16 (a 16-lane
-   store may run up to 16 past the last). */
+   at offsets[r] .. offsets[r + 1] - 1 of cols and vals, which hold n * I (a 16-lane store at
+   column i of row r ends by r * I + i + 16 <= n * I). */
 void ink_linear_compact(const float *x, int n, int I, float *c, int32_t *offsets, int32_t *cols, float *vals) {
     int32_t k = 0;
     for (int r = 0; r < n; r++) {

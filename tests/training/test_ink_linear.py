@@ -184,3 +184,25 @@ def test_the_kernels_source_is_code_of_every_job_that_trains_an_ffn():
     for script in ("train_run", "cartography_train"):
         files = {Path(f).name for f in provenance.script_code(REPO / "scripts" / f"{script}.py")}
         assert {"ink_linear.py", "ink_linear.c", "native.py"} <= files
+
+
+def test_a_bad_shape_is_a_one_line_error_and_the_module_takes_any_leading_dims():
+    weight_t, bias = layer(16)
+    with pytest.raises(ValueError, match=r"ink_linear: images of shape \(4, 783\) for 1 layers of 784 inputs"):
+        ink_linear.linear(torch.zeros(4, 783), weight_t[None], bias[None])
+    with pytest.raises(ValueError, match=r"images of shape \(2, 4, 784\) for 1 layers"):
+        ink_linear.linear(torch.zeros(2, 4, 784), weight_t[None], bias[None])
+    with pytest.raises(ValueError, match="need no gradient"):
+        ink_linear.linear(digits(4).requires_grad_(), weight_t[None], bias[None])
+    torch.manual_seed(0)
+    module = InkLinear(784, 16)
+    x = digits(6).reshape(2, 3, 784)
+    assert module(x).shape == (2, 3, 16) and torch.equal(module(x)[1], module(x[1]))
+    assert torch.equal(module(x[0, 0]), module(x[0, :1])[0])
+
+
+def test_one_batch_expanded_to_every_member_is_the_shared_batch():
+    x = digits(20)
+    weight_t = torch.stack([layer(16, seed=s)[0] for s in range(3)]).detach()
+    bias = torch.zeros(3, 16)
+    assert torch.equal(ink_linear.linear(x.expand(3, -1, -1), weight_t, bias), ink_linear.linear(x, weight_t, bias))
