@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_fixture import assert_every_build_gives_the_same_bits, without_a_compiler
 
-from softdigits.training import conv_pool, native
+from softdigits.training import conv_pool
 from softdigits.training.loop import TrainSettings
 from softdigits.training.models import build_model, lenet
 from softdigits.training.stack import StackedNet, fit_stacked, member_losses
@@ -90,30 +91,18 @@ def test_a_lenet_on_the_kernel_is_the_lenet_on_torchs_kernels():
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def outputs(lib_path):
+def outputs():
     """Every output of the kernel's forward and backward on LeNet's shapes, from one build."""
-    lib, before = conv_pool.KERNEL.load(lib_path), conv_pool.KERNEL._lib
-    conv_pool.KERNEL._lib = lib
-    try:
-        out = []
-        for n, side, ci, co, padding in SHAPES:
-            x, weight, bias = tensors(n, side, ci, co, seed=2)
-            y = conv_pool.conv_pool_relu(x, weight, bias, padding)
-            out += [y, *torch.autograd.grad(y.square().sum(), (x, weight, bias))]
-        return out
-    finally:
-        conv_pool.KERNEL._lib = before
+    out = []
+    for n, side, ci, co, padding in SHAPES:
+        x, weight, bias = tensors(n, side, ci, co, seed=2)
+        y = conv_pool.conv_pool_relu(x, weight, bias, padding)
+        out += [y, *torch.autograd.grad(y.square().sum(), (x, weight, bias))]
+    return out
 
 
 def test_every_build_gives_the_same_bits(tmp_path):
-    """The native build against a plain x86-64 / generic one (no AVX, no FMA): one sequence of
-    IEEE operations per output, whatever the vector width. A one-ulp change is told apart."""
-    ours = outputs(conv_pool.KERNEL.build())
-    plain_flags = tuple(f for f in native.FLAGS if f != "-march=native") + ("-O1",)
-    plain = outputs(conv_pool.KERNEL.build(flags=plain_flags, directory=tmp_path))
-    assert all(torch.equal(a, b) for a, b in zip(ours, plain))
-    nudged = torch.nextafter(plain[0], torch.full_like(plain[0], 1e9))
-    assert not torch.equal(ours[0], nudged)
+    assert_every_build_gives_the_same_bits(conv_pool.KERNEL, outputs, tmp_path)
 
 
 def test_a_stack_member_gets_its_modules_bits():
@@ -159,10 +148,7 @@ def test_layers_the_kernel_does_not_cover_run_on_torch():
 
 
 def test_without_a_compiler_lenet_runs_torchs_kernels(monkeypatch, caplog, tmp_path):
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(conv_pool.KERNEL, "_built", False)
-    monkeypatch.setattr(conv_pool.KERNEL, "_lib", None)
+    without_a_compiler(conv_pool.KERNEL, monkeypatch, tmp_path)
     with caplog.at_level(logging.WARNING):
         assert not conv_pool.available()
     assert "conv_pool: not built" in caplog.text

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_fixture import assert_every_build_gives_the_same_bits, without_a_compiler
 
-from softdigits.training import ink_linear, native
+from softdigits.training import ink_linear
 from softdigits.training.ink_linear import InkLinear
 from softdigits.training.loop import TrainSettings
 from softdigits.training.models import build_model
@@ -89,31 +90,19 @@ def test_the_module_is_torchs_linear_layer_initialised_alike():
     assert torch.equal(after_ours, after_theirs)
 
 
-def outputs(lib_path):
+def outputs():
     """The forward and both gradients on FFN shapes, from one build."""
-    lib, before = ink_linear.KERNEL.load(lib_path), ink_linear.KERNEL._lib
-    ink_linear.KERNEL._lib = lib
-    try:
-        out = []
-        for n, width in ((64, 128), (64, 256), (5, 8)):
-            x = digits(n, seed=2)
-            weight_t, bias = layer(width, seed=2)
-            y = ink_linear.linear(x, weight_t[None], bias[None])
-            out += [y, *torch.autograd.grad(y.square().sum(), (weight_t, bias))]
-        return out
-    finally:
-        ink_linear.KERNEL._lib = before
+    out = []
+    for n, width in ((64, 128), (64, 256), (5, 8)):
+        x = digits(n, seed=2)
+        weight_t, bias = layer(width, seed=2)
+        y = ink_linear.linear(x, weight_t[None], bias[None])
+        out += [y, *torch.autograd.grad(y.square().sum(), (weight_t, bias))]
+    return out
 
 
 def test_every_build_gives_the_same_bits(tmp_path):
-    """The native build against a plain x86-64 / generic one (no AVX, no FMA): one sequence of
-    IEEE operations per output, whatever the vector width. A one-ulp change is told apart."""
-    ours = outputs(ink_linear.KERNEL.build())
-    plain_flags = tuple(f for f in native.FLAGS if f != "-march=native") + ("-O1",)
-    plain = outputs(ink_linear.KERNEL.build(flags=plain_flags, directory=tmp_path))
-    assert all(torch.equal(a, b) for a, b in zip(ours, plain))
-    nudged = torch.nextafter(plain[0], torch.full_like(plain[0], 1e9))
-    assert not torch.equal(ours[0], nudged)
+    assert_every_build_gives_the_same_bits(ink_linear.KERNEL, outputs, tmp_path)
 
 
 @pytest.mark.parametrize("model", ["simple_ffn", "deeper_ffn"])
@@ -163,10 +152,7 @@ def test_it_must_be_a_models_first_layer():
 
 
 def test_without_a_compiler_the_ffns_run_torchs_matmul(monkeypatch, caplog, tmp_path):
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(ink_linear.KERNEL, "_built", False)
-    monkeypatch.setattr(ink_linear.KERNEL, "_lib", None)
+    without_a_compiler(ink_linear.KERNEL, monkeypatch, tmp_path)
     with caplog.at_level(logging.WARNING):
         assert not ink_linear.available()
     assert "ink_linear: not built" in caplog.text and "the FFNs' first layer runs torch's matmul" in caplog.text
