@@ -4,6 +4,8 @@ block, every build's bits compared, and a machine without a compiler."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 from collections.abc import Callable
 
 import torch
@@ -41,3 +43,20 @@ def without_a_compiler(kernel: native.Kernel, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(kernel, "_built", False)
     monkeypatch.setattr(kernel, "_lib", None)
+
+
+def lattice(*shape: int, seed: int = 0) -> torch.Tensor:
+    """Pseudo-random float32 values in [-1, 1] from integer arithmetic and one correctly rounded
+    division: the same bits on every machine (torch's samplers may pick vector code per CPU)."""
+    i = torch.arange(math.prod(shape), dtype=torch.int64)
+    v = (i * 2654435761 + seed * 40503) % 2001 - 1000
+    return (v.to(torch.float32) / 1000).reshape(shape)
+
+
+def digest(tensors: list[torch.Tensor]) -> str:
+    """The SHA-256 of the tensors' shapes and bytes, in order."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(repr(tuple(t.shape)).encode())
+        h.update(t.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -14,6 +14,9 @@
    visit a quarter of the conv outputs. NaNs go through as in torch's layers.
    Shapes covered (conv_pool_supported): one channel in with at most 8 out, or at most 16
    out with K * Ci <= 32 taps per kernel row; the conv output's sides even. */
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,106 +221,163 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
     return 0;
 }
 
+/* grad where the pooled output o is not <= 0 (ReLU's gradient; a NaN passes), else 0: bit
+   operations, not a branch, which a batch's mix of live and dead outputs would mispredict */
+static inline float passed(float o, float grad) {
+    int32_t m = -(int32_t)!(o <= 0.0f), bits;
+    memcpy(&bits, &grad, sizeof bits);
+    bits &= m;
+    memcpy(&grad, &bits, sizeof grad);
+    return grad;
+}
+
+/* The weight gradient's sums s[ky][t] += g[j] * xp[where[j] + ky * rs + t] over a channel's list,
+   every kernel row at once, four vectors of taps each (T <= 32, K <= 8). */
+static inline __attribute__((always_inline)) void rows_sums(const float *xp, size_t rs, int K, const float *g,
+                                                            const int32_t *where, size_t c, float *s) {
+    v8 r[8][4];
+    for (int ky = 0; ky < K; ky++)
+        for (int v = 0; v < 4; v++) r[ky][v] = load8(s + ky * 32 + 8 * v);
+    for (size_t j = 0; j < c; j++) {
+        const float *xr = xp + where[j];
+        for (int ky = 0; ky < K; ky++)
+            for (int v = 0; v < 4; v++) r[ky][v] += g[j] * load8(xr + ky * rs + 8 * v);
+    }
+    for (int ky = 0; ky < K; ky++)
+        for (int v = 0; v < 4; v++) store8(s + ky * 32 + 8 * v, r[ky][v]);
+}
+
+#define CHUNK 8 /* images whose gradients are gathered at once: their lists and padded maps stay in cache */
+
 /* Gradients from grad_out (n,Hq,Wq,Co): grad_weight (Co,Ci,K,K), grad_bias (Co) and, when
    grad_x is not NULL, grad_x (n,H,W,Ci). Only a window's winner, and only where the output
-   is positive, receives gradient. Sums run over images, then rows, then columns. */
+   is positive, receives gradient. Sums run over images, then rows, then columns: the images
+   go CHUNK at a time, each sum carried from chunk to chunk, so chunking changes no bit. */
 int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const float *weight, int Co, int K, int p,
                             const float *out, const uint8_t *arg, const float *grad_out, float *grad_x,
                             float *grad_weight, float *grad_bias) {
     const int Hp = H + 2 * p, Wp = W + 2 * p, Ho = Hp - K + 1, Wo = Wp - K + 1, T = K * Ci;
-    const int Hq = Ho / 2, Wq = Wo / 2;
+    const int Hq = Ho / 2, Wq = Wo / 2, per_image = Hq * Wq; /* pooled positions per image */
     if (!conv_pool_supported(Ci, Co, K, Ho, Wo)) return -2;
-    const size_t cells = (size_t)n * Hq * Wq; /* pooled positions; each has Co outputs */
-    float *xp = padded(x, n, H, W, Ci, p);
-    int *where = malloc(sizeof(int) * cells * Co); /* per channel: the winners' patch offsets in xp */
-    float *g = malloc(sizeof(float) * cells * Co); /* per channel: their gradients */
-    size_t *count = calloc(Co, sizeof(size_t));
-    if (!xp || !where || !g || !count) {
-        free(xp), free(where), free(g), free(count);
+    const size_t map = (size_t)Hp * Wp * Ci, rs = (size_t)Wp * Ci; /* a padded image; its row stride */
+    float *xp = calloc(CHUNK * map + SLACK, sizeof(float)); /* the chunk's padded images (borders stay 0) */
+    const size_t room = (size_t)CHUNK * per_image * Co + 16; /* a list's room: a chunk's outputs, and a
+                                                                 16-lane store past its last entry */
+    float *g = malloc(sizeof(float) * room); /* a channel's winners' gradients (grad_x: every channel's) */
+    int32_t *where = malloc(sizeof(int32_t) * room); /* and their patch offsets in xp */
+    int32_t *chan = malloc(sizeof(int32_t) * room); /* grad_x's list: the channels */
+    int32_t *base = malloc(sizeof(int32_t) * CHUNK * per_image); /* each cell's top-left conv output in xp */
+    float *acc = calloc((size_t)Co * 8 * 32, sizeof(float)); /* each channel's sums: [co][ky][t] */
+    float *wk = calloc((size_t)Co * K * 32, sizeof(float));
+    float *gxp = grad_x ? malloc(sizeof(float) * (CHUNK * map + SLACK)) : NULL;
+    float gb[16] = {0};
+    if (!xp || !g || !where || !chan || !base || !acc || !wk || (grad_x && !gxp)) {
+        free(xp), free(g), free(where), free(chan), free(base), free(acc), free(wk), free(gxp);
         return -1;
     }
-    /* Each channel's nonzero gradients, in (image, row, column) order. */
-    for (int co = 0; co < Co; co++) {
-        float *gc = g + co * cells;
-        int *wc = where + co * cells;
-        size_t c = 0, i = co;
-        for (int b = 0; b < n; b++)
-            for (int py = 0; py < Hq; py++) {
-                const int row = (b * Hp + 2 * py) * Wp; /* the window's top-left conv output */
-                for (int px = 0; px < Wq; px++, i += Co) {
-                    const int k = arg[i];
-                    const float gi = out[i] <= 0.0f ? 0.0f : grad_out[i];
-                    gc[c] = gi;
-                    wc[c] = (row + (k >> 1) * Wp + 2 * px + (k & 1)) * Ci;
-                    c += gi != 0.0f;
-                }
-            }
-        count[co] = c;
-    }
-    for (int co = 0; co < Co; co++) {
-        const float *gc = g + co * cells;
-        const int *wc = where + co * cells;
-        float gb = 0.0f;
-        for (size_t j = 0; j < count[co]; j++) gb += gc[j];
-        grad_bias[co] = gb;
-        const size_t rs = (size_t)Wp * Ci;
-        float tmp[8][32];
-        if (T <= 8) { /* every kernel row at once: one vector each (a fixed 8, so they stay in registers) */
-            v8 acc[8] = {{0}};
-            for (size_t j = 0; j < count[co]; j++)
-                for (int ky = 0; ky < 8; ky++)
-                    if (ky < K) acc[ky] += gc[j] * load8(xp + wc[j] + ky * rs);
-            for (int ky = 0; ky < K; ky++) store8(tmp[ky], acc[ky]);
-        } else
-            for (int ky = 0; ky < K; ky++) { /* kernel row by kernel row: four vectors each */
-                v8 acc[4] = {{0}};
-                for (size_t j = 0; j < count[co]; j++) {
-                    const float *xr = xp + wc[j] + ky * rs;
-                    for (int v = 0; v < 4; v++) acc[v] += gc[j] * load8(xr + 8 * v);
-                }
-                memcpy(tmp[ky], acc, sizeof acc);
-            }
-        for (int ky = 0; ky < K; ky++)
-            for (int t = 0; t < T; t++) grad_weight[((co * Ci + t % Ci) * K + ky) * K + t / Ci] = tmp[ky][t];
-    }
-    if (grad_x) {
-        /* weight (Co,Ci,K,K) -> wk[co][ky][32]: taps kx*Ci+ci, zero past T, so that a row's four
-           vectors add exactly 0 to the positions after its patch */
-        float *wk = calloc((size_t)Co * K * 32, sizeof(float));
-        float *gxp = calloc((size_t)n * Hp * Wp * Ci + SLACK, sizeof(float));
-        if (!wk || !gxp) {
-            free(wk), free(gxp), free(xp), free(where), free(g), free(count);
-            return -1;
-        }
-        for (int co = 0; co < Co; co++)
-            for (int ci = 0; ci < Ci; ci++)
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++)
-                        wk[((size_t)co * K + ky) * 32 + kx * Ci + ci] = weight[((co * Ci + ci) * K + ky) * K + kx];
-        /* In (image, row, column, channel) order. */
-        const size_t rs = (size_t)Wp * Ci;
-        for (int b = 0, cell = 0; b < n; b++)
-            for (int py = 0; py < Hq; py++)
-                for (int px = 0; px < Wq; px++, cell++)
-                    for (int co = 0; co < Co; co++) {
-                        const size_t i = (size_t)cell * Co + co;
-                        const float gi = out[i] <= 0.0f ? 0.0f : grad_out[i];
-                        if (gi == 0.0f) continue;
-                        const int k = arg[i];
-                        float *dst = gxp + (((size_t)b * Hp + 2 * py + (k >> 1)) * Wp + 2 * px + (k & 1)) * Ci;
-                        const float *w = wk + (size_t)co * K * 32;
-                        for (int ky = 0; ky < K; ky++)
-                            for (int v = 0; v < 4; v++) {
-                                float *d = dst + ky * rs + 8 * v;
-                                store8(d, load8(d) + gi * load8(w + ky * 32 + 8 * v));
-                            }
-                    }
-        for (int b = 0; b < n; b++)
+    /* weight (Co,Ci,K,K) -> wk[co][ky][32]: taps kx*Ci+ci, zero past T, so that a row's four
+       vectors add exactly 0 to the positions after its patch */
+    for (int co = 0; co < Co; co++)
+        for (int ci = 0; ci < Ci; ci++)
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++)
+                    wk[((size_t)co * K + ky) * 32 + kx * Ci + ci] = weight[((co * Ci + ci) * K + ky) * K + kx];
+    for (int b0 = 0; b0 < n; b0 += CHUNK) {
+        const int nb = n - b0 < CHUNK ? n - b0 : CHUNK;
+        const size_t first = (size_t)b0 * per_image * Co;
+        const float *o = out + first, *go = grad_out + first;
+        const uint8_t *a = arg + first;
+        for (int b = 0; b < nb; b++)
             for (int y = 0; y < H; y++)
-                memcpy(grad_x + ((size_t)b * H + y) * W * Ci, gxp + (((size_t)b * Hp + y + p) * Wp + p) * Ci,
+                memcpy(xp + b * map + ((size_t)(y + p) * Wp + p) * Ci, x + (((size_t)(b0 + b) * H + y) * W) * Ci,
                        sizeof(float) * W * Ci);
-        free(wk), free(gxp);
+        const int cells = nb * per_image;
+        for (int b = 0, q = 0; b < nb; b++)
+            for (int py = 0; py < Hq; py++)
+                for (int px = 0; px < Wq; px++) base[q++] = ((b * Hp + 2 * py) * Wp + 2 * px) * Ci;
+        for (int co = 0; co < Co; co++) {
+            /* channel co's nonzero gradients in (image, row, column) order, branch-free: a zero
+               is written, then overwritten */
+            size_t c = 0;
+            int q = 0;
+#ifdef __AVX512F__
+            /* 16 cells at a time, gathered at stride Co; arg's bytes are gathered as 32-bit words
+               (the last block is left to the scalar loop, which reads no byte past arg) */
+            const __m512i lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                     _mm512_set1_epi32(Co));
+            const __m512i row_step = _mm512_set1_epi32(Wp * Ci), col_step = _mm512_set1_epi32(Ci), low = _mm512_set1_epi32(255);
+            const size_t left = (size_t)(n - b0) * per_image * Co; /* arg's bytes from the chunk's first */
+            for (; q + 16 <= cells && (size_t)(q + 15) * Co + co + 4 <= left; q += 16) {
+                const __m512i idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(q * Co + co));
+                const __m512 ov = _mm512_i32gather_ps(idx, o, 4), gv = _mm512_i32gather_ps(idx, go, 4);
+                const __m512i k = _mm512_and_si512(_mm512_i32gather_epi32(idx, a, 1), low);
+                const __mmask16 keep = _mm512_cmp_ps_mask(ov, _mm512_setzero_ps(), _CMP_NLE_UQ) /* a NaN passes */
+                                       & _mm512_cmp_ps_mask(gv, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+                const __m512i off = _mm512_add_epi32(
+                    _mm512_loadu_si512(base + q),
+                    _mm512_add_epi32(_mm512_mullo_epi32(_mm512_srli_epi32(k, 1), row_step),
+                                     _mm512_mullo_epi32(_mm512_and_si512(k, _mm512_set1_epi32(1)), col_step)));
+                /* compress in registers, then a whole store (compress-to-memory is slow on Zen 4) */
+                _mm512_storeu_ps(g + c, _mm512_maskz_compress_ps(keep, gv));
+                _mm512_storeu_si512(where + c, _mm512_maskz_compress_epi32(keep, off));
+                c += __builtin_popcount(keep);
+            }
+#endif
+            for (; q < cells; q++) {
+                const int i = q * Co + co, k = a[i];
+                const float gi = passed(o[i], go[i]);
+                g[c] = gi, where[c] = base[q] + ((k >> 1) * Wp + (k & 1)) * Ci;
+                c += gi != 0.0f;
+            }
+            for (size_t j = 0; j < c; j++) gb[co] += g[j];
+            float *s = acc + (size_t)co * 8 * 32;
+            if (T <= 8) { /* every kernel row at once: one vector each (a fixed 8, so they stay in registers) */
+                v8 r[8];
+                for (int ky = 0; ky < 8; ky++) r[ky] = load8(s + ky * 32);
+                for (size_t j = 0; j < c; j++)
+                    for (int ky = 0; ky < 8; ky++)
+                        if (ky < K) r[ky] += g[j] * load8(xp + where[j] + ky * rs);
+                for (int ky = 0; ky < 8; ky++) store8(s + ky * 32, r[ky]);
+            } else if (K == 5) /* LeNet's: the constant keeps the 20 sums in registers */
+                rows_sums(xp, rs, 5, g, where, c, s);
+            else
+                rows_sums(xp, rs, K, g, where, c, s);
+        }
+        if (grad_x) { /* in (image, row, column, channel) order */
+            size_t c = 0;
+            for (int b = 0, i = 0; b < nb; b++)
+                for (int py = 0; py < Hq; py++) {
+                    const int row = (b * Hp + 2 * py) * Wp;
+                    for (int px = 0; px < Wq; px++)
+                        for (int co = 0; co < Co; co++, i++) {
+                            const int k = a[i];
+                            const float gi = passed(o[i], go[i]);
+                            g[c] = gi, chan[c] = co, where[c] = (row + (k >> 1) * Wp + 2 * px + (k & 1)) * Ci;
+                            c += gi != 0.0f;
+                        }
+                }
+            memset(gxp, 0, sizeof(float) * (nb * map + SLACK));
+            for (size_t j = 0; j < c; j++) {
+                float *dst = gxp + where[j];
+                const float *w = wk + (size_t)chan[j] * K * 32;
+                for (int ky = 0; ky < K; ky++)
+                    for (int v = 0; v < 4; v++) {
+                        float *d = dst + ky * rs + 8 * v;
+                        store8(d, load8(d) + g[j] * load8(w + ky * 32 + 8 * v));
+                    }
+            }
+            for (int b = 0; b < nb; b++)
+                for (int y = 0; y < H; y++)
+                    memcpy(grad_x + (((size_t)(b0 + b) * H + y) * W) * Ci, gxp + b * map + ((size_t)(y + p) * Wp + p) * Ci,
+                           sizeof(float) * W * Ci);
+        }
     }
-    free(xp), free(where), free(g), free(count);
+    for (int co = 0; co < Co; co++) {
+        grad_bias[co] = gb[co];
+        for (int ky = 0; ky < K; ky++)
+            for (int t = 0; t < T; t++)
+                grad_weight[((co * Ci + t % Ci) * K + ky) * K + t / Ci] = acc[((size_t)co * 8 + ky) * 32 + t];
+    }
+    free(xp), free(g), free(where), free(chan), free(base), free(acc), free(wk), free(gxp);
     return 0;
 }

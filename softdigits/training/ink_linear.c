@@ -111,6 +111,7 @@ void ink_linear_compact(const float *x, int n, int I, float *c, int32_t *offsets
 
 static void column_sums(const float *wt, int H, int I, float *colsum) {
     int j0 = 0;
+    for (; j0 + 2 * JB <= H; j0 += 2 * JB) SUM_BLOCK(2 * NV); /* two blocks in one pass over W^T's rows */
     for (; j0 + JB <= H; j0 += JB) SUM_BLOCK(NV);
     for (; j0 + VL <= H; j0 += VL) SUM_BLOCK(1);
     for (; j0 < H; j0++) {
