@@ -247,6 +247,46 @@ static inline __attribute__((always_inline)) void rows_sums(const float *xp, siz
         for (int v = 0; v < 4; v++) store8(s + ky * 32 + 8 * v, r[ky][v]);
 }
 
+#ifdef __AVX512F__
+#define GX_K 5 /* the kernel side cell_grad_x is written for (LeNet's) */
+/* One cell's grad_x entries, its channels in order, added to the cell's region of gxp (GX_K + 1
+   rows of 48 floats from its window's top-left, every winner's patch inside) held in registers.
+   An entry adds g * w to the 32 floats from its patch's origin on each of its GX_K rows, as the
+   loop in conv_pool_relu_backward does; masked adds leave every other lane's bits as they are,
+   so each float of grad_x gets the same operations in the same order. wsh: [co][shift][ky][48],
+   a kernel row's 32 taps at lane 0 (shift 0) or lane Ci (shift 1), zeros elsewhere; k: each
+   entry's winner (arg). */
+static void cell_grad_x(float *cell, size_t rs, int Ci, const float *g, const int32_t *chan, const int32_t *k,
+                        int32_t entries, const float *wsh) {
+    __m512 r[GX_K + 1][3];
+    for (int y = 0; y < GX_K + 1; y++)
+        for (int v = 0; v < 3; v++) r[y][v] = _mm512_loadu_ps(cell + y * rs + 16 * v);
+    const __mmask16 first = (__mmask16)(0xFFFFu << Ci), last = (__mmask16)((1u << Ci) - 1); /* shift 1's lanes */
+#define GX_ROWS(RY, SH)                                                                                      \
+    for (int ky = 0; ky < GX_K; ky++) {                                                                      \
+        const float *w = wsh + ((size_t)(chan[j] * 2 + SH) * GX_K + ky) * 48;                                \
+        r[RY + ky][0] = _mm512_mask_add_ps(r[RY + ky][0], SH ? first : 0xFFFF, r[RY + ky][0],               \
+                                           _mm512_mul_ps(gv, _mm512_loadu_ps(w)));                          \
+        r[RY + ky][1] = _mm512_add_ps(r[RY + ky][1], _mm512_mul_ps(gv, _mm512_loadu_ps(w + 16)));          \
+        if (SH)                                                                                              \
+            r[RY + ky][2] = _mm512_mask_add_ps(r[RY + ky][2], last, r[RY + ky][2],                          \
+                                               _mm512_mul_ps(gv, _mm512_loadu_ps(w + 32)));                 \
+    }
+    for (int32_t j = 0; j < entries; j++) {
+        const __m512 gv = _mm512_set1_ps(g[j]);
+        switch (k[j] & 3) { /* the window's top left, top right, bottom left, bottom right */
+        case 0: GX_ROWS(0, 0) break;
+        case 1: GX_ROWS(0, 1) break;
+        case 2: GX_ROWS(1, 0) break;
+        default: GX_ROWS(1, 1) break;
+        }
+    }
+#undef GX_ROWS
+    for (int y = 0; y < GX_K + 1; y++)
+        for (int v = 0; v < 3; v++) _mm512_storeu_ps(cell + y * rs + 16 * v, r[y][v]);
+}
+#endif
+
 #define CHUNK 8 /* images whose gradients are gathered at once: their lists and padded maps stay in cache */
 
 /* Gradients from grad_out (n,Hq,Wq,Co): grad_weight (Co,Ci,K,K), grad_bias (Co) and, when
@@ -266,10 +306,10 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
     float *g = malloc(sizeof(float) * room); /* a channel's winners' gradients (grad_x: every channel's) */
     int32_t *where = malloc(sizeof(int32_t) * room); /* and their patch offsets in xp */
     int32_t *chan = malloc(sizeof(int32_t) * room); /* grad_x's list: the channels */
-    int32_t *base = malloc(sizeof(int32_t) * CHUNK * per_image); /* each cell's top-left conv output in xp */
+    int32_t *base = malloc(sizeof(int32_t) * (CHUNK * per_image + 1)); /* each cell's top-left conv output in xp */
     float *acc = calloc((size_t)Co * 8 * 32, sizeof(float)); /* each channel's sums: [co][ky][t] */
     float *wk = calloc((size_t)Co * K * 32, sizeof(float));
-    float *gxp = grad_x ? malloc(sizeof(float) * (CHUNK * map + SLACK)) : NULL;
+    float *gxp = grad_x ? malloc(sizeof(float) * (CHUNK * map + SLACK + 48)) : NULL; /* + a last region's 48 */
     float gb[16] = {0};
     if (!xp || !g || !where || !chan || !base || !acc || !wk || (grad_x && !gxp)) {
         free(xp), free(g), free(where), free(chan), free(base), free(acc), free(wk), free(gxp);
@@ -282,6 +322,21 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
             for (int ky = 0; ky < K; ky++)
                 for (int kx = 0; kx < K; kx++)
                     wk[((size_t)co * K + ky) * 32 + kx * Ci + ci] = weight[((co * Ci + ci) * K + ky) * K + kx];
+#ifdef __AVX512F__
+    /* LeNet's second layer: a cell's grad_x region held in registers (cell_grad_x) */
+    const int wide = grad_x && K == GX_K && Ci <= 16; /* a patch row's 32 floats from lane 0 or Ci */
+    float *wsh = wide ? calloc((size_t)Co * 2 * GX_K * 48, sizeof(float)) : NULL; /* [co][shift][ky][48] */
+    if (wide && !wsh) {
+        free(xp), free(g), free(where), free(chan), free(base), free(acc), free(wk), free(gxp);
+        return -1;
+    }
+    if (wide)
+        for (int co = 0; co < Co; co++)
+            for (int sh = 0; sh < 2; sh++)
+                for (int ky = 0; ky < K; ky++)
+                    memcpy(wsh + (((size_t)co * 2 + sh) * GX_K + ky) * 48 + sh * Ci, wk + ((size_t)co * K + ky) * 32,
+                           sizeof(float) * 32);
+#endif
     for (int b0 = 0; b0 < n; b0 += CHUNK) {
         const int nb = n - b0 < CHUNK ? n - b0 : CHUNK;
         const size_t first = (size_t)b0 * per_image * Co;
@@ -345,27 +400,39 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
         }
         if (grad_x) { /* in (image, row, column, channel) order */
             size_t c = 0;
-            for (int b = 0, i = 0; b < nb; b++)
-                for (int py = 0; py < Hq; py++) {
-                    const int row = (b * Hp + 2 * py) * Wp;
-                    for (int px = 0; px < Wq; px++)
-                        for (int co = 0; co < Co; co++, i++) {
-                            const int k = a[i];
-                            const float gi = passed(o[i], go[i]);
-                            g[c] = gi, chan[c] = co, where[c] = (row + (k >> 1) * Wp + 2 * px + (k & 1)) * Ci;
-                            c += gi != 0.0f;
-                        }
+            int32_t *first_of = base; /* each cell's first entry (base is free again) */
+            for (int q = 0, i = 0; q < cells; q++) {
+                first_of[q] = (int32_t)c;
+                for (int co = 0; co < Co; co++, i++) {
+                    const float gi = passed(o[i], go[i]);
+                    g[c] = gi, chan[c] = co, where[c] = a[i];
+                    c += gi != 0.0f;
                 }
-            memset(gxp, 0, sizeof(float) * (nb * map + SLACK));
-            for (size_t j = 0; j < c; j++) {
-                float *dst = gxp + where[j];
-                const float *w = wk + (size_t)chan[j] * K * 32;
-                for (int ky = 0; ky < K; ky++)
-                    for (int v = 0; v < 4; v++) {
-                        float *d = dst + ky * rs + 8 * v;
-                        store8(d, load8(d) + g[j] * load8(w + ky * 32 + 8 * v));
-                    }
             }
+            first_of[cells] = (int32_t)c;
+            memset(gxp, 0, sizeof(float) * (nb * map + SLACK + 48));
+            for (int b = 0, q = 0; b < nb; b++)
+                for (int py = 0; py < Hq; py++)
+                    for (int px = 0; px < Wq; px++, q++) {
+                        float *cell = gxp + ((size_t)(b * Hp + 2 * py) * Wp + 2 * px) * Ci;
+                        const int32_t j0 = first_of[q], j1 = first_of[q + 1];
+#ifdef __AVX512F__
+                        if (wide) {
+                            if (j1 > j0) cell_grad_x(cell, rs, Ci, g + j0, chan + j0, where + j0, j1 - j0, wsh);
+                            continue;
+                        }
+#endif
+                        for (int32_t j = j0; j < j1; j++) {
+                            const int k = where[j];
+                            float *dst = cell + ((k >> 1) * Wp + (k & 1)) * Ci;
+                            const float *w = wk + (size_t)chan[j] * K * 32;
+                            for (int ky = 0; ky < K; ky++)
+                                for (int v = 0; v < 4; v++) {
+                                    float *d = dst + ky * rs + 8 * v;
+                                    store8(d, load8(d) + g[j] * load8(w + ky * 32 + 8 * v));
+                                }
+                        }
+                    }
             for (int b = 0; b < nb; b++)
                 for (int y = 0; y < H; y++)
                     memcpy(grad_x + (((size_t)(b0 + b) * H + y) * W) * Ci, gxp + b * map + ((size_t)(y + p) * Wp + p) * Ci,
@@ -378,6 +445,9 @@ int conv_pool_relu_backward(const float *x, int n, int H, int W, int Ci, const f
             for (int t = 0; t < T; t++)
                 grad_weight[((co * Ci + t % Ci) * K + ky) * K + t / Ci] = acc[((size_t)co * 8 + ky) * 32 + t];
     }
+#ifdef __AVX512F__
+    free(wsh);
+#endif
     free(xp), free(g), free(where), free(chan), free(base), free(acc), free(wk), free(gxp);
     return 0;
 }

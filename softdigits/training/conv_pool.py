@@ -132,6 +132,86 @@ def conv_pool_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pa
     return ConvPoolReLU.apply(x, weight, bias, padding)
 
 
+class StackedFeatures(torch.autograd.Function):
+    """Every member's image layers as one autograd node: member m's kernel calls are the ones
+    `features` makes for it alone (the same bits), without a node, an output copy and a
+    gradient slice per member and layer."""
+
+    @staticmethod
+    def forward(ctx, x, paddings: tuple[int, ...], side: int, *params):
+        lib = library()
+        if lib is None:
+            raise RuntimeError("conv_pool: the kernel is not built here (see the warning logged)")
+        members, n = params[0].shape[0], x.shape[-2]
+        h, h_stride, shape = x, x.stride(0) if x.dim() == 3 else 0, (side, side, 1)
+        saved, meta = [x], []
+        for weight, bias, padding in zip(params[::2], params[1::2], paddings):
+            weight, bias = weight.detach().contiguous(), bias.detach().contiguous()
+            co, ci, k, _ = weight.shape[1:]
+            hq, wq = (shape[0] + 2 * padding - k + 1) // POOL, (shape[1] + 2 * padding - k + 1) // POOL
+            out = torch.empty(members, n, hq, wq, co, dtype=torch.float32)
+            arg = torch.empty(members, n, hq, wq, co, dtype=torch.uint8)
+            for m in range(members):
+                status = lib.conv_pool_relu_forward(
+                    _at(h, m, h_stride), n, shape[0], shape[1], ci, pointer(weight[m]), pointer(bias[m]), co, k,
+                    padding, pointer(out[m]), pointer(arg[m]),
+                )  # fmt: skip
+                check(status, "conv_pool forward")
+            saved += [weight, out, arg]
+            meta.append((h_stride, shape, padding))
+            h, h_stride, shape = out, out.stride(0), (hq, wq, co)
+        ctx.save_for_backward(*saved)
+        ctx.meta = meta
+        return h.permute(0, 1, 4, 2, 3).reshape(members, n, -1)  # each member's maps in (channel, row, column) order
+
+    @staticmethod
+    def backward(ctx, grad):
+        lib = library()
+        saved = ctx.saved_tensors
+        inputs = [saved[0], *saved[2::3][:-1]]  # each layer's input: the images, then the maps before
+        members, n, hq, wq, co = saved[-2].shape
+        g = grad.reshape(members, n, co, hq, wq).permute(0, 1, 3, 4, 2).contiguous()
+        grads = []
+        for i in range(len(ctx.meta) - 1, -1, -1):
+            (h_stride, (height, width, ci), padding), h = ctx.meta[i], inputs[i]
+            weight, out, arg = saved[1 + 3 * i : 4 + 3 * i]
+            co, _, k, _ = weight.shape[1:]
+            grad_x = torch.empty(members, n, height, width, ci, dtype=torch.float32) if i else None
+            grad_weight, grad_bias = torch.empty_like(weight), torch.empty(members, co, dtype=torch.float32)
+            for m in range(members):
+                status = lib.conv_pool_relu_backward(
+                    _at(h, m, h_stride), n, height, width, ci, pointer(weight[m]), co, k, padding,
+                    pointer(out[m]), pointer(arg[m]), pointer(g[m]), None if grad_x is None else pointer(grad_x[m]),
+                    pointer(grad_weight[m]), pointer(grad_bias[m]),
+                )  # fmt: skip
+                check(status, "conv_pool backward")
+            grads[:0] = [grad_weight, grad_bias]
+            g = grad_x
+        return (None, None, None, *grads)
+
+
+def _at(t: torch.Tensor, m: int, stride: int) -> ctypes.c_void_p:
+    """Member m's (n, H, W, C) maps in t: at m * stride floats (stride 0: shared by every member)."""
+    return ctypes.c_void_p(t.data_ptr() + m * stride * t.element_size())
+
+
+def stacked_features(
+    x: torch.Tensor, convs: list[tuple[torch.Tensor, torch.Tensor, int]], side: int = 28
+) -> torch.Tensor:
+    """`features` of every member at once: x (M, n, side*side), or (n, side*side) shared by every
+    member; convs: (weight (M, Co, Ci, K, K), bias (M, Co), padding) per layer. Returns (M, n,
+    C*H*W), member m's rows the bits `features(x[m], [(w[m], b[m], p), ...])` gives. The images
+    take no gradient (they are data): where x needs one, use `features` member by member."""
+    if x.requires_grad:
+        raise ValueError("conv_pool.stacked_features: the images take no gradient here; use features")
+    if x.dim() not in (2, 3) or x.shape[-1] != side * side:
+        raise ValueError(f"conv_pool.stacked_features: images of shape {tuple(x.shape)}, not (M, n, {side * side})")
+    if x.stride(-1) != 1 or x.stride(-2) != side * side:  # each member's images one block (stride 0: shared)
+        x = x.contiguous()
+    params = [t for weight, bias, _ in convs for t in (weight, bias)]
+    return StackedFeatures.apply(x, tuple(p for _, _, p in convs), side, *params)
+
+
 def features(x: torch.Tensor, convs: list[tuple[torch.Tensor, torch.Tensor, int]], side: int = 28) -> torch.Tensor:
     """Flat (n, side*side) images through each (weight, bias, padding): (n, C*H*W), flattened
     in (channel, row, column) order, as nn.Flatten flattens the module's NCHW maps."""

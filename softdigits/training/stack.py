@@ -152,6 +152,8 @@ class StackedNet:
         convs = [(next(params), next(params)) for kind, _ in layers if kind == "conv"]
         if self.runs_conv_pool(x):
             paddings = [conv.padding[0] for conv in self.fused]
+            if not x.requires_grad:  # every member's kernel calls in one autograd node (the same bits)
+                return conv_pool.stacked_features(x, [(w, b, p) for (w, b), p in zip(convs, paddings)])
             return torch.stack(
                 [
                     conv_pool.features(x if shared else x[m], [(w[m], b[m], p) for (w, b), p in zip(convs, paddings)])
