@@ -13,6 +13,9 @@ Conventions:
 - `features(x, convs)`: flat (n, 784) images through every (weight, bias, padding) layer, as
   (n, C*H*W) in the module's flatten order (channel, row, column), as `models.lenet` and a
   stack's member (`training.stack`) both call it, so a member gets its module's bits.
+- `stacked_features(x, convs)`: the same for every member of a stack at once (weights stacked
+  (M, ...)), one autograd node making each member's kernel calls: the bits `features` gives
+  member by member, without a node, a copy and a gradient slice per member and layer.
 - The kernel's bits do not depend on the machine's vector width: each output is one fixed
   sequence of IEEE float32 multiplies and adds (conv_pool.c says how), so two machines with
   this kernel compute LeNet's image layers alike, where oneDNN picks kernels per CPU. They
