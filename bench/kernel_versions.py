@@ -29,29 +29,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from ink_linear import images  # noqa: E402  (bench/ink_linear.py: the study's images or synthetic digits)
 from kernel_fixture import digest, loaded  # noqa: E402
 
 from softdigits.training import conv_pool, ink_linear, native  # noqa: E402
-from softdigits.training.loop import normalise, pixel_stats  # noqa: E402
 from softdigits.training.native import pointer as P  # noqa: E402
 
 BATCH, MEMBERS, CALLS = 64, 12, 100
-
-
-def images(study: str | None) -> torch.Tensor:
-    if study:
-        from softdigits.study_table import read_study
-
-        pixels = np.asarray(read_study(study).pixels)
-    else:
-        from study_fixture import study_frame
-
-        pixels = np.stack(study_frame(1, {"train": 2131, "val": 0, "test": 0}, ink=0.2).pixels)
-    return normalise(pixels, *pixel_stats(pixels))
 
 
 def build_at(kernel: native.Kernel, revision: str, directory: Path) -> Path | None:
