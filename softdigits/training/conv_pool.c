@@ -45,37 +45,40 @@ static inline void storev(float *p, vec v) { store8(p, v); }
 #endif
 #define COV (16 / VL)
 
-/* One channel in: a row of output positions, 16 at a time vectorised over positions, for NC
-   output channels; x: padded input row, rs its stride; w8: [ky][kx][8] (channels past Co are
-   zero); out: [co][WoP], WoP a multiple of 16 (the positions past Wo are not read). */
-#define DEFINE_ROW_C1(NC)                                                                                 \
-    static void XCAT(row_c1_, NC)(const float *x, int rs, int K, int Wo, int WoP, const float *w8,       \
-                                  const float *bias8, float *out) {                                      \
-        for (int ox = 0; ox < Wo; ox += 16) {                                                            \
-            v8 acc[NC][2];                                                                               \
-            for (int c = 0; c < NC; c++) acc[c][0] = acc[c][1] = (v8){0} + bias8[c];                     \
-            for (int ky = 0; ky < K; ky++)                                                               \
-                for (int kx = 0; kx < K; kx++) {                                                         \
-                    const float *xr = x + ky * rs + ox + kx, *w = w8 + (ky * K + kx) * MAX_CO1;          \
-                    v8 a0 = load8(xr), a1 = load8(xr + 8);                                               \
-                    for (int c = 0; c < NC; c++) {                                                       \
-                        acc[c][0] += a0 * w[c];                                                          \
-                        acc[c][1] += a1 * w[c];                                                          \
-                    }                                                                                    \
-                }                                                                                        \
-            for (int c = 0; c < NC; c++)                                                                 \
-                store8(out + c * WoP + ox, acc[c][0]), store8(out + c * WoP + ox + 8, acc[c][1]);        \
-        }                                                                                                \
+/* One channel in: a block of 8 * H output positions of a row, vectorised over positions, for
+   NC output channels; x: the padded input row at the block's first position, rs its stride;
+   w8: [ky][kx][8] (channels past Co are zero); out: [co][WoP] at the block's first position. */
+#define DEFINE_BLOCK_C1(NC, H)                                                                            \
+    static void XCAT(XCAT(block_c1_, NC), XCAT(_, H))(const float *x, int rs, int K, int WoP, const float *w8, \
+                                                      const float *bias8, float *out) {                 \
+        v8 acc[NC][H];                                                                                   \
+        for (int c = 0; c < NC; c++)                                                                     \
+            for (int h = 0; h < H; h++) acc[c][h] = (v8){0} + bias8[c];                                  \
+        for (int ky = 0; ky < K; ky++)                                                                   \
+            for (int kx = 0; kx < K; kx++) {                                                             \
+                const float *xr = x + ky * rs + kx, *w = w8 + (ky * K + kx) * MAX_CO1;                   \
+                v8 a[H];                                                                                 \
+                for (int h = 0; h < H; h++) a[h] = load8(xr + 8 * h);                                    \
+                for (int c = 0; c < NC; c++)                                                             \
+                    for (int h = 0; h < H; h++) acc[c][h] += a[h] * w[c];                                \
+            }                                                                                            \
+        for (int c = 0; c < NC; c++)                                                                     \
+            for (int h = 0; h < H; h++) store8(out + c * WoP + 8 * h, acc[c][h]);                        \
     }
-DEFINE_ROW_C1(6) /* LeNet's first layer */
-DEFINE_ROW_C1(MAX_CO1)
+DEFINE_BLOCK_C1(6, 2) /* LeNet's first layer */
+DEFINE_BLOCK_C1(6, 1)
+DEFINE_BLOCK_C1(8, 2) /* MAX_CO1 */
+DEFINE_BLOCK_C1(8, 1)
 
+/* One channel in: a row of output positions, 16 at a time, the last 8 alone where no more
+   remain (LeNet's 24-wide rows without padding: a third less work than 32); out: [co][WoP],
+   WoP a multiple of 16 (the positions past Wo are not read). */
 static void row_c1(const float *x, int rs, int K, int Wo, int WoP, int Co, const float *w8, const float *bias8,
                    float *out) {
-    if (Co == 6)
-        row_c1_6(x, rs, K, Wo, WoP, w8, bias8, out);
-    else
-        XCAT(row_c1_, MAX_CO1)(x, rs, K, Wo, WoP, w8, bias8, out);
+    int ox = 0;
+    for (; Wo - ox > 8; ox += 16)
+        (Co == 6 ? block_c1_6_2 : block_c1_8_2)(x + ox, rs, K, WoP, w8, bias8, out + ox);
+    if (ox < Wo) (Co == 6 ? block_c1_6_1 : block_c1_8_1)(x + ox, rs, K, WoP, w8, bias8, out + ox);
 }
 
 /* Many channels in: N output positions vectorised over 16 output channels. x: the padded
@@ -112,7 +115,11 @@ static void row_many(const float *x, int rs, int Ci, int K, int Wo, const float 
 typedef int32_t vi8 __attribute__((vector_size(32)));
 static inline v8 pick(vi8 s, v8 a, v8 b) { return (v8)(((vi8)a & s) | ((vi8)b & ~s)); } /* s ? a : b */
 
-static const vi8 EVEN = {0, 2, 4, 6, 8, 10, 12, 14}, ODD = {1, 3, 5, 7, 9, 11, 13, 15};
+/* A window's left and right candidates from 16 consecutive positions (a, b): in-lane
+   shuffles (cheap on every x86 vector unit, where a cross-lane one is not), so lane l holds
+   window WINDOW[l], not l. */
+static const vi8 LEFT = {0, 2, 8, 10, 4, 6, 12, 14}, RIGHT = {1, 3, 9, 11, 5, 7, 13, 15};
+static const int WINDOW[8] = {0, 1, 4, 5, 2, 3, 6, 7};
 
 /* The winner of each window, from its four candidates (top left, top right, bottom left,
    bottom right): the first that is largest; m becomes ReLU of the maximum. */
@@ -131,14 +138,17 @@ static void pool_rows_c1(const float *r0, const float *r1, int Wq, int WoP, int 
         for (int px = 0; px < Wq; px += 8) {
             const float *a = r0 + co * WoP + 2 * px, *b = r1 + co * WoP + 2 * px;
             v8 a0 = load8(a), a1 = load8(a + 8), b0 = load8(b), b1 = load8(b + 8);
-            v8 m = __builtin_shuffle(a0, a1, EVEN);
-            vi8 k = winners(&m, __builtin_shuffle(a0, a1, ODD), __builtin_shuffle(b0, b1, EVEN),
-                            __builtin_shuffle(b0, b1, ODD));
+            v8 m = __builtin_shuffle(a0, a1, LEFT);
+            vi8 k = winners(&m, __builtin_shuffle(a0, a1, RIGHT), __builtin_shuffle(b0, b1, LEFT),
+                            __builtin_shuffle(b0, b1, RIGHT));
             float mo[8];
             int32_t ko[8];
             store8(mo, m);
             memcpy(ko, &k, sizeof ko);
-            for (int l = 0; l < 8 && px + l < Wq; l++) out[(px + l) * Co + co] = mo[l], arg[(px + l) * Co + co] = (uint8_t)ko[l];
+            for (int l = 0; l < 8; l++) {
+                const int q = px + WINDOW[l];
+                if (q < Wq) out[q * Co + co] = mo[l], arg[q * Co + co] = (uint8_t)ko[l];
+            }
         }
 }
 
@@ -151,11 +161,18 @@ static void pool_rows(const float *r0, const float *r1, int Wq, int CP, int Co, 
             const int e = 2 * px * CP + v;
             v8 m = load8(r0 + e);
             vi8 k = winners(&m, load8(r0 + e + CP), load8(r1 + e), load8(r1 + e + CP));
+            if (v + 8 <= Co) { /* whole vectors: the winners' indices narrowed to bytes */
+                store8(out + px * Co + v, m);
+                uint8_t kb[8];
+                for (int l = 0; l < 8; l++) kb[l] = (uint8_t)k[l];
+                memcpy(arg + px * Co + v, kb, 8);
+                continue;
+            }
             float mo[8];
             int32_t ko[8];
             store8(mo, m);
             memcpy(ko, &k, sizeof ko);
-            for (int l = 0; l < 8 && v + l < Co; l++) out[px * Co + v + l] = mo[l], arg[px * Co + v + l] = (uint8_t)ko[l];
+            for (int l = 0; v + l < Co; l++) out[px * Co + v + l] = mo[l], arg[px * Co + v + l] = (uint8_t)ko[l];
         }
 }
 
@@ -186,7 +203,8 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
     if (!conv_pool_supported(Ci, Co, K, Ho, Wo)) return -2;
     float *xp = padded(x, n, H, W, Ci, p);
     float *wt = calloc((size_t)K * T * 16, sizeof(float)), *bp = calloc(16, sizeof(float));
-    float *rows = malloc(sizeof(float) * 2 * ((Wo + 15) / 16 * 16) * 16 + SLACK); /* two conv rows */
+    /* two conv rows; zeroed: pooling reads a block's lanes past Wo, which row_c1 may not write */
+    float *rows = calloc(2 * ((Wo + 15) / 16 * 16) * 16 + SLACK, sizeof(float));
     if (!xp || !wt || !bp || !rows) {
         free(xp), free(wt), free(bp), free(rows);
         return -1;

@@ -109,14 +109,14 @@ def test_every_build_gives_the_same_bits(tmp_path):
 # from the kernel's first realisation. A change to conv_pool.c that moves one bit is a new
 # realisation of every LeNet, and of the study from the generator on: it fails here and has to
 # say so (docs/results.md). Speed-ups that keep each output's sequence of operations pass.
-PINNED = "dc3a09ee1838c40ff2fb8df65e33167d9ee77143c30fe34ec4e0023b2a72d506"
+PINNED = "85f3aa4d2695c961b37f88c3b99824a9d8ceaf97f80be195057326731a030f57"
 
 
 def pinned_outputs():
-    """Both LeNet layers (19 images: chunks of the backward and a short last one), a third shape, and
-    the first layer with its input's gradient."""
+    """Both LeNet layers (19 images: chunks of the backward and a short last one), a third shape,
+    the first layer with its input's gradient, and without padding (the ensemble's: 24-wide rows)."""
     out = []
-    shapes = ((64, 28, 1, 6, 2, 0), (19, 14, 6, 16, 0, 1), (3, 12, 6, 10, 1, 2), (2, 28, 1, 6, 2, 3))
+    shapes = ((64, 28, 1, 6, 2, 0), (19, 14, 6, 16, 0, 1), (3, 12, 6, 10, 1, 2), (2, 28, 1, 6, 2, 3), (5, 28, 1, 6, 0, 4))
     for n, side, ci, co, padding, seed in shapes:
         x = lattice(n, side, side, ci, seed=seed).requires_grad_(ci > 1 or seed == 3)
         weight = (lattice(co, ci, 5, 5, seed=seed + 10) / 4).requires_grad_()
