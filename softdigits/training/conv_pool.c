@@ -13,7 +13,7 @@
    not <= 0 (ReLU's gradient, as torch's: a NaN passes it), has a gradient, so the gradients
    visit a quarter of the conv outputs. NaNs go through as in torch's layers.
    Shapes covered (conv_pool_supported): one channel in with at most 8 out, or at most 16
-   out with K * Ci <= 32 taps per kernel row; the conv output's sides even. */
+   out with K * Ci <= 32 taps per kernel row and K <= 8; the conv output's sides even. */
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
@@ -34,12 +34,14 @@ static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 typedef float vec __attribute__((vector_size(64))); /* one vector holds 16 output channels */
 #define VL 16
 #define NB 5 /* output positions per block: their accumulators stay in registers */
+#define XCOPIES 1 /* copies of each input value the many-channel blocks read (see DEFINE_BLOCK) */
 static inline vec loadv(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void storev(float *p, vec v) { memcpy(p, &v, sizeof v); }
 #else
 typedef v8 vec;
 #define VL 8
 #define NB 4
+#define XCOPIES 8
 static inline vec loadv(const float *p) { return load8(p); }
 static inline void storev(float *p, vec v) { store8(p, v); }
 #endif
@@ -47,7 +49,9 @@ static inline void storev(float *p, vec v) { store8(p, v); }
 
 /* One channel in: a block of 8 * H output positions of a row, vectorised over positions, for
    NC output channels; x: the padded input row at the block's first position, rs its stride;
-   w8: [ky][kx][8] (channels past Co are zero); out: [co][WoP] at the block's first position. */
+   w8: [ky][kx][8 channels][8 copies], each weight a whole vector (channels past Co are zero):
+   a vector load, where a broadcast from memory costs an arithmetic slot (Zen 1: a third
+   slower); out: [co][WoP] at the block's first position. */
 #define DEFINE_BLOCK_C1(NC, H)                                                                            \
     static void XCAT(XCAT(block_c1_, NC), XCAT(_, H))(const float *x, int rs, int K, int WoP, const float *w8, \
                                                       const float *bias8, float *out) {                 \
@@ -56,11 +60,11 @@ static inline void storev(float *p, vec v) { store8(p, v); }
             for (int h = 0; h < H; h++) acc[c][h] = (v8){0} + bias8[c];                                  \
         for (int ky = 0; ky < K; ky++)                                                                   \
             for (int kx = 0; kx < K; kx++) {                                                             \
-                const float *xr = x + ky * rs + kx, *w = w8 + (ky * K + kx) * MAX_CO1;                   \
+                const float *xr = x + ky * rs + kx, *w = w8 + (ky * K + kx) * MAX_CO1 * 8;               \
                 v8 a[H];                                                                                 \
                 for (int h = 0; h < H; h++) a[h] = load8(xr + 8 * h);                                    \
                 for (int c = 0; c < NC; c++)                                                             \
-                    for (int h = 0; h < H; h++) acc[c][h] += a[h] * w[c];                                \
+                    for (int h = 0; h < H; h++) acc[c][h] += a[h] * load8(w + 8 * c);                    \
             }                                                                                            \
         for (int c = 0; c < NC; c++)                                                                     \
             for (int h = 0; h < H; h++) store8(out + c * WoP + 8 * h, acc[c][h]);                        \
@@ -82,8 +86,10 @@ static void row_c1(const float *x, int rs, int K, int Wo, int WoP, int Co, const
 }
 
 /* Many channels in: N output positions vectorised over 16 output channels. x: the padded
-   input at the block's first position, rs its row stride; T = K*Ci taps per kernel row;
-   wt: [ky][t][16]; out: [ox][16]. */
+   input at the block's first position, each value XCOPIES times (8: a whole vector, read by
+   a vector load, where 8-lane builds would broadcast it from memory, which costs an
+   arithmetic slot on Zen 1; AVX-512's broadcasts are loads), rs its row stride in floats;
+   T = K*Ci taps per kernel row; wt: [ky][t][16]; out: [ox][16]. */
 #define DEFINE_BLOCK(N)                                                                                  \
     static void XCAT(block_, N)(const float *x, int rs, int Ci, int K, const float *wt, const float *bias, \
                                 float *out) {                                                            \
@@ -97,19 +103,31 @@ static void row_c1(const float *x, int rs, int K, int Wo, int WoP, int Co, const
                 vec w[COV];                                                                              \
                 for (int v = 0; v < COV; v++) w[v] = loadv(wr + t * 16 + v * VL);                        \
                 for (int j = 0; j < N; j++)                                                              \
-                    for (int v = 0; v < COV; v++) acc[j][v] += xr[j * Ci + t] * w[v];                    \
+                    for (int v = 0; v < COV; v++) acc[j][v] += XVALUE(xr + XCOPIES * (j * Ci + t)) * w[v]; \
             }                                                                                            \
         }                                                                                                \
         for (int j = 0; j < N; j++)                                                                      \
             for (int v = 0; v < COV; v++) storev(out + j * 16 + v * VL, acc[j][v]);                      \
     }
+#if XCOPIES == 1
+#define XVALUE(p) (*(p))
+#else
+#define XVALUE(p) load8(p)
+#endif
 DEFINE_BLOCK(NB)
 DEFINE_BLOCK(1)
+#if NB != 5
+DEFINE_BLOCK(5) /* LeNet's 10-wide second layer in two blocks */
+#endif
 
 static void row_many(const float *x, int rs, int Ci, int K, int Wo, const float *wt, const float *bias, float *out) {
     int ox = 0;
-    for (; ox + NB <= Wo; ox += NB) XCAT(block_, NB)(x + ox * Ci, rs, Ci, K, wt, bias, out + ox * 16);
-    for (; ox < Wo; ox++) block_1(x + ox * Ci, rs, Ci, K, wt, bias, out + ox * 16);
+#if NB != 5
+    if (Wo % 5 == 0)
+        for (; ox + 5 <= Wo; ox += 5) block_5(x + XCOPIES * ox * Ci, rs, Ci, K, wt, bias, out + ox * 16);
+#endif
+    for (; ox + NB <= Wo; ox += NB) XCAT(block_, NB)(x + XCOPIES * ox * Ci, rs, Ci, K, wt, bias, out + ox * 16);
+    for (; ox < Wo; ox++) block_1(x + XCOPIES * ox * Ci, rs, Ci, K, wt, bias, out + ox * 16);
 }
 
 typedef int32_t vi8 __attribute__((vector_size(32)));
@@ -191,7 +209,7 @@ static float *padded(const float *x, int n, int H, int W, int Ci, int p) {
 int conv_pool_supported(int Ci, int Co, int K, int Ho, int Wo) {
     if (Ho <= 0 || Wo <= 0 || Ho % 2 || Wo % 2) return 0;
     if (Ci == 1) return Co <= MAX_CO1 && K <= 8;
-    return Co <= 16 && K * Ci <= 32;
+    return Co <= 16 && K * Ci <= 32 && K <= 8; /* the weight sums hold 8 kernel rows */
 }
 
 /* out (n,Ho/2,Wo/2,Co) = relu(maxpool2(conv(x) + bias)); arg: which of the window's four
@@ -202,32 +220,49 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
     const int Hq = Ho / 2, Wq = Wo / 2;
     if (!conv_pool_supported(Ci, Co, K, Ho, Wo)) return -2;
     float *xp = padded(x, n, H, W, Ci, p);
-    float *wt = calloc((size_t)K * T * 16, sizeof(float)), *bp = calloc(16, sizeof(float));
+    float *wt = calloc((size_t)K * T * (Ci == 1 ? MAX_CO1 * 8 : 16), sizeof(float)), *bp = calloc(16, sizeof(float));
     /* two conv rows; zeroed: pooling reads a block's lanes past Wo, which row_c1 may not write */
     float *rows = calloc(2 * ((Wo + 15) / 16 * 16) * 16 + SLACK, sizeof(float));
     if (!xp || !wt || !bp || !rows) {
         free(xp), free(wt), free(bp), free(rows);
         return -1;
     }
-    for (int co = 0; co < Co; co++) { /* weight (Co,Ci,K,K) -> wt[ky][kx*Ci+ci][co] */
+    for (int co = 0; co < Co; co++) { /* weight (Co,Ci,K,K) -> wt[ky][kx*Ci+ci][co] (one channel in: [co][8]) */
         bp[co] = bias[co];
         for (int ci = 0; ci < Ci; ci++)
             for (int ky = 0; ky < K; ky++)
-                for (int kx = 0; kx < K; kx++)
-                    wt[((size_t)ky * T + kx * Ci + ci) * (Ci == 1 ? MAX_CO1 : 16) + co] =
-                        weight[((co * Ci + ci) * K + ky) * K + kx];
+                for (int kx = 0; kx < K; kx++) {
+                    const float v = weight[((co * Ci + ci) * K + ky) * K + kx];
+                    if (Ci == 1)
+                        for (int l = 0; l < 8; l++) wt[(((size_t)ky * K + kx) * MAX_CO1 + co) * 8 + l] = v;
+                    else
+                        wt[((size_t)ky * T + kx * Ci + ci) * 16 + co] = v;
+                }
     }
+
     const int WoP = (Wo + 15) / 16 * 16, row_floats = Ci == 1 ? MAX_CO1 * WoP : Wo * 16; /* one conv row */
+    /* an image's padded map, each value XCOPIES times, for the many-channel blocks */
+    const size_t map = (size_t)Hp * Wp * Ci;
+    float *xe = Ci > 1 && XCOPIES > 1 ? malloc(sizeof(float) * (map + SLACK) * XCOPIES) : NULL;
+    if (Ci > 1 && XCOPIES > 1 && !xe) {
+        free(xp), free(wt), free(bp), free(rows);
+        return -1;
+    }
     for (int b = 0; b < n; b++) {
-        const float *xb = xp + (size_t)b * Hp * Wp * Ci;
+        const float *xb = xp + (size_t)b * map;
+        if (xe) {
+            for (size_t i = 0; i < map + SLACK; i++)
+                for (int l = 0; l < XCOPIES; l++) xe[i * XCOPIES + l] = xb[i];
+            xb = xe;
+        }
         for (int py = 0; py < Hq; py++) {
             const size_t o = ((size_t)b * Hq + py) * Wq * Co;
             for (int r = 0; r < 2; r++) {
-                const float *xr = xb + (size_t)(2 * py + r) * Wp * Ci;
                 if (Ci == 1)
-                    row_c1(xr, Wp, K, Wo, WoP, Co, wt, bp, rows + r * row_floats);
+                    row_c1(xb + (size_t)(2 * py + r) * Wp, Wp, K, Wo, WoP, Co, wt, bp, rows + r * row_floats);
                 else
-                    row_many(xr, Wp * Ci, Ci, K, Wo, wt, bp, rows + r * row_floats);
+                    row_many(xb + (size_t)(2 * py + r) * Wp * Ci * XCOPIES, Wp * Ci * XCOPIES, Ci, K, Wo, wt, bp,
+                             rows + r * row_floats);
             }
             if (Ci == 1)
                 pool_rows_c1(rows, rows + row_floats, Wq, WoP, Co, out + o, arg + o);
@@ -235,7 +270,7 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
                 pool_rows(rows, rows + row_floats, Wq, 16, Co, out + o, arg + o);
         }
     }
-    free(xp), free(wt), free(bp), free(rows);
+    free(xp), free(wt), free(bp), free(rows), free(xe);
     return 0;
 }
 
@@ -250,19 +285,50 @@ static inline float passed(float o, float grad) {
 }
 
 /* The weight gradient's sums s[ky][t] += g[j] * xp[where[j] + ky * rs + t] over a channel's list,
-   every kernel row at once, four vectors of taps each (T <= 32, K <= 8). */
+   N kernel rows at once, four vectors of taps each (T <= 32, K <= 8); rows_sums takes them in
+   passes of as many rows as the vector registers hold (5 of 32 on AVX-512, 2 of 16 elsewhere:
+   more spill to the stack, a tenth slower on Zen 1). Each sum's order over the list is the
+   same in any pass. */
+#define DEFINE_ROWS_SUMS(N)                                                                               \
+    static inline __attribute__((always_inline)) void XCAT(rows_sums_, N)(                                \
+        const float *xp, size_t rs, const float *g, const int32_t *where, size_t c, float *s) {            \
+        v8 r[N][4];                                                                                       \
+        for (int ky = 0; ky < N; ky++)                                                                    \
+            for (int v = 0; v < 4; v++) r[ky][v] = load8(s + ky * 32 + 8 * v);                            \
+        for (size_t j = 0; j < c; j++) {                                                                  \
+            const float *xr = xp + where[j];                                                              \
+            for (int ky = 0; ky < N; ky++)                                                                \
+                for (int v = 0; v < 4; v++) r[ky][v] += g[j] * load8(xr + ky * rs + 8 * v);               \
+        }                                                                                                 \
+        for (int ky = 0; ky < N; ky++)                                                                    \
+            for (int v = 0; v < 4; v++) store8(s + ky * 32 + 8 * v, r[ky][v]);                            \
+    }
+DEFINE_ROWS_SUMS(1)
+DEFINE_ROWS_SUMS(2)
+#ifdef __AVX512F__
+DEFINE_ROWS_SUMS(3)
+DEFINE_ROWS_SUMS(4)
+DEFINE_ROWS_SUMS(5)
+#define SUM_ROWS 5
+#else
+#define SUM_ROWS 2
+#endif
+
 static inline __attribute__((always_inline)) void rows_sums(const float *xp, size_t rs, int K, const float *g,
                                                             const int32_t *where, size_t c, float *s) {
-    v8 r[8][4];
-    for (int ky = 0; ky < K; ky++)
-        for (int v = 0; v < 4; v++) r[ky][v] = load8(s + ky * 32 + 8 * v);
-    for (size_t j = 0; j < c; j++) {
-        const float *xr = xp + where[j];
-        for (int ky = 0; ky < K; ky++)
-            for (int v = 0; v < 4; v++) r[ky][v] += g[j] * load8(xr + ky * rs + 8 * v);
+    for (int k0 = 0; k0 < K; k0 += SUM_ROWS) {
+        const float *x0 = xp + k0 * rs;
+        float *s0 = s + k0 * 32;
+        switch (K - k0 < SUM_ROWS ? K - k0 : SUM_ROWS) {
+#ifdef __AVX512F__
+        case 5: rows_sums_5(x0, rs, g, where, c, s0); break;
+        case 4: rows_sums_4(x0, rs, g, where, c, s0); break;
+        case 3: rows_sums_3(x0, rs, g, where, c, s0); break;
+#endif
+        case 2: rows_sums_2(x0, rs, g, where, c, s0); break;
+        default: rows_sums_1(x0, rs, g, where, c, s0); break;
+        }
     }
-    for (int ky = 0; ky < K; ky++)
-        for (int v = 0; v < 4; v++) store8(s + ky * 32 + 8 * v, r[ky][v]);
 }
 
 #ifdef __AVX512F__
