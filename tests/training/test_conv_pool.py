@@ -116,7 +116,13 @@ def pinned_outputs():
     """Both LeNet layers (19 images: chunks of the backward and a short last one), a third shape,
     the first layer with its input's gradient, and without padding (the ensemble's: 24-wide rows)."""
     out = []
-    shapes = ((64, 28, 1, 6, 2, 0), (19, 14, 6, 16, 0, 1), (3, 12, 6, 10, 1, 2), (2, 28, 1, 6, 2, 3), (5, 28, 1, 6, 0, 4))
+    shapes = (
+        (64, 28, 1, 6, 2, 0),
+        (19, 14, 6, 16, 0, 1),
+        (3, 12, 6, 10, 1, 2),
+        (2, 28, 1, 6, 2, 3),
+        (5, 28, 1, 6, 0, 4),
+    )
     for n, side, ci, co, padding, seed in shapes:
         x = lattice(n, side, side, ci, seed=seed).requires_grad_(ci > 1 or seed == 3)
         weight = (lattice(co, ci, 5, 5, seed=seed + 10) / 4).requires_grad_()
