@@ -190,7 +190,8 @@ def server():
 # ------------------------------------------------------------------------------- workers
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (`--dist loadgroup`), and each worker builds a
     session or module fixture it needs for itself: so every test of one module stays on one
     worker, and every test of the whole tiny run (or of the explorer's session fixtures) on one.
@@ -207,3 +208,17 @@ def pytest_collection_modifyitems(items):
         groups[item.nodeid] = group
         item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: groups[item.nodeid] != "tiny_run")  # stable: each group keeps its order
+    if getattr(config.option, "loadgroup", False):  # on a worker of `--dist loadgroup`
+        _group_ids(items, groups)
+
+
+def _group_ids(items, groups: dict) -> None:
+    """Put each test's group into its id ("<id>@<group>"), which is how the scheduler reads it.
+    pytest-xdist 3.8 does this itself by setting `item._nodeid`, which pytest 9 no longer reads
+    (its ids live in `item._id`), so without this every test is scheduled alone and the tiny
+    run is built once per worker."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        if "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{groups[item.nodeid]}")
