@@ -252,7 +252,7 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
         free(xp), free(wt), free(bp), free(rows);
         return -1;
     }
-    for (int co = 0; co < Co; co++) { /* weight (Co,Ci,K,K) -> wt[ky][kx*Ci+ci][co] (one channel in: [co][8]) */
+    for (int co = 0; co < Co; co++) { /* weight (Co,Ci,K,K) -> wt[ky][kx*Ci+ci][co]; one channel in: wt[ky][kx][co][8 copies] */
         bp[co] = bias[co];
         for (int ci = 0; ci < Ci; ci++)
             for (int ky = 0; ky < K; ky++)
@@ -264,12 +264,12 @@ int conv_pool_relu_forward(const float *x, int n, int H, int W, int Ci, const fl
                         wt[((size_t)ky * T + kx * Ci + ci) * 16 + co] = v;
                 }
     }
-
     const int WoP = (Wo + 15) / 16 * 16, row_floats = Ci == 1 ? MAX_CO1 * WoP : Wo * 16; /* one conv row */
     /* an image's padded map, each value XCOPIES times, for the many-channel blocks */
     const size_t map = (size_t)Hp * Wp * Ci;
-    float *xe = Ci > 1 && XCOPIES > 1 ? malloc(sizeof(float) * (map + SLACK) * XCOPIES) : NULL;
-    if (Ci > 1 && XCOPIES > 1 && !xe) {
+    const int expand = Ci > 1 && XCOPIES > 1;
+    float *xe = expand ? malloc(sizeof(float) * (map + SLACK) * XCOPIES) : NULL;
+    if (expand && !xe) {
         free(xp), free(wt), free(bp), free(rows);
         return -1;
     }
