@@ -190,13 +190,19 @@ def server():
 # ------------------------------------------------------------------------------- workers
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (`--dist loadgroup`), and each worker builds a
     session or module fixture it needs for itself: so every test of one module stays on one
     worker, and every test of the whole tiny run (or of the explorer's session fixtures) on one.
     The tiny run's tests come first: they are the longest group, and started last they would
-    leave the other worker idle at the end."""
+    leave the other worker idle at the end.
+
+    The scheduler reads a test's group from its id ("<id>@<group>"). pytest-xdist 3.8 writes
+    that suffix from `xdist_group` markers into `item._nodeid`, which pytest 9 no longer reads
+    (its ids live in `item._id`), so a marker would leave every test scheduled alone and the
+    tiny run built once per worker: the suffix is written here instead."""
+    from _pytest.nodeid import coerce_node_id
+
     groups = {}
     for item in items:
         if "tiny_run" in item.fixturenames:
@@ -206,19 +212,7 @@ def pytest_collection_modifyitems(config, items):
         else:
             group = item.nodeid.split("::")[0]
         groups[item.nodeid] = group
-        item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: groups[item.nodeid] != "tiny_run")  # stable: each group keeps its order
     if getattr(config.option, "loadgroup", False):  # on a worker of `--dist loadgroup`
-        _group_ids(items, groups)
-
-
-def _group_ids(items, groups: dict) -> None:
-    """Put each test's group into its id ("<id>@<group>"), which is how the scheduler reads it.
-    pytest-xdist 3.8 does this itself by setting `item._nodeid`, which pytest 9 no longer reads
-    (its ids live in `item._id`), so without this every test is scheduled alone and the tiny
-    run is built once per worker."""
-    from _pytest.nodeid import coerce_node_id
-
-    for item in items:
-        if "@" not in item.nodeid:
+        for item in items:
             item._id = coerce_node_id(f"{item.nodeid}@{groups[item.nodeid]}")
